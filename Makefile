@@ -1,0 +1,60 @@
+# Entry points named in README.md. Every target installs what it needs (make setup is idempotent).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+JOBS ?= $(shell nproc)
+
+# Debian packages the build, the tests and the demo need.
+APT_PACKAGES := g++ make pkg-config \
+	libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev libopencv-dnn-dev \
+	libturbojpeg0-dev libgif-dev zlib1g-dev libsqlite3-dev libxxhash-dev nlohmann-json3-dev \
+	libcli11-dev libfmt-dev libspdlog-dev libgtest-dev pybind11-dev \
+	libfaiss-dev libopenblas0-pthread \
+	openclipart-png dataset-fashion-mnist
+PY_BUILD := scikit-build-core cmake ninja
+PY_DEPS := numpy pandas tqdm pytest pillow
+
+.PHONY: setup apt venv install demo test test-cpp test-python bench clean
+
+setup: apt venv install
+
+apt:
+	@if ! dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then \
+		echo "make setup: installing Debian packages"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PACKAGES); \
+	fi
+
+venv:
+	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	@$(VPY) -m pip install -q --disable-pip-version-check $(PY_BUILD) $(PY_DEPS)
+
+# Builds the C++ core, the vislint command and the Python module into .venv (incremental:
+# scikit-build-core keeps its CMake build in build/<wheel tag>).
+install:
+	@$(VPY) -m pip install -q --disable-pip-version-check --no-build-isolation --no-deps .
+
+demo: setup
+	@$(VPY) -m vislint.testing demo build/demo/data --n-base 450
+	$(VENV)/bin/vislint scan build/demo/data -o build/demo/work
+	@echo
+	@echo "Ground truth of the planted issues: build/demo/data.truth.json"
+	@echo "Try: $(VENV)/bin/vislint issues build/demo/work --type exact_duplicate"
+
+test: setup test-cpp test-python
+
+# C++ tests run under AddressSanitizer + UndefinedBehaviorSanitizer.
+test-cpp:
+	cmake -S . -B build/test -DVISLINT_BUILD_TESTS=ON -DVISLINT_SANITIZE=ON \
+		-DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake --build build/test -j$(JOBS)
+	cd build/test && ASAN_OPTIONS=detect_leaks=0 ctest --output-on-failure
+
+test-python:
+	$(VPY) -m pytest -q
+
+bench: setup
+	$(VPY) bench/bench_scan.py --write-docs
+
+clean:
+	rm -rf build $(VENV)

@@ -1,0 +1,40 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace vislint {
+
+// Thresholds of the quality flags and of hash near-duplicates. Each default is documented in
+// docs/workdir.md together with the score it is compared against. Changing a threshold does not
+// require re-analysing images: a re-scan into the same work dir re-derives all issue rows.
+struct Thresholds {
+    double blurry = 0.01;         // flag when relative sharpness (Laplacian var / grey var) < this
+    double dark = 50.0;           // flag when the 95th-percentile grey level (0..255) < this
+    double bright = 205.0;        // flag when the 5th-percentile grey level (0..255) > this
+    double low_information = 0.5; // flag when grey-level entropy (bits, 0..8) < this
+    double grayscale_colour_fraction = 0.002; // grayscale when fewer colourful pixels than this
+    double odd_aspect_ratio = 3.0;  // flag when max(w/h, h/w) > this
+    double odd_size_ratio = 4.0;    // flag when sqrt(area) differs from the median's by > this factor
+    int odd_size_min_side = 16;     // ... or when the shorter side is below this many pixels
+    int hash_radius = 10;           // pHash Hamming radius for near_duplicate (model none) ...
+    int dhash_radius = 8;           // ... and the pair's dHash distance must be within this too
+};
+
+struct ScanOptions {
+    // Folders (walked recursively), single image files, or text files listing one path per line
+    // (relative paths resolve against the list file's folder).
+    std::vector<std::string> inputs;
+    std::string work_dir;
+    // "none" = hash-only mode. Embedding models arrive in a later version.
+    std::string model = "none";
+    int threads = 0;                    // 0 = all hardware threads
+    int64_t max_pixels = 100'000'000;   // refuse images larger than this (width x height)
+    Thresholds thresholds;
+};
+
+// Throws vislint::Error naming the first invalid option ("--dark-threshold must be ...").
+void validate(const ScanOptions& options);
+
+} // namespace vislint

@@ -1,0 +1,180 @@
+"""vislint: lint image datasets for broken files, duplicates and quality issues.
+
+    import vislint
+    scan = vislint.scan(["/data/images"], "/tmp/lint")   # or vislint.load("/tmp/lint")
+    scan.summary()            # counts per issue type
+    scan.issues("dark")       # DataFrame: type, path, other_path, score, threshold, detail
+    scan.duplicates()         # DataFrame: path_a, path_b, score, kind, group
+    scan.broken()             # DataFrame: path, reason, detail
+    scan.images()             # per-image statistics
+
+The heavy lifting runs in the C++ core (vislint._core) with the GIL released; this module only
+turns the work dir's SQLite database into pandas DataFrames.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import sys
+from pathlib import Path
+from typing import Iterable, Optional, Union
+
+import pandas as pd
+
+from vislint import _core
+from vislint._core import VislintError
+
+__all__ = ["scan", "load", "Scan", "VislintError", "ISSUE_TYPES", "__version__"]
+__version__ = _core.version()
+ISSUE_TYPES = list(_core.issue_types())
+
+PathLike = Union[str, os.PathLike]
+
+
+class _TqdmProgress:
+    """Progress callback for the core: one tqdm bar per stage."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.bar = None
+        self.stage = None
+
+    def __call__(self, stage: str, done: int, total: int) -> bool:
+        if not self.enabled:
+            return True
+        if stage != self.stage:
+            self.close()
+            from tqdm.auto import tqdm
+
+            self.stage = stage
+            self.bar = tqdm(total=total or None, desc=stage, unit="img", leave=False)
+        if total and self.bar.total != total:
+            self.bar.total = total
+        self.bar.update(done - self.bar.n)
+        return True
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _log(level: str, message: str) -> None:
+    if level != "info":
+        print(f"vislint: {level}: {message}", file=sys.stderr)
+
+
+def scan(inputs: Union[PathLike, Iterable[PathLike]], work_dir: PathLike, *,
+         progress: bool = True, **options) -> "Scan":
+    """Scan folders, image files or list files into ``work_dir`` and return the result.
+
+    Options (all optional; same meaning as the CLI flags with dashes): ``model`` ("none"),
+    ``threads``, ``max_pixels``, ``blurry_threshold``, ``dark_threshold``, ``bright_threshold``,
+    ``low_information_threshold``, ``grayscale_threshold``, ``aspect_ratio_threshold``,
+    ``odd_size_ratio``, ``min_side``, ``hash_radius``, ``dhash_radius``. An unknown option or a bad value raises
+    VislintError. The scan runs with the GIL released; Ctrl-C cancels it cleanly (what was
+    analysed is kept and a re-run resumes) and raises KeyboardInterrupt.
+    """
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    inputs = [os.fspath(p) for p in inputs]
+    bar = _TqdmProgress(progress)
+    try:
+        _core.scan(inputs, os.fspath(work_dir), dict(options), bar, _log)
+    finally:
+        bar.close()
+    return Scan(work_dir)
+
+
+def load(work_dir: PathLike) -> "Scan":
+    """Open the results of an earlier scan."""
+    return Scan(work_dir)
+
+
+class Scan:
+    """Results of a scan, read from its work dir. Every method returns a new DataFrame."""
+
+    def __init__(self, work_dir: PathLike):
+        self.work_dir = Path(work_dir)
+        self.db_path = self.work_dir / "vislint.db"
+        if not self.db_path.is_file():
+            raise VislintError(f"not a vislint work dir (no vislint.db): {self.work_dir}")
+
+    def _query(self, sql: str, params: tuple = ()) -> pd.DataFrame:
+        con = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True)
+        try:
+            return pd.read_sql_query(sql, con, params=params)
+        finally:
+            con.close()
+
+    @property
+    def run(self) -> dict:
+        """Contents of run.json: version, options, counts, stage timings."""
+        return json.loads((self.work_dir / "run.json").read_text())
+
+    def images(self) -> pd.DataFrame:
+        """Per-image table: path, status, format, size, stats and hashes (hex)."""
+        df = self._query("SELECT * FROM images ORDER BY id")
+        for col in ("phash", "dhash"):
+            df[col] = [None if pd.isna(v) else format(int(v) & (2**64 - 1), "016x") for v in df[col]]
+        df["is_grayscale"] = df["is_grayscale"].astype("boolean")
+        return df
+
+    def issues(self, type: Optional[str] = None) -> pd.DataFrame:
+        """Issue rows: type, path, other_path, score, threshold, detail (strongest first)."""
+        if type is not None and type not in ISSUE_TYPES:
+            raise VislintError(f"unknown issue type '{type}'; known types: {', '.join(ISSUE_TYPES)}")
+        sql = ("SELECT i.type, a.path, b.path AS other_path, i.score, i.threshold, i.detail "
+               "FROM issues i JOIN images a ON a.id = i.image_id "
+               "LEFT JOIN images b ON b.id = i.other_id")
+        params: tuple = ()
+        if type is not None:
+            sql += " WHERE i.type = ?"
+            params = (type,)
+        sql += " ORDER BY i.type, i.score DESC, a.path"
+        return self._query(sql, params)
+
+    def duplicates(self) -> pd.DataFrame:
+        """Exact and near duplicate pairs: path_a, path_b, score, kind, group (and keeper).
+
+        ``kind`` is "exact" or "near"; ``group`` is the duplicate group both belong to and
+        ``keeper`` that group's suggested image to keep.
+        """
+        return self._query(
+            "SELECT a.path AS path_a, b.path AS path_b, i.score, "
+            "CASE i.type WHEN 'exact_duplicate' THEN 'exact' ELSE 'near' END AS kind, "
+            "g.group_id AS \"group\", k.path AS keeper, i.detail "
+            "FROM issues i JOIN images a ON a.id = i.image_id JOIN images b ON b.id = i.other_id "
+            "LEFT JOIN duplicate_groups g ON g.image_id = i.image_id AND g.kind = "
+            "  CASE i.type WHEN 'exact_duplicate' THEN 'exact' ELSE 'near' END "
+            "LEFT JOIN duplicate_groups gk ON gk.group_id = g.group_id AND gk.is_keeper = 1 "
+            "LEFT JOIN images k ON k.id = gk.image_id "
+            "WHERE i.type IN ('exact_duplicate', 'near_duplicate') "
+            "ORDER BY kind, \"group\", i.score DESC, path_a")
+
+    def duplicate_groups(self) -> pd.DataFrame:
+        """One row per (group, member): group, kind, path, is_keeper."""
+        df = self._query(
+            "SELECT g.group_id AS \"group\", g.kind, i.path, g.is_keeper FROM duplicate_groups g "
+            "JOIN images i ON i.id = g.image_id ORDER BY g.group_id, i.id")
+        df["is_keeper"] = df["is_keeper"].astype(bool)
+        return df
+
+    def broken(self) -> pd.DataFrame:
+        """Files that could not be analysed: path, reason (first word), detail."""
+        df = self._query("SELECT path, status AS reason, error AS detail FROM images "
+                         "WHERE status != 'ok' ORDER BY id")
+        return df
+
+    def summary(self) -> pd.DataFrame:
+        """Count per issue type (every type listed, zeros included)."""
+        counts = self._query("SELECT type, count(*) AS count FROM issues GROUP BY type")
+        by_type = dict(zip(counts["type"], counts["count"]))
+        return pd.DataFrame({"type": ISSUE_TYPES,
+                             "count": [int(by_type.get(t, 0)) for t in ISSUE_TYPES]})
+
+    def __repr__(self) -> str:
+        s = self.summary()
+        found = ", ".join(f"{t}={c}" for t, c in zip(s["type"], s["count"]) if c)
+        return f"<vislint.Scan {self.work_dir}: {found or 'no issues'}>"

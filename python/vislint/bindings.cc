@@ -1,0 +1,133 @@
+// pybind11 module vislint._core: converts arguments, releases the GIL for the scan, forwards
+// progress to a Python callable (tqdm in vislint/__init__.py) and maps vislint::Error to
+// vislint.VislintError. Everything else lives in the C++ core or in pure Python.
+#include <csignal>
+
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "vislint/issue.h"
+#include "vislint/scan.h"
+
+namespace py = pybind11;
+
+namespace {
+
+// Calls the Python progress callback with the GIL held; Ctrl-C (a pending KeyboardInterrupt)
+// or a callback returning False cancels the scan.
+class PyProgress : public vislint::Progress {
+public:
+    explicit PyProgress(py::object callback) : callback_(std::move(callback)) {}
+
+    bool progress(const char* stage, uint64_t done, uint64_t total) override {
+        py::gil_scoped_acquire gil;
+        if (PyErr_CheckSignals() != 0) {
+            interrupted_ = true;
+            PyErr_Clear();
+            return false;
+        }
+        if (callback_.is_none()) return true;
+        try {
+            py::object r = callback_(stage, done, total);
+            return r.is_none() || r.cast<bool>();
+        } catch (py::error_already_set& e) {
+            if (e.matches(PyExc_KeyboardInterrupt)) interrupted_ = true;
+            else error_ = std::make_unique<py::error_already_set>(std::move(e));
+            return false;
+        }
+    }
+
+    void log(const char* level, const char* message) override {
+        py::gil_scoped_acquire gil;
+        if (!logger_.is_none()) logger_(level, message);
+    }
+
+    py::object logger_ = py::none();
+    bool interrupted_ = false;
+    std::unique_ptr<py::error_already_set> error_;
+
+private:
+    py::object callback_;
+};
+
+template <typename T> void take(py::dict& d, const char* key, T* out) {
+    if (!d.contains(key)) return;
+    *out = d[key].cast<T>();
+    PyDict_DelItemString(d.ptr(), key);
+}
+
+py::dict to_dict(const vislint::ScanSummary& s) {
+    py::dict d;
+    d["images"] = s.images;
+    d["analysed"] = s.analysed;
+    d["reused"] = s.reused;
+    d["removed"] = s.removed;
+    d["skipped_files"] = s.skipped_files;
+    d["issue_counts"] = s.issue_counts;
+    d["timings"] = s.timings;
+    d["db_path"] = s.db_path;
+    return d;
+}
+
+} // namespace
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "vislint C++ core";
+    static py::exception<vislint::Error> error(m, "VislintError", PyExc_RuntimeError);
+    py::register_exception_translator([](std::exception_ptr p) {
+        try {
+            if (p) std::rethrow_exception(p);
+        } catch (const vislint::Error& e) {
+            error(e.what());
+        }
+    });
+    m.def("version", &vislint::version);
+    m.def("issue_types", &vislint::issue_types);
+
+    m.def(
+        "scan",
+        [](std::vector<std::string> inputs, std::string work_dir, py::dict options,
+           py::object progress, py::object logger) {
+            vislint::ScanOptions o;
+            o.inputs = std::move(inputs);
+            o.work_dir = std::move(work_dir);
+            py::dict opts = py::dict(options); // copy: consumed keys are removed
+            vislint::Thresholds& t = o.thresholds;
+            take(opts, "model", &o.model);
+            take(opts, "threads", &o.threads);
+            take(opts, "max_pixels", &o.max_pixels);
+            take(opts, "blurry_threshold", &t.blurry);
+            take(opts, "dark_threshold", &t.dark);
+            take(opts, "bright_threshold", &t.bright);
+            take(opts, "low_information_threshold", &t.low_information);
+            take(opts, "grayscale_threshold", &t.grayscale_colour_fraction);
+            take(opts, "aspect_ratio_threshold", &t.odd_aspect_ratio);
+            take(opts, "odd_size_ratio", &t.odd_size_ratio);
+            take(opts, "min_side", &t.odd_size_min_side);
+            take(opts, "hash_radius", &t.hash_radius);
+            take(opts, "dhash_radius", &t.dhash_radius);
+            if (!opts.empty()) {
+                std::string names;
+                for (auto item : opts) names += (names.empty() ? "" : ", ") + py::str(item.first).cast<std::string>();
+                throw vislint::Error("unknown option(s): " + names);
+            }
+            PyProgress cb(progress);
+            cb.logger_ = logger;
+            vislint::ScanSummary summary;
+            try {
+                py::gil_scoped_release release;
+                summary = vislint::scan(o, &cb);
+            } catch (const vislint::Cancelled&) {
+                if (cb.error_) throw std::move(*cb.error_);
+                if (cb.interrupted_) {
+                    PyErr_SetNone(PyExc_KeyboardInterrupt);
+                    throw py::error_already_set();
+                }
+                throw;
+            }
+            return to_dict(summary);
+        },
+        py::arg("inputs"), py::arg("work_dir"), py::arg("options") = py::dict(),
+        py::arg("progress") = py::none(), py::arg("logger") = py::none(),
+        "Scan inputs into work_dir. Releases the GIL; progress(stage, done, total) -> bool.");
+}

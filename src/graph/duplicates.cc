@@ -1,0 +1,131 @@
+#include "graph/duplicates.h"
+
+#include <algorithm>
+#include <numeric>
+#include <unordered_map>
+
+#include "hash/hamming_index.h"
+
+namespace vislint::graph {
+namespace {
+
+class UnionFind {
+public:
+    explicit UnionFind(size_t n) : parent_(n) { std::iota(parent_.begin(), parent_.end(), 0); }
+    size_t find(size_t x) {
+        while (parent_[x] != x) x = parent_[x] = parent_[parent_[x]];
+        return x;
+    }
+    void unite(size_t a, size_t b) {
+        a = find(a);
+        b = find(b);
+        if (a != b) parent_[std::max(a, b)] = std::min(a, b);
+    }
+
+private:
+    std::vector<size_t> parent_;
+};
+
+struct HashKey {
+    size_t operator()(const hash::Hash128& h) const { return size_t(h.low ^ (h.high * 0x9E3779B97F4A7C15ull)); }
+};
+
+// Components of size > 1, members in index order.
+std::vector<std::vector<size_t>> components(UnionFind& uf, size_t n) {
+    std::unordered_map<size_t, size_t> slot;
+    std::vector<std::vector<size_t>> out;
+    for (size_t i = 0; i < n; ++i) {
+        size_t r = uf.find(i);
+        auto [it, added] = slot.emplace(r, out.size());
+        if (added) out.emplace_back();
+        out[it->second].push_back(i);
+    }
+    out.erase(std::remove_if(out.begin(), out.end(), [](const auto& c) { return c.size() < 2; }),
+              out.end());
+    return out;
+}
+
+} // namespace
+
+ExactResult find_exact(const std::vector<DupItem>& items) {
+    const size_t n = items.size();
+    UnionFind uf(n);
+    std::unordered_map<hash::Hash128, size_t, HashKey> by_file, by_pixels;
+    for (size_t i = 0; i < n; ++i) {
+        auto [f, fnew] = by_file.emplace(items[i].file_hash, i);
+        if (!fnew) uf.unite(f->second, i);
+        auto [p, pnew] = by_pixels.emplace(items[i].pixel_hash, i);
+        if (!pnew) uf.unite(p->second, i);
+    }
+    ExactResult out;
+    for (const auto& comp : components(uf, n)) {
+        DupGroup g;
+        g.kind = "exact";
+        const DupItem& keeper = items[comp.front()];
+        g.keeper = keeper.id;
+        for (size_t i : comp) {
+            g.members.push_back(items[i].id);
+            if (i == comp.front()) continue;
+            bool same_bytes = items[i].file_hash == keeper.file_hash;
+            out.pairs.push_back({items[i].id, keeper.id, 1.0, 0,
+                                 same_bytes ? "identical bytes (xxh3-128 " + keeper.file_hash.hex() + ")"
+                                            : "identical decoded pixels, different encoding"});
+        }
+        out.groups.push_back(std::move(g));
+    }
+    return out;
+}
+
+NearResult find_near_by_hash(const std::vector<DupItem>& items, const ExactResult& exact,
+                             int radius, int dhash_radius, int threads) {
+    const size_t n = items.size();
+    std::unordered_map<int64_t, size_t> index_of;
+    for (size_t i = 0; i < n; ++i) index_of[items[i].id] = i;
+    std::vector<int64_t> exact_group(n, -1);
+    for (size_t g = 0; g < exact.groups.size(); ++g)
+        for (int64_t id : exact.groups[g].members) exact_group[index_of[id]] = int64_t(g);
+
+    std::vector<uint64_t> codes;
+    std::vector<size_t> code_item;
+    for (size_t i = 0; i < n; ++i) {
+        if (!items[i].hashable) continue;
+        codes.push_back(items[i].phash);
+        code_item.push_back(i);
+    }
+    const auto pairs = hash::pairs_within_radius(codes, radius, 100, threads);
+
+    NearResult out;
+    UnionFind uf(n);
+    std::vector<bool> has_near(n, false);
+    for (const auto& p : pairs) {
+        size_t a = code_item[p.a], b = code_item[p.b];
+        if (exact_group[a] >= 0 && exact_group[a] == exact_group[b]) continue;
+        const int dd = hash::hamming(items[a].dhash, items[b].dhash);
+        if (dd > dhash_radius) continue;
+        uf.unite(a, b);
+        has_near[a] = has_near[b] = true;
+        out.pairs.push_back({items[a].id, items[b].id, 1.0 - p.distance / 64.0, p.distance,
+                             "pHash distance " + std::to_string(p.distance) + " <= " +
+                                 std::to_string(radius) + ", dHash distance " + std::to_string(dd) +
+                                 " <= " + std::to_string(dhash_radius)});
+    }
+    for (const auto& g : exact.groups) // exact copies of a near duplicate belong to its group
+        for (int64_t id : g.members) uf.unite(index_of[g.members.front()], index_of[id]);
+    for (const auto& comp : components(uf, n)) {
+        if (std::none_of(comp.begin(), comp.end(), [&](size_t i) { return has_near[i]; })) continue;
+        DupGroup g;
+        g.kind = "near";
+        size_t best = comp.front();
+        for (size_t i : comp) {
+            g.members.push_back(items[i].id);
+            const DupItem &c = items[i], &k = items[best];
+            if (std::make_pair(c.width * c.height, c.file_size) > std::make_pair(k.width * k.height, k.file_size))
+                best = i;
+        }
+        g.keeper = items[best].id;
+        out.groups.push_back(std::move(g));
+    }
+    return out;
+}
+
+} // namespace vislint::graph

@@ -1,0 +1,152 @@
+#include "hash/hamming_index.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <thread>
+
+#include "common/assert.h"
+#include "hash/hashes.h"
+
+namespace vislint::hash {
+namespace {
+
+struct Chunk {
+    int shift, bits;
+    uint64_t mask() const { return bits == 64 ? ~0ull : ((1ull << bits) - 1); }
+};
+
+std::vector<Chunk> make_chunks(int m) {
+    std::vector<Chunk> chunks;
+    int shift = 0;
+    for (int j = 0; j < m; ++j) {
+        int bits = 64 / m + (j < 64 % m ? 1 : 0);
+        chunks.push_back({shift, bits});
+        shift += bits;
+    }
+    return chunks;
+}
+
+double binom_sum(int n, int k) {
+    double sum = 0, c = 1;
+    for (int i = 0; i <= k; ++i) {
+        sum += c;
+        c = c * (n - i) / (i + 1);
+    }
+    return sum;
+}
+
+int choose_chunks(size_t n, int radius) {
+    int best = 1;
+    double best_cost = 1e300;
+    for (int m = 1; m <= std::min(radius + 1, 16); ++m) {
+        int bits = 64 / m, sub = radius / m;
+        if (bits > 40) continue; // a chunk this wide only works for tiny radius via lookups below
+        double lookups = m * binom_sum(bits, sub);
+        double cost = lookups * (std::log2(double(n) + 2) + double(n) / std::ldexp(1.0, bits));
+        if (cost < best_cost) {
+            best_cost = cost;
+            best = m;
+        }
+    }
+    return best;
+}
+
+// Calls f(value) for every value within `budget` bit flips of `v` in the low `bits` bits.
+template <typename F> void enumerate_flips(uint64_t v, int bits, int budget, int from, F& f) {
+    f(v);
+    if (budget == 0) return;
+    for (int i = from; i < bits; ++i) enumerate_flips(v ^ (1ull << i), bits, budget - 1, i + 1, f);
+}
+
+} // namespace
+
+std::vector<CodePair> pairs_within_radius_brute(const std::vector<uint64_t>& codes, int radius) {
+    std::vector<CodePair> out;
+    for (uint32_t i = 0; i < codes.size(); ++i)
+        for (uint32_t j = i + 1; j < codes.size(); ++j) {
+            int d = hamming(codes[i], codes[j]);
+            if (d <= radius) out.push_back({i, j, d});
+        }
+    return out;
+}
+
+std::vector<CodePair> pairs_within_radius(const std::vector<uint64_t>& codes, int radius,
+                                          size_t max_per_code, int threads) {
+    VISLINT_ASSERT(radius >= 0 && radius <= 32);
+    std::vector<CodePair> out;
+    if (codes.size() < 2) return out;
+
+    // Collapse identical codes: `order` sorted by code, `uniq` = first index of each run.
+    std::vector<uint32_t> order(codes.size());
+    for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+        return codes[a] != codes[b] ? codes[a] < codes[b] : a < b;
+    });
+    std::vector<uint32_t> uniq;     // representative index (smallest index with that code)
+    for (size_t i = 0; i < order.size(); ++i) {
+        if (i > 0 && codes[order[i]] == codes[order[i - 1]]) {
+            out.push_back({uniq.back(), order[i], 0});
+            continue;
+        }
+        uniq.push_back(order[i]);
+    }
+    const size_t n = uniq.size();
+
+    const int m = choose_chunks(n, radius);
+    const std::vector<Chunk> chunks = make_chunks(m);
+    const int sub = radius / m;
+    // tables[j]: (chunk value, position in uniq) sorted by value.
+    std::vector<std::vector<std::pair<uint64_t, uint32_t>>> tables(m);
+    for (int j = 0; j < m; ++j) {
+        tables[j].resize(n);
+        for (uint32_t u = 0; u < n; ++u)
+            tables[j][u] = {(codes[uniq[u]] >> chunks[j].shift) & chunks[j].mask(), u};
+        std::sort(tables[j].begin(), tables[j].end());
+    }
+
+    threads = std::max(1, threads);
+    std::vector<std::vector<CodePair>> per_thread(threads);
+    std::atomic<size_t> next{0};
+    auto work = [&](int t) {
+        std::vector<std::pair<int, uint32_t>> found; // (distance, u)
+        for (;;) {
+            size_t q = next.fetch_add(1);
+            if (q >= n) break;
+            const uint64_t code = codes[uniq[q]];
+            found.clear();
+            for (int j = 0; j < m; ++j) {
+                const auto& table = tables[j];
+                auto lookup = [&](uint64_t key) {
+                    auto it = std::lower_bound(table.begin(), table.end(),
+                                               std::make_pair(key, uint32_t(0)));
+                    for (; it != table.end() && it->first == key; ++it) {
+                        if (it->second <= q) continue; // each pair once, from its smaller side
+                        int d = hamming(code, codes[uniq[it->second]]);
+                        if (d <= radius) found.push_back({d, it->second});
+                    }
+                };
+                enumerate_flips((code >> chunks[j].shift) & chunks[j].mask(), chunks[j].bits, sub,
+                                0, lookup);
+            }
+            std::sort(found.begin(), found.end());
+            found.erase(std::unique(found.begin(), found.end()), found.end());
+            if (found.size() > max_per_code) found.resize(max_per_code);
+            for (const auto& [d, u] : found) {
+                uint32_t a = uniq[q], b = uniq[u];
+                per_thread[t].push_back({std::min(a, b), std::max(a, b), d});
+            }
+        }
+    };
+    std::vector<std::thread> pool;
+    for (int t = 1; t < threads; ++t) pool.emplace_back(work, t);
+    work(0);
+    for (auto& th : pool) th.join();
+    for (auto& v : per_thread) out.insert(out.end(), v.begin(), v.end());
+    std::sort(out.begin(), out.end(), [](const CodePair& x, const CodePair& y) {
+        return x.a != y.a ? x.a < y.a : x.b < y.b;
+    });
+    return out;
+}
+
+} // namespace vislint::hash

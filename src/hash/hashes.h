@@ -1,0 +1,37 @@
+// Content hashes (exact duplicates) and perceptual hashes (near duplicates without a model).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include <opencv2/core.hpp>
+
+namespace vislint::hash {
+
+struct Hash128 {
+    uint64_t high = 0, low = 0;
+    std::string hex() const; // 32 lowercase hex digits
+    bool operator==(const Hash128& o) const { return high == o.high && low == o.low; }
+};
+
+// xxh3-128 of the file's bytes.
+Hash128 content_hash(const uint8_t* data, size_t size);
+
+// xxh3-128 of decoded 8-bit pixels (size, channel count and rows, without row padding), so two
+// files that decode to the same pixels hash alike whatever their encoding.
+Hash128 pixel_hash(const cv::Mat& pixels);
+
+// 64-bit DCT perceptual hash: grey image resized to 32x32 (INTER_AREA), 2-D DCT, the 8x8
+// lowest frequencies compared to their median; bit 63 = coefficient (0,0), row-major.
+// REQUIRES: gray is CV_8UC1 and not empty.
+uint64_t phash(const cv::Mat& gray);
+
+// 64-bit difference hash: grey image resized to 9x8, bit = left pixel brighter than right.
+uint64_t dhash(const cv::Mat& gray);
+
+inline int hamming(uint64_t a, uint64_t b) { return __builtin_popcountll(a ^ b); }
+
+std::string hex64(uint64_t v);
+
+} // namespace vislint::hash

@@ -1,0 +1,134 @@
+#include "io/discover.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <fstream>
+#include <set>
+#include <unordered_set>
+#include <utility>
+
+#include "io/formats.h"
+#include "vislint/status.h"
+
+namespace vislint::io {
+namespace {
+
+bool ends_with_ci(const std::string& s, const std::string& suffix) {
+    if (s.size() < suffix.size()) return false;
+    for (size_t i = 0; i < suffix.size(); ++i)
+        if (std::tolower((unsigned char)s[s.size() - suffix.size() + i]) != suffix[i]) return false;
+    return true;
+}
+
+bool is_list_file(const std::string& path) {
+    return ends_with_ci(path, ".txt") || ends_with_ci(path, ".lst") || ends_with_ci(path, ".list");
+}
+
+std::string join(const std::string& dir, const std::string& name) {
+    if (!dir.empty() && dir.back() == '/') return dir + name;
+    return dir + "/" + name;
+}
+
+std::string parent_of(const std::string& path) {
+    size_t slash = path.find_last_of('/');
+    if (slash == std::string::npos) return "";
+    if (slash == 0) return "/";
+    return path.substr(0, slash);
+}
+
+class Walker {
+public:
+    explicit Walker(Discovery* out) : out_(out) {}
+
+    void add(const std::string& path) {
+        if (seen_.insert(path).second) out_->files.push_back(path);
+    }
+
+    void walk(const std::string& dir) {
+        struct stat st;
+        if (::stat(dir.c_str(), &st) != 0) return;
+        if (!visited_.insert({st.st_dev, st.st_ino}).second) {
+            out_->warnings.push_back("folder visited before, not entered again (symlink loop?): " + dir);
+            return;
+        }
+        DIR* d = ::opendir(dir.c_str());
+        if (!d) {
+            out_->warnings.push_back("cannot open folder: " + dir);
+            return;
+        }
+        std::vector<std::string> names;
+        while (dirent* e = ::readdir(d)) {
+            std::string name = e->d_name;
+            if (name == "." || name == "..") continue;
+            names.push_back(std::move(name));
+        }
+        ::closedir(d);
+        std::sort(names.begin(), names.end());
+        for (const std::string& name : names) {
+            std::string path = join(dir, name);
+            struct stat es;
+            bool exists = ::stat(path.c_str(), &es) == 0; // follows symlinks
+            if (exists && S_ISDIR(es.st_mode)) {
+                walk(path);
+            } else if (has_image_extension(name)) {
+                add(path); // includes dangling symlinks: they become `unreadable` rows
+            } else {
+                ++out_->skipped_files;
+                if (out_->skipped_examples.size() < 5) out_->skipped_examples.push_back(path);
+            }
+        }
+    }
+
+private:
+    Discovery* out_;
+    std::unordered_set<std::string> seen_;
+    std::set<std::pair<dev_t, ino_t>> visited_;
+};
+
+} // namespace
+
+bool has_image_extension(const std::string& path) {
+    return format_from_extension(path) != Format::kUnknown;
+}
+
+Discovery discover(const std::vector<std::string>& inputs) {
+    Discovery out;
+    Walker walker(&out);
+    if (inputs.empty()) throw Error("no input given: pass one or more folders, images or list files");
+    for (std::string input : inputs) {
+        while (input.size() > 1 && input.back() == '/') input.pop_back();
+        struct stat st;
+        if (input.empty() || ::stat(input.c_str(), &st) != 0)
+            throw Error("input not found: " + input);
+        if (S_ISDIR(st.st_mode)) {
+            walker.walk(input);
+        } else if (has_image_extension(input)) {
+            walker.add(input);
+        } else if (is_list_file(input)) {
+            std::ifstream in(input);
+            if (!in) throw Error("cannot read list file: " + input);
+            std::string base = parent_of(input), line;
+            while (std::getline(in, line)) {
+                while (!line.empty() && std::isspace((unsigned char)line.back())) line.pop_back();
+                size_t b = 0;
+                while (b < line.size() && std::isspace((unsigned char)line[b])) ++b;
+                line = line.substr(b);
+                if (line.empty() || line[0] == '#') continue;
+                walker.add(line[0] == '/' || base.empty() ? line : join(base, line));
+            }
+        } else {
+            // A single file without an image extension: accept it when its content is an image.
+            std::ifstream in(input, std::ios::binary);
+            char head[16] = {0};
+            in.read(head, sizeof(head));
+            if (sniff_format(reinterpret_cast<uint8_t*>(head), size_t(in.gcount())) == Format::kUnknown)
+                throw Error("input is neither a folder, an image nor a list file (.txt/.lst): " + input);
+            walker.add(input);
+        }
+    }
+    return out;
+}
+
+} // namespace vislint::io

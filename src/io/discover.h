@@ -1,0 +1,30 @@
+// Finding the image files of the inputs.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace vislint::io {
+
+struct Discovery {
+    // Image files in a deterministic order: inputs in the order given; inside a folder, entries
+    // sorted by name (bytewise) and walked depth-first. Paths are as discovered: the input root
+    // joined with the relative path, so absolute inputs give absolute paths. No duplicates.
+    std::vector<std::string> files;
+    uint64_t skipped_files = 0;             // files without an image extension under folders
+    std::vector<std::string> skipped_examples; // the first few of them
+    std::vector<std::string> warnings;      // symlink loops, unreadable folders, ...
+};
+
+// Inputs are folders (walked recursively, following symlinks; a folder already visited, e.g.
+// through a symlink loop, is not entered again), image files, or list files (.txt/.lst/.list:
+// one path per line, '#' comments, relative paths resolve against the list's folder; every
+// listed path is kept, even a missing one, so it surfaces as a broken row).
+// Throws vislint::Error when an input does not exist or is not usable.
+Discovery discover(const std::vector<std::string>& inputs);
+
+// True when the file name has an extension vislint decodes.
+bool has_image_extension(const std::string& path);
+
+} // namespace vislint::io

@@ -1,0 +1,25 @@
+// Per-image analysis: read the file, hash it, decode it, measure it. Pure function of the file's
+// bytes and the options; safe to call from many threads at once.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "store/image_record.h"
+
+namespace vislint::pipeline {
+
+struct AnalyzeOptions {
+    int64_t max_pixels = 100'000'000;
+    int working_side = 256; // longer side of the working image that stats and hashes see
+};
+
+// Never throws for bad input: failures end up in record->status. `record` must have id, path,
+// file_size and mtime_ns set (file_size -1 = stat failed).
+void analyze_file(const AnalyzeOptions& options, store::ImageRecord* record);
+
+// Same, from bytes already in memory (tests).
+void analyze_bytes(const AnalyzeOptions& options, const uint8_t* data, size_t size,
+                   store::ImageRecord* record);
+
+} // namespace vislint::pipeline

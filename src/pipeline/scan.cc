@@ -1,0 +1,444 @@
+// The scan: discover -> analyse each image on worker threads -> write rows -> derive issues.
+//
+// Threads: `threads` workers pull file indices from an atomic counter, analyse one image each
+// (read, hash, decode, stats) and push the small result record into a bounded queue. The calling
+// thread drains the queue, writes rows in batched transactions and reports progress, so pixels
+// never outlive their worker and memory stays flat whatever the dataset size.
+#include "vislint/scan.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <ctime>
+#include <exception>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+#include <unordered_map>
+
+#include <nlohmann/json.hpp>
+
+#include "common/bounded_queue.h"
+#include "graph/duplicates.h"
+#include "io/discover.h"
+#include "pipeline/analyze.h"
+#include "quality/flags.h"
+#include "store/db.h"
+#include "vislint/issue.h"
+
+namespace fs = std::filesystem;
+
+namespace vislint {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr int kWorkingSide = 256;
+
+double seconds_since(Clock::time_point t) {
+    return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+// Reports progress at most ~20 times per second (and always at the end of a stage).
+class Reporter {
+public:
+    explicit Reporter(Progress* p) : p_(p) {}
+    bool report(const char* stage, uint64_t done, uint64_t total, bool force = false) {
+        if (!p_) return true;
+        auto now = Clock::now();
+        if (!force && now - last_ < std::chrono::milliseconds(50)) return true;
+        last_ = now;
+        return p_->progress(stage, done, total);
+    }
+    void log(const char* level, const std::string& msg) {
+        if (p_) p_->log(level, msg.c_str());
+    }
+
+private:
+    Progress* p_;
+    Clock::time_point last_{};
+};
+
+// Everything per-image analysis depends on besides the file: if it changes, a re-scan must
+// re-analyse every image instead of reusing rows.
+std::string analysis_signature(const ScanOptions& o) {
+    return std::string("vislint ") + VISLINT_VERSION + "; working_side " +
+           std::to_string(kWorkingSide) + "; max_pixels " + std::to_string(o.max_pixels);
+}
+
+void check_work_dir(const ScanOptions& o) {
+    std::error_code ec;
+    fs::path work = fs::weakly_canonical(fs::absolute(o.work_dir), ec);
+    for (const std::string& in : o.inputs) {
+        fs::path root = fs::weakly_canonical(fs::absolute(in), ec);
+        if (!fs::is_directory(root)) continue;
+        auto [w, r] = std::mismatch(work.begin(), work.end(), root.begin(), root.end());
+        if (r == root.end())
+            throw Error("work dir " + o.work_dir + " is inside input folder " + in +
+                        "; vislint never writes into its inputs: choose a work dir outside them");
+    }
+    fs::create_directories(o.work_dir, ec);
+    if (ec || !fs::is_directory(o.work_dir))
+        throw Error("cannot create work dir " + o.work_dir + ": " + ec.message());
+}
+
+struct Planned {
+    std::vector<store::ImageRecord> todo; // to analyse (id, path, size, mtime set)
+    uint64_t reused = 0;
+    std::vector<int64_t> removed_ids;
+};
+
+Planned plan(store::Db& db, const std::vector<std::string>& files, bool reuse, Reporter& rep) {
+    struct Known {
+        int64_t id, size, mtime;
+    };
+    std::unordered_map<std::string, Known> known;
+    int64_t next_id = 0;
+    {
+        store::Stmt s(db.handle(), "SELECT id, path, file_size, mtime_ns FROM images");
+        while (s.step()) {
+            known[s.text(1)] = {s.int64(0), s.is_null(2) ? -1 : s.int64(2), s.int64(3)};
+            next_id = std::max(next_id, s.int64(0) + 1);
+        }
+    }
+    Planned p;
+    for (size_t i = 0; i < files.size(); ++i) {
+        if (!rep.report("index", i + 1, files.size())) throw Cancelled("cancelled while indexing");
+        store::ImageRecord r;
+        r.path = files[i];
+        struct stat st;
+        if (::stat(r.path.c_str(), &st) == 0) {
+            r.file_size = st.st_size;
+            r.mtime_ns = int64_t(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+        }
+        auto it = known.find(r.path);
+        if (it != known.end()) {
+            r.id = it->second.id;
+            bool unchanged = reuse && r.file_size >= 0 && it->second.size == r.file_size &&
+                             it->second.mtime == r.mtime_ns;
+            known.erase(it);
+            if (unchanged) {
+                ++p.reused;
+                continue;
+            }
+        } else {
+            r.id = next_id++;
+        }
+        p.todo.push_back(std::move(r));
+    }
+    for (const auto& [path, k] : known) p.removed_ids.push_back(k.id);
+    return p;
+}
+
+// Analyses `todo` on worker threads and writes each record as it arrives.
+void analyse_all(store::Db& db, std::vector<store::ImageRecord>& todo, int threads, int64_t max_pixels,
+                 Reporter& rep, bool* cancelled) {
+    const size_t total = todo.size();
+    if (total == 0) return;
+    pipeline::AnalyzeOptions aopt;
+    aopt.max_pixels = max_pixels;
+    aopt.working_side = kWorkingSide;
+
+    BoundedQueue<size_t> done(size_t(threads) * 64);
+    std::atomic<size_t> next{0};
+    std::atomic<bool> stop{false};
+    std::exception_ptr worker_error;
+    std::mutex error_mu;
+    auto worker = [&] {
+        try {
+            for (;;) {
+                if (stop.load()) break;
+                size_t i = next.fetch_add(1);
+                if (i >= total) break;
+                pipeline::analyze_file(aopt, &todo[i]);
+                if (!done.push(i)) break;
+            }
+        } catch (...) {
+            std::lock_guard<std::mutex> lock(error_mu);
+            if (!worker_error) worker_error = std::current_exception();
+            stop = true;
+        }
+    };
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t) pool.emplace_back(worker);
+    std::thread closer([&] {
+        for (auto& th : pool) th.join();
+        done.close();
+    });
+    // Whatever happens on this thread, the workers are stopped and joined before returning.
+    struct Joiner {
+        std::atomic<bool>& stop;
+        BoundedQueue<size_t>& queue;
+        std::thread& closer;
+        ~Joiner() {
+            stop = true;
+            queue.close();
+            if (closer.joinable()) closer.join();
+        }
+    } joiner{stop, done, closer};
+
+    store::Stmt upsert(db.handle(), store::image_upsert_sql());
+    db.exec("BEGIN");
+    auto last_commit = Clock::now();
+    size_t written = 0;
+    for (;;) {
+        std::optional<size_t> i = done.pop_for(100);
+        if (i) {
+            store::bind_image(upsert, todo[*i]);
+            upsert.run();
+            todo[*i] = store::ImageRecord{}; // drop the record: memory stays flat
+            ++written;
+        } else if (done.closed_and_empty()) {
+            break;
+        }
+        if (Clock::now() - last_commit > std::chrono::seconds(1)) {
+            db.exec("COMMIT; BEGIN");
+            last_commit = Clock::now();
+        }
+        if (!stop.load() && !rep.report("analyse", written, total, written == total)) {
+            stop = true;
+            *cancelled = true;
+            // Workers finish the image in hand; the records they push are still written.
+        }
+    }
+    closer.join();
+    db.exec("COMMIT");
+    if (worker_error) std::rethrow_exception(worker_error);
+}
+
+double median(std::vector<double> v) {
+    if (v.empty()) return 0;
+    size_t mid = v.size() / 2;
+    std::nth_element(v.begin(), v.begin() + mid, v.end());
+    return v[mid];
+}
+
+// Re-derives every issue row and duplicate group from the images table.
+void derive_issues(store::Db& db, const ScanOptions& o, int threads, Reporter& rep,
+                   std::map<std::string, double>* timings) {
+    auto t0 = Clock::now();
+    std::vector<store::ImageRecord> images = store::read_images(db);
+    const Thresholds& t = o.thresholds;
+
+    db.exec("BEGIN");
+    db.exec("DELETE FROM issues; DELETE FROM duplicate_groups;");
+    store::Stmt ins(db.handle(), "INSERT INTO issues(type, image_id, other_id, score, threshold, detail) "
+                                 "VALUES(?,?,?,?,?,?)");
+    auto add = [&](const std::string& type, int64_t id, const int64_t* other, double score,
+                   const double* threshold, const std::string& detail) {
+        ins.bind(1, type).bind(2, id);
+        if (other) ins.bind(3, *other); else ins.bind_null(3);
+        ins.bind(4, score);
+        if (threshold) ins.bind(5, *threshold); else ins.bind_null(5);
+        ins.bind(6, detail).run();
+    };
+
+    std::vector<double> areas;
+    for (const auto& r : images)
+        if (r.has_pixels) areas.push_back(double(r.width) * r.height);
+    const double median_area = median(areas);
+
+    store::Stmt gray(db.handle(), "UPDATE images SET is_grayscale = ? WHERE id = ?");
+    std::vector<graph::DupItem> items;
+    for (const auto& r : images) {
+        if (!r.status.ok()) {
+            add("broken", r.id, nullptr, 1.0, nullptr, r.status.to_string());
+            continue;
+        }
+        if (r.ext_format != "unknown" && r.ext_format != r.format)
+            add("wrong_extension", r.id, nullptr, 1.0, nullptr,
+                "content is " + r.format + " but the extension says " + r.ext_format);
+        quality::ImageFacts facts{r.width, r.height, r.channels, r.stats};
+        gray.bind(1, int64_t(quality::is_grayscale(facts, t))).bind(2, r.id).run();
+        for (const auto& f : quality::quality_flags(facts, t, median_area))
+            add(f.type, r.id, nullptr, f.score, &f.threshold, f.detail);
+        graph::DupItem it;
+        it.id = r.id;
+        it.file_hash = r.file_hash;
+        it.pixel_hash = r.pixel_hash;
+        it.phash = r.phash;
+        it.dhash = r.dhash;
+        it.hashable = r.stats.contrast >= 1.0; // a flat image's pHash is all zeros
+        it.width = r.width;
+        it.height = r.height;
+        it.file_size = r.file_size;
+        items.push_back(it);
+    }
+    (*timings)["flags"] = seconds_since(t0);
+    rep.report("duplicates", 0, 1, true);
+
+    auto t1 = Clock::now();
+    store::Stmt grp(db.handle(), "INSERT INTO duplicate_groups(group_id, kind, image_id, is_keeper) VALUES(?,?,?,?)");
+    int64_t group_id = 0;
+    auto write_groups = [&](const std::vector<graph::DupGroup>& groups) {
+        for (const auto& g : groups) {
+            for (int64_t id : g.members)
+                grp.bind(1, group_id).bind(2, g.kind).bind(3, id).bind(4, int64_t(id == g.keeper)).run();
+            ++group_id;
+        }
+    };
+    graph::ExactResult exact = graph::find_exact(items);
+    const double one = 1.0;
+    for (const auto& p : exact.pairs) add("exact_duplicate", p.a, &p.b, p.score, &one, p.detail);
+    write_groups(exact.groups);
+    (*timings)["exact_duplicates"] = seconds_since(t1);
+
+    auto t2 = Clock::now();
+    if (o.model == "none") {
+        graph::NearResult near = graph::find_near_by_hash(items, exact, t.hash_radius, t.dhash_radius, threads);
+        const double thr = 1.0 - t.hash_radius / 64.0;
+        for (const auto& p : near.pairs) add("near_duplicate", p.a, &p.b, p.score, &thr, p.detail);
+        write_groups(near.groups);
+    }
+    (*timings)["near_duplicates"] = seconds_since(t2);
+    db.exec("COMMIT");
+    rep.report("duplicates", 1, 1, true);
+}
+
+std::string now_iso8601() {
+    std::time_t now = std::time(nullptr);
+    char buf[32];
+    std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+    return buf;
+}
+
+void write_run_json(const ScanOptions& o, const ScanSummary& s, int threads, const std::string& status,
+                    const std::string& started) {
+    const Thresholds& t = o.thresholds;
+    nlohmann::json j;
+    j["version"] = VISLINT_VERSION;
+    j["status"] = status;
+    j["started_at"] = started;
+    j["finished_at"] = now_iso8601();
+    j["options"] = {{"inputs", o.inputs},
+                    {"model", o.model},
+                    {"threads", threads},
+                    {"max_pixels", o.max_pixels},
+                    {"working_side", kWorkingSide},
+                    {"thresholds",
+                     {{"blurry", t.blurry},
+                      {"dark", t.dark},
+                      {"bright", t.bright},
+                      {"low_information", t.low_information},
+                      {"grayscale_colour_fraction", t.grayscale_colour_fraction},
+                      {"odd_aspect_ratio", t.odd_aspect_ratio},
+                      {"odd_size_ratio", t.odd_size_ratio},
+                      {"odd_size_min_side", t.odd_size_min_side},
+                      {"hash_radius", t.hash_radius},
+                      {"dhash_radius", t.dhash_radius}}}};
+    j["counts"] = {{"images", s.images},       {"analysed", s.analysed},
+                   {"reused", s.reused},       {"removed", s.removed},
+                   {"skipped_files", s.skipped_files}, {"issues", s.issue_counts}};
+    j["timings_seconds"] = s.timings;
+    std::string path = (fs::path(o.work_dir) / "run.json").string();
+    std::string tmp = path + ".tmp";
+    {
+        std::ofstream out(tmp);
+        out << j.dump(2) << "\n";
+        if (!out) throw Error("cannot write " + path);
+    }
+    fs::rename(tmp, path);
+}
+
+} // namespace
+
+const char* version() { return VISLINT_VERSION; }
+
+void validate(const ScanOptions& o) {
+    const Thresholds& t = o.thresholds;
+    auto need = [](bool ok, const std::string& msg) {
+        if (!ok) throw Error(msg);
+    };
+    need(!o.inputs.empty(), "no input given: pass one or more folders, images or list files");
+    need(!o.work_dir.empty(), "no work dir given: pass -o WORK_DIR");
+    need(o.model == "none", "--model " + o.model +
+                                ": this version has only the hash mode; pass --model none");
+    need(o.threads >= 0 && o.threads <= 1024, "--threads must be between 0 (all cores) and 1024");
+    need(o.max_pixels > 0, "--max-pixels must be positive");
+    need(t.blurry >= 0, "--blurry-threshold must be >= 0");
+    need(t.dark >= 0 && t.dark <= 255, "--dark-threshold must be between 0 and 255");
+    need(t.bright >= 0 && t.bright <= 255, "--bright-threshold must be between 0 and 255");
+        need(t.low_information >= 0 && t.low_information <= 8,
+         "--low-information-threshold must be between 0 and 8 bits");
+    need(t.grayscale_colour_fraction >= 0 && t.grayscale_colour_fraction <= 1,
+         "--grayscale-threshold must be between 0 and 1");
+    need(t.odd_aspect_ratio >= 1, "--aspect-ratio-threshold must be >= 1");
+    need(t.odd_size_ratio >= 1, "--odd-size-ratio must be >= 1");
+    need(t.odd_size_min_side >= 0, "--min-side must be >= 0");
+    need(t.hash_radius >= 0 && t.hash_radius <= 32, "--hash-radius must be between 0 and 32");
+    need(t.dhash_radius >= 0 && t.dhash_radius <= 64, "--dhash-radius must be between 0 and 64");
+}
+
+ScanSummary scan(const ScanOptions& options, Progress* progress) {
+    validate(options);
+    const std::string started = now_iso8601();
+    Reporter rep(progress);
+    ScanSummary summary;
+    const int threads = options.threads > 0
+                            ? options.threads
+                            : std::max(1, int(std::thread::hardware_concurrency()));
+
+    auto t0 = Clock::now();
+    io::Discovery found = io::discover(options.inputs);
+    summary.skipped_files = found.skipped_files;
+    for (const auto& w : found.warnings) rep.log("warning", w);
+    if (found.skipped_files > 0) {
+        std::string msg = "skipped " + std::to_string(found.skipped_files) +
+                          " file(s) without an image extension, e.g. " + found.skipped_examples[0];
+        rep.log("info", msg);
+    }
+    summary.timings["discover"] = seconds_since(t0);
+    check_work_dir(options);
+
+    summary.db_path = (fs::path(options.work_dir) / store::kDbName).string();
+    store::Db db(summary.db_path, false);
+    const std::string signature = analysis_signature(options);
+    const bool reuse = db.meta("analysis_signature") == signature;
+
+    auto t1 = Clock::now();
+    Planned planned = plan(db, found.files, reuse, rep);
+    summary.reused = planned.reused;
+    summary.removed = planned.removed_ids.size();
+    if (!planned.removed_ids.empty()) {
+        db.exec("BEGIN");
+        store::Stmt del(db.handle(), "DELETE FROM images WHERE id = ?");
+        for (int64_t id : planned.removed_ids) del.bind(1, id).run();
+        db.exec("COMMIT");
+    }
+    db.set_meta("analysis_signature", signature);
+    summary.timings["index"] = seconds_since(t1);
+
+    auto t2 = Clock::now();
+    bool cancelled = false;
+    summary.analysed = planned.todo.size();
+    analyse_all(db, planned.todo, threads, options.max_pixels, rep, &cancelled);
+    summary.timings["analyse"] = seconds_since(t2);
+    if (cancelled) {
+        store::Stmt count(db.handle(), "SELECT count(*) FROM images");
+        count.step();
+        summary.images = uint64_t(count.int64(0));
+        write_run_json(options, summary, threads, "cancelled", started);
+        throw Cancelled("scan cancelled; " + std::to_string(summary.images) +
+                        " images are saved in " + options.work_dir + " and a re-run resumes from there");
+    }
+
+    auto t3 = Clock::now();
+    derive_issues(db, options, threads, rep, &summary.timings);
+    summary.timings["issues"] = seconds_since(t3);
+
+    for (const auto& type : issue_types()) summary.issue_counts[type] = 0;
+    {
+        store::Stmt s(db.handle(), "SELECT type, count(*) FROM issues GROUP BY type");
+        while (s.step()) summary.issue_counts[s.text(0)] = uint64_t(s.int64(1));
+        store::Stmt c(db.handle(), "SELECT count(*) FROM images");
+        c.step();
+        summary.images = uint64_t(c.int64(0));
+    }
+    summary.timings["total"] = seconds_since(t0);
+    write_run_json(options, summary, threads, "complete", started);
+    return summary;
+}
+
+} // namespace vislint

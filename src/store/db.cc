@@ -1,0 +1,197 @@
+#include "store/db.h"
+
+#include <cstring>
+
+#include "vislint/status.h"
+
+namespace vislint::store {
+namespace {
+
+const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS images(
+  id INTEGER PRIMARY KEY,
+  path TEXT NOT NULL UNIQUE,
+  file_size INTEGER,
+  mtime_ns INTEGER,
+  status TEXT NOT NULL,
+  error TEXT,
+  format TEXT,
+  ext_format TEXT,
+  width INTEGER, height INTEGER, channels INTEGER, bit_depth INTEGER, orientation INTEGER,
+  brightness REAL, brightness_p01 REAL, brightness_p99 REAL, contrast REAL, blur REAL, entropy REAL, saturation REAL,
+  colour_fraction REAL, is_grayscale INTEGER,
+  file_hash TEXT, pixel_hash TEXT, phash INTEGER, dhash INTEGER);
+CREATE TABLE IF NOT EXISTS issues(
+  id INTEGER PRIMARY KEY,
+  type TEXT NOT NULL,
+  image_id INTEGER NOT NULL,
+  other_id INTEGER,
+  score REAL,
+  threshold REAL,
+  detail TEXT);
+CREATE INDEX IF NOT EXISTS issues_type ON issues(type);
+CREATE INDEX IF NOT EXISTS issues_image ON issues(image_id);
+CREATE TABLE IF NOT EXISTS duplicate_groups(
+  group_id INTEGER NOT NULL,
+  kind TEXT NOT NULL,
+  image_id INTEGER NOT NULL,
+  is_keeper INTEGER NOT NULL,
+  PRIMARY KEY(group_id, image_id));
+)sql";
+
+hash::Hash128 parse_hash(const std::string& hex) {
+    hash::Hash128 h;
+    if (hex.size() == 32) {
+        h.high = std::stoull(hex.substr(0, 16), nullptr, 16);
+        h.low = std::stoull(hex.substr(16), nullptr, 16);
+    }
+    return h;
+}
+
+StatusCode parse_status(const std::string& s) {
+    for (int c = 0; c <= int(StatusCode::kTooLarge); ++c)
+        if (s == status_code_name(StatusCode(c))) return StatusCode(c);
+    return StatusCode::kCorrupt;
+}
+
+} // namespace
+
+Stmt::Stmt(sqlite3* db, const std::string& sql) : db_(db) {
+    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt_, nullptr) != SQLITE_OK)
+        throw Error(std::string("SQLite: ") + sqlite3_errmsg(db) + " in: " + sql.substr(0, 80));
+}
+Stmt::~Stmt() { sqlite3_finalize(stmt_); }
+Stmt& Stmt::bind(int i, int64_t v) { sqlite3_bind_int64(stmt_, i, v); return *this; }
+Stmt& Stmt::bind(int i, double v) { sqlite3_bind_double(stmt_, i, v); return *this; }
+Stmt& Stmt::bind(int i, const std::string& v) {
+    sqlite3_bind_text(stmt_, i, v.data(), int(v.size()), SQLITE_TRANSIENT);
+    return *this;
+}
+Stmt& Stmt::bind_null(int i) { sqlite3_bind_null(stmt_, i); return *this; }
+bool Stmt::step() {
+    int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    throw Error(std::string("SQLite: ") + sqlite3_errmsg(db_));
+}
+void Stmt::run() { step(); reset(); }
+void Stmt::reset() { sqlite3_reset(stmt_); sqlite3_clear_bindings(stmt_); }
+std::string Stmt::text(int col) const {
+    const unsigned char* t = sqlite3_column_text(stmt_, col);
+    return t ? std::string(reinterpret_cast<const char*>(t), sqlite3_column_bytes(stmt_, col)) : "";
+}
+
+Db::Db(const std::string& path, bool read_only) {
+    int flags = read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    if (sqlite3_open_v2(path.c_str(), &db_, flags, nullptr) != SQLITE_OK) {
+        std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
+        sqlite3_close(db_);
+        db_ = nullptr;
+        throw Error("cannot open " + path + ": " + msg);
+    }
+    sqlite3_busy_timeout(db_, 5000);
+    if (!read_only) {
+        exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
+        exec(kSchema);
+    }
+}
+Db::~Db() { sqlite3_close(db_); }
+
+void Db::exec(const std::string& sql) {
+    char* err = nullptr;
+    if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+        std::string msg = err ? err : "unknown error";
+        sqlite3_free(err);
+        throw Error("SQLite: " + msg);
+    }
+}
+
+std::string Db::meta(const std::string& key) {
+    Stmt s(db_, "SELECT value FROM meta WHERE key = ?");
+    s.bind(1, key);
+    return s.step() ? s.text(0) : "";
+}
+
+void Db::set_meta(const std::string& key, const std::string& value) {
+    Stmt s(db_, "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)");
+    s.bind(1, key).bind(2, value).run();
+}
+
+const std::string& image_upsert_sql() {
+    static const std::string kSql =
+        "INSERT OR REPLACE INTO images(id, path, file_size, mtime_ns, status, error, format, "
+        "ext_format, width, height, channels, bit_depth, orientation, brightness, brightness_p01, "
+        "brightness_p99, contrast, blur, entropy, saturation, colour_fraction, is_grayscale, "
+        "file_hash, pixel_hash, phash, dhash) "
+        "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+    return kSql;
+}
+
+void bind_image(Stmt& s, const ImageRecord& r) {
+    s.bind(1, r.id).bind(2, r.path).bind(3, r.file_size).bind(4, r.mtime_ns);
+    s.bind(5, std::string(status_code_name(r.status.code)));
+    if (r.status.ok()) s.bind_null(6); else s.bind(6, r.status.to_string());
+    s.bind(7, r.format).bind(8, r.ext_format);
+    if (!r.has_pixels) {
+        for (int i = 9; i <= 26; ++i) s.bind_null(i);
+        if (r.file_size > 0) s.bind(23, r.file_hash.hex());
+        return;
+    }
+    s.bind(9, int64_t(r.width)).bind(10, int64_t(r.height)).bind(11, int64_t(r.channels));
+    s.bind(12, int64_t(r.bit_depth)).bind(13, int64_t(r.orientation));
+    s.bind(14, r.stats.brightness).bind(15, r.stats.brightness_p01).bind(16, r.stats.brightness_p99);
+    s.bind(17, r.stats.contrast).bind(18, r.stats.blur);
+    s.bind(19, r.stats.entropy).bind(20, r.stats.saturation).bind(21, r.stats.colour_fraction);
+    s.bind_null(22); // is_grayscale depends on a threshold: set when issues are derived
+    s.bind(23, r.file_hash.hex()).bind(24, r.pixel_hash.hex());
+    s.bind(25, int64_t(r.phash)).bind(26, int64_t(r.dhash));
+}
+
+std::vector<ImageRecord> read_images(Db& db) {
+    Stmt s(db.handle(),
+           "SELECT id, path, file_size, mtime_ns, status, error, format, ext_format, width, height, "
+           "channels, bit_depth, orientation, brightness, brightness_p01, brightness_p99, contrast, "
+           "blur, entropy, saturation, colour_fraction, file_hash, pixel_hash, phash, dhash "
+           "FROM images ORDER BY id");
+    std::vector<ImageRecord> out;
+    while (s.step()) {
+        ImageRecord r;
+        r.id = s.int64(0);
+        r.path = s.text(1);
+        r.file_size = s.is_null(2) ? -1 : s.int64(2);
+        r.mtime_ns = s.int64(3);
+        r.status.code = parse_status(s.text(4));
+        if (!r.status.ok()) {
+            std::string e = s.text(5);
+            size_t colon = e.find(": ");
+            r.status.message = colon == std::string::npos ? "" : e.substr(colon + 2);
+        }
+        r.format = s.text(6);
+        r.ext_format = s.text(7);
+        r.has_pixels = r.status.ok() && !s.is_null(8);
+        r.file_hash = parse_hash(s.text(21));
+        if (r.has_pixels) {
+            r.width = int(s.int64(8));
+            r.height = int(s.int64(9));
+            r.channels = int(s.int64(10));
+            r.bit_depth = int(s.int64(11));
+            r.orientation = int(s.int64(12));
+            r.stats.brightness = s.real(13);
+            r.stats.brightness_p01 = s.real(14);
+            r.stats.brightness_p99 = s.real(15);
+            r.stats.contrast = s.real(16);
+            r.stats.blur = s.real(17);
+            r.stats.entropy = s.real(18);
+            r.stats.saturation = s.real(19);
+            r.stats.colour_fraction = s.real(20);
+            r.pixel_hash = parse_hash(s.text(22));
+            r.phash = uint64_t(s.int64(23));
+            r.dhash = uint64_t(s.int64(24));
+        }
+        out.push_back(std::move(r));
+    }
+    return out;
+}
+
+} // namespace vislint::store

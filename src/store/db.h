@@ -1,0 +1,69 @@
+// A thin RAII wrapper over SQLite and the work dir's schema (docs/workdir.md).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <sqlite3.h>
+
+#include "store/image_record.h"
+
+namespace vislint::store {
+
+class Stmt {
+public:
+    Stmt(sqlite3* db, const std::string& sql);
+    ~Stmt();
+    Stmt(const Stmt&) = delete;
+    Stmt& operator=(const Stmt&) = delete;
+
+    Stmt& bind(int i, int64_t v);
+    Stmt& bind(int i, double v);
+    Stmt& bind(int i, const std::string& v);
+    Stmt& bind_null(int i);
+    bool step(); // true while a row is available; throws vislint::Error on failure
+    void run();  // step once and reset, for INSERT/UPDATE/DELETE
+    void reset();
+
+    int64_t int64(int col) const { return sqlite3_column_int64(stmt_, col); }
+    double real(int col) const { return sqlite3_column_double(stmt_, col); }
+    std::string text(int col) const;
+    bool is_null(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
+    bool is_real(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_FLOAT; }
+    int columns() const { return sqlite3_column_count(stmt_); }
+    std::string column_name(int col) const { return sqlite3_column_name(stmt_, col); }
+
+private:
+    sqlite3* db_;
+    sqlite3_stmt* stmt_ = nullptr;
+};
+
+class Db {
+public:
+    // Opens (read_only: must exist) or creates the database at `path` with the current schema.
+    Db(const std::string& path, bool read_only);
+    ~Db();
+    Db(const Db&) = delete;
+    Db& operator=(const Db&) = delete;
+
+    void exec(const std::string& sql);
+    sqlite3* handle() { return db_; }
+    std::string meta(const std::string& key);
+    void set_meta(const std::string& key, const std::string& value);
+
+private:
+    sqlite3* db_ = nullptr;
+};
+
+// The file name of the database inside a work dir.
+inline const char* kDbName = "vislint.db";
+
+// Writes (insert or replace) one image row. `stmt` must come from image_upsert_sql().
+void bind_image(Stmt& stmt, const ImageRecord& r);
+const std::string& image_upsert_sql();
+
+// Reads every image row, ordered by id.
+std::vector<ImageRecord> read_images(Db& db);
+
+} // namespace vislint::store

@@ -1,0 +1,28 @@
+// The per-image state kept in the work dir (one row of the `images` table).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "hash/hashes.h"
+#include "quality/stats.h"
+#include "vislint/status.h"
+
+namespace vislint::store {
+
+struct ImageRecord {
+    int64_t id = 0;
+    std::string path;
+    int64_t file_size = -1; // -1 when the file could not be stat'ed
+    int64_t mtime_ns = 0;
+    ImageStatus status;
+    std::string format;     // content format ("jpeg", ...), "unknown" when not recognised
+    std::string ext_format; // format the extension claims, "unknown" for other extensions
+    int width = 0, height = 0, channels = 0, bit_depth = 0, orientation = 1;
+    quality::ImageStats stats;
+    hash::Hash128 file_hash, pixel_hash;
+    uint64_t phash = 0, dhash = 0;
+    bool has_pixels = false; // decoded: stats and hashes are valid
+};
+
+} // namespace vislint::store

@@ -1,0 +1,85 @@
+#include "vislint/results.h"
+
+#include <filesystem>
+
+#include "hash/hashes.h"
+#include "store/db.h"
+#include "vislint/issue.h"
+#include "vislint/status.h"
+
+namespace fs = std::filesystem;
+
+namespace vislint {
+namespace {
+
+std::string db_path_of(const std::string& work_dir) {
+    fs::path p = fs::path(work_dir) / store::kDbName;
+    if (!fs::is_regular_file(p))
+        throw Error("not a vislint work dir (no " + std::string(store::kDbName) + "): " + work_dir +
+                    "; run `vislint scan INPUT -o " + work_dir + "` first");
+    return p.string();
+}
+
+std::string format_real(double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof(buf), "%.6g", v);
+    return buf;
+}
+
+} // namespace
+
+std::vector<IssueRow> read_issues(const std::string& work_dir, const std::string& type) {
+    if (!type.empty() && !is_issue_type(type)) {
+        std::string known;
+        for (const auto& t : issue_types()) known += (known.empty() ? "" : ", ") + t;
+        throw Error("unknown issue type '" + type + "'; known types: " + known);
+    }
+    store::Db db(db_path_of(work_dir), true);
+    std::string sql =
+        "SELECT i.type, a.path, b.path, i.score, i.threshold, i.detail FROM issues i "
+        "JOIN images a ON a.id = i.image_id LEFT JOIN images b ON b.id = i.other_id";
+    if (!type.empty()) sql += " WHERE i.type = ?";
+    sql += " ORDER BY i.type, i.score DESC, a.path, b.path";
+    store::Stmt s(db.handle(), sql);
+    if (!type.empty()) s.bind(1, type);
+    std::vector<IssueRow> out;
+    while (s.step()) {
+        IssueRow r;
+        r.type = s.text(0);
+        r.path = s.text(1);
+        r.other_path = s.text(2);
+        r.score = s.real(3);
+        r.threshold = s.is_null(4) ? 0.0 : s.real(4);
+        r.detail = s.text(5);
+        out.push_back(std::move(r));
+    }
+    return out;
+}
+
+Table read_stats(const std::string& work_dir) {
+    store::Db db(db_path_of(work_dir), true);
+    store::Stmt s(db.handle(),
+                  "SELECT path, status, format, width, height, channels, bit_depth, file_size, "
+                  "brightness, brightness_p01, brightness_p99, contrast, blur, entropy, saturation, is_grayscale, file_hash, "
+                  "phash, dhash, error FROM images ORDER BY id");
+    Table t;
+    for (int c = 0; c < s.columns(); ++c) t.columns.push_back(s.column_name(c));
+    while (s.step()) {
+        std::vector<std::string> row;
+        for (int c = 0; c < s.columns(); ++c) {
+            if (s.is_null(c)) {
+                row.emplace_back();
+            } else if (t.columns[c] == "phash" || t.columns[c] == "dhash") {
+                row.push_back(hash::hex64(uint64_t(s.int64(c))));
+            } else if (s.is_real(c)) {
+                row.push_back(format_real(s.real(c)));
+            } else {
+                row.push_back(s.text(c));
+            }
+        }
+        t.rows.push_back(std::move(row));
+    }
+    return t;
+}
+
+} // namespace vislint

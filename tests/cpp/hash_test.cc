@@ -1,0 +1,110 @@
+#include <gtest/gtest.h>
+
+#include <random>
+#include <set>
+#include <tuple>
+#include <functional>
+#include <map>
+
+#include <opencv2/imgproc.hpp>
+
+#include "hash/hamming_index.h"
+#include "hash/hashes.h"
+#include "io/decode.h"
+#include "quality/stats.h"
+#include "test_util.h"
+
+namespace vislint {
+namespace {
+
+uint64_t phash_of(const cv::Mat& bgr) { return hash::phash(quality::to_gray(bgr)); }
+
+cv::Mat roundtrip_jpeg(const cv::Mat& img, int quality) {
+    testing::Bytes b = testing::encode(img, ".jpg", {cv::IMWRITE_JPEG_QUALITY, quality});
+    io::DecodedImage d;
+    io::DecodeOptions opt;
+    opt.working_side = 1 << 20;
+    EXPECT_TRUE(io::decode_image(b.data(), b.size(), opt, &d).ok());
+    return io::working_image(d, 1 << 20);
+}
+
+TEST(Hash, ContentHashIsOfBytes) {
+    testing::Bytes a = testing::read_file(testing::kLizardPng), b = a;
+    EXPECT_TRUE(hash::content_hash(a.data(), a.size()) == hash::content_hash(b.data(), b.size()));
+    b.back() ^= 1;
+    EXPECT_FALSE(hash::content_hash(a.data(), a.size()) == hash::content_hash(b.data(), b.size()));
+    EXPECT_EQ(hash::content_hash(a.data(), a.size()).hex().size(), 32u);
+}
+
+TEST(Hash, PixelHashIgnoresEncoding) {
+    cv::Mat img = testing::load_bgr(testing::kLizardPng);
+    auto decode = [](const testing::Bytes& b) {
+        io::DecodedImage d;
+        EXPECT_TRUE(io::decode_image(b.data(), b.size(), {}, &d).ok());
+        return hash::pixel_hash(d.pixels);
+    };
+    testing::Bytes png = testing::encode(img, ".png", {cv::IMWRITE_PNG_COMPRESSION, 1});
+    testing::Bytes png9 = testing::encode(img, ".png", {cv::IMWRITE_PNG_COMPRESSION, 9});
+    testing::Bytes bmp = testing::encode(img, ".bmp");
+    EXPECT_NE(png, png9);
+    EXPECT_TRUE(decode(png) == decode(png9));
+    EXPECT_TRUE(decode(png) == decode(bmp));
+    cv::Mat changed = img.clone();
+    changed.at<cv::Vec3b>(3, 3)[0] ^= 1;
+    EXPECT_FALSE(decode(png) == decode(testing::encode(changed, ".png")));
+}
+
+TEST(Hash, PerceptualHashesSurviveMildTransformsOnly) {
+    cv::Mat img = testing::load_bgr(testing::kLizardPng), half, other = testing::load_bgr(testing::kTuxPng);
+    cv::resize(img, half, cv::Size(), 0.5, 0.5, cv::INTER_AREA);
+    const uint64_t h = phash_of(img);
+    EXPECT_LE(hash::hamming(h, phash_of(roundtrip_jpeg(half, 40))), 6);
+    EXPECT_LE(hash::hamming(h, phash_of(roundtrip_jpeg(img, 15))), 8);
+    EXPECT_GT(hash::hamming(h, phash_of(other)), 16);
+    EXPECT_LE(hash::hamming(hash::dhash(quality::to_gray(img)), hash::dhash(quality::to_gray(half))), 8);
+    cv::Mat flipped;
+    cv::flip(img, flipped, 1);
+    EXPECT_GT(hash::hamming(h, phash_of(flipped)), 10); // pHash is not flip-invariant
+}
+
+TEST(HammingIndex, MatchesBruteForceOnClusteredCodes) {
+    std::mt19937_64 rng(7);
+    std::vector<uint64_t> codes;
+    for (int c = 0; c < 300; ++c) {
+        uint64_t centre = rng();
+        int members = 1 + int(rng() % 6);
+        for (int k = 0; k < members; ++k) {
+            uint64_t v = centre;
+            int flips = int(rng() % 14);
+            for (int f = 0; f < flips; ++f) v ^= 1ull << (rng() % 64);
+            codes.push_back(v);
+        }
+    }
+    codes.push_back(codes[0]); // identical codes
+    codes.push_back(codes[0]);
+    const size_t n = codes.size();
+    auto components = [n](const std::vector<hash::CodePair>& pairs) {
+        std::vector<size_t> parent(n);
+        for (size_t i = 0; i < n; ++i) parent[i] = i;
+        std::function<size_t(size_t)> find = [&](size_t x) { return parent[x] == x ? x : parent[x] = find(parent[x]); };
+        for (const auto& p : pairs) parent[find(p.a)] = find(p.b);
+        std::vector<size_t> label(n);
+        std::map<size_t, size_t> first;
+        for (size_t i = 0; i < n; ++i) label[i] = first.emplace(find(i), i).first->second;
+        return label;
+    };
+    for (int radius : {0, 1, 3, 6, 10, 12}) {
+        auto fast = hash::pairs_within_radius(codes, radius, 1000, 2);
+        auto slow = hash::pairs_within_radius_brute(codes, radius);
+        // Identical codes are linked to their first occurrence only, so the fast result is a
+        // subset of all pairs with exactly the same connected components.
+        std::set<std::tuple<uint32_t, uint32_t, int>> all;
+        for (auto& p : slow) all.insert({p.a, p.b, p.distance});
+        for (auto& p : fast) EXPECT_TRUE(all.count({p.a, p.b, p.distance})) << "radius " << radius;
+        EXPECT_EQ(components(fast), components(slow)) << "radius " << radius;
+        EXPECT_GT(fast.size(), radius >= 6 ? 100u : 0u);
+    }
+}
+
+} // namespace
+} // namespace vislint

@@ -1,0 +1,109 @@
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <opencv2/imgproc.hpp>
+
+#include "test_util.h"
+#include "vislint/results.h"
+#include "vislint/scan.h"
+
+namespace fs = std::filesystem;
+
+namespace vislint {
+namespace {
+
+std::vector<IssueRow> of_type(const std::vector<IssueRow>& rows, const std::string& type) {
+    std::vector<IssueRow> out;
+    for (const auto& r : rows)
+        if (r.type == type) out.push_back(r);
+    return out;
+}
+
+class ScanTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        root_ = testing::temp_dir("scan");
+        data_ = root_ + "/data";
+        fs::create_directories(data_ + "/sub");
+        cv::Mat lizard = testing::load_bgr(testing::kLizardPng);
+        cv::Mat tux = testing::load_bgr(testing::kTuxPng);
+        testing::write_file(data_ + "/lizard.png", testing::read_file(testing::kLizardPng));
+        fs::copy_file(data_ + "/lizard.png", data_ + "/sub/lizard_copy.png");
+        testing::write_file(data_ + "/tux.jpg", testing::encode(tux, ".jpg"));
+        cv::Mat small;
+        cv::resize(tux, small, cv::Size(), 0.5, 0.5, cv::INTER_AREA);
+        testing::write_file(data_ + "/sub/tux_small.jpg", testing::encode(small, ".jpg", {cv::IMWRITE_JPEG_QUALITY, 40}));
+        testing::write_file(data_ + "/empty.jpg", {});
+        std::ofstream(data_ + "/notes.txt") << "not an image";
+        opt_.inputs = {data_};
+        opt_.work_dir = root_ + "/work";
+        opt_.threads = 2;
+    }
+    void TearDown() override { fs::remove_all(root_); }
+
+    std::string root_, data_;
+    ScanOptions opt_;
+};
+
+TEST_F(ScanTest, FindsCopiesBrokenFilesAndResumes) {
+    ScanSummary s = scan(opt_, nullptr);
+    EXPECT_EQ(s.images, 5u);
+    EXPECT_EQ(s.analysed, 5u);
+    EXPECT_EQ(s.skipped_files, 1u);
+    auto rows = read_issues(opt_.work_dir);
+    auto exact = of_type(rows, "exact_duplicate");
+    ASSERT_EQ(exact.size(), 1u);
+    EXPECT_EQ(exact[0].path, data_ + "/sub/lizard_copy.png");
+    EXPECT_EQ(exact[0].other_path, data_ + "/lizard.png");
+    auto near = of_type(rows, "near_duplicate");
+    ASSERT_EQ(near.size(), 1u);
+    EXPECT_EQ(near[0].path, data_ + "/sub/tux_small.jpg");
+    auto broken = of_type(rows, "broken");
+    ASSERT_EQ(broken.size(), 1u);
+    EXPECT_EQ(broken[0].detail, "empty: zero-byte file");
+    EXPECT_TRUE(fs::exists(opt_.work_dir + "/run.json"));
+
+    ScanSummary again = scan(opt_, nullptr);
+    EXPECT_EQ(again.analysed, 0u);
+    EXPECT_EQ(again.reused, 5u);
+    EXPECT_EQ(read_issues(opt_.work_dir).size(), rows.size());
+}
+
+TEST_F(ScanTest, WorkDirInsideInputIsRefused) {
+    opt_.work_dir = data_ + "/results";
+    EXPECT_THROW(scan(opt_, nullptr), Error);
+    EXPECT_FALSE(fs::exists(data_ + "/results"));
+}
+
+TEST_F(ScanTest, BadOptionsNameTheOption) {
+    opt_.thresholds.dark = 300;
+    try {
+        scan(opt_, nullptr);
+        FAIL() << "expected an error";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("--dark-threshold"), std::string::npos);
+    }
+    opt_.thresholds.dark = 50;
+    opt_.inputs = {root_ + "/missing"};
+    EXPECT_THROW(scan(opt_, nullptr), Error);
+}
+
+class CancelAfter : public Progress {
+public:
+    bool progress(const char* stage, uint64_t done, uint64_t) override {
+        return std::string(stage) != "analyse" || done < 1;
+    }
+};
+
+TEST_F(ScanTest, CancelKeepsWhatWasDone) {
+    CancelAfter cancel;
+    EXPECT_THROW(scan(opt_, &cancel), Cancelled);
+    ScanSummary s = scan(opt_, nullptr);
+    EXPECT_GE(s.reused, 1u);
+    EXPECT_EQ(s.images, 5u);
+}
+
+} // namespace
+} // namespace vislint

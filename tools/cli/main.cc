@@ -1,0 +1,191 @@
+// vislint command line: parse -> call the library -> print. No analysis happens here.
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+#include <sstream>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "progress_bar.h"
+#include "vislint/issue.h"
+#include "vislint/results.h"
+#include "vislint/scan.h"
+
+namespace {
+
+std::string csv_field(const std::string& s) {
+    bool quote = s.find_first_of(",\"\n\r") != std::string::npos ||
+                 (!s.empty() && (s.front() == ' ' || s.back() == ' '));
+    if (!quote) return s;
+    std::string out = "\"";
+    for (char c : s) {
+        if (c == '"') out += '"';
+        out += c;
+    }
+    return out + "\"";
+}
+
+std::string num(double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof(buf), "%.6g", v);
+    return buf;
+}
+
+void print_table(const std::vector<std::string>& head, const std::vector<std::vector<std::string>>& rows) {
+    std::vector<size_t> w(head.size());
+    for (size_t c = 0; c < head.size(); ++c) w[c] = head[c].size();
+    for (const auto& r : rows)
+        for (size_t c = 0; c < r.size(); ++c) w[c] = std::max(w[c], r[c].size());
+    auto line = [&](const std::vector<std::string>& r) {
+        std::string s;
+        for (size_t c = 0; c < r.size(); ++c) {
+            std::string cell = r[c];
+            if (c + 1 < r.size()) cell.resize(w[c], ' ');
+            s += cell + (c + 1 < r.size() ? "  " : "");
+        }
+        std::cout << s << "\n";
+    };
+    line(head);
+    for (const auto& r : rows) line(r);
+}
+
+int cmd_scan(vislint::ScanOptions opt, bool quiet) {
+    vislint::cli::install_interrupt_handler();
+    vislint::cli::ProgressBar bar(!quiet && ::isatty(STDERR_FILENO), !quiet);
+    vislint::ScanSummary s;
+    try {
+        s = vislint::scan(opt, &bar);
+    } catch (const vislint::Cancelled& e) {
+        bar.finish();
+        std::cerr << "vislint: " << e.what() << "\n";
+        return 130;
+    }
+    bar.finish();
+    double secs = s.timings["total"];
+    std::cout << "vislint " << vislint::version() << ": " << s.images << " images (" << s.analysed
+              << " analysed, " << s.reused << " unchanged and reused";
+    if (s.removed) std::cout << ", " << s.removed << " removed";
+    std::cout << ") in " << num(secs) << " s";
+    if (s.analysed && s.timings["analyse"] > 0)
+        std::cout << ", " << num(s.analysed / s.timings["analyse"]) << " img/s";
+    std::cout << "\n";
+    if (s.skipped_files)
+        std::cout << s.skipped_files << " file(s) without an image extension were not scanned\n";
+    std::cout << "\n";
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& t : vislint::issue_types())
+        rows.push_back({t, std::to_string(s.issue_counts[t])});
+    print_table({"issue type", "count"}, rows);
+    std::cout << "\nresults: " << s.db_path << "\n"
+              << "details: vislint issues " << opt.work_dir << " [--type TYPE] [--format csv]\n";
+    return 0;
+}
+
+int cmd_issues(const std::string& work_dir, const std::string& type, const std::string& format) {
+    auto rows = vislint::read_issues(work_dir, type);
+    if (format == "csv") {
+        std::cout << "type,path,other_path,score,threshold,detail\n";
+        for (const auto& r : rows)
+            std::cout << r.type << "," << csv_field(r.path) << "," << csv_field(r.other_path) << ","
+                      << num(r.score) << "," << num(r.threshold) << "," << csv_field(r.detail) << "\n";
+    } else if (format == "json") {
+        nlohmann::json j = nlohmann::json::array();
+        for (const auto& r : rows)
+            j.push_back({{"type", r.type}, {"path", r.path}, {"other_path", r.other_path},
+                         {"score", r.score}, {"threshold", r.threshold}, {"detail", r.detail}});
+        std::cout << j.dump(2) << "\n";
+    } else {
+        std::vector<std::vector<std::string>> t;
+        for (const auto& r : rows) t.push_back({r.type, num(r.score), r.path, r.other_path, r.detail});
+        print_table({"type", "score", "path", "other_path", "detail"}, t);
+        std::cout << rows.size() << " issue row(s)\n";
+    }
+    return 0;
+}
+
+int cmd_stats(const std::string& work_dir, const std::string& format) {
+    vislint::Table t = vislint::read_stats(work_dir);
+    if (format == "json") {
+        nlohmann::json j = nlohmann::json::array();
+        for (const auto& row : t.rows) {
+            nlohmann::json o;
+            for (size_t c = 0; c < t.columns.size(); ++c) o[t.columns[c]] = row[c];
+            j.push_back(o);
+        }
+        std::cout << j.dump(2) << "\n";
+        return 0;
+    }
+    for (size_t c = 0; c < t.columns.size(); ++c) std::cout << (c ? "," : "") << t.columns[c];
+    std::cout << "\n";
+    for (const auto& row : t.rows) {
+        for (size_t c = 0; c < row.size(); ++c) std::cout << (c ? "," : "") << csv_field(row[c]);
+        std::cout << "\n";
+    }
+    return 0;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"vislint: lint image datasets for broken files, duplicates and quality issues"};
+    app.require_subcommand(1);
+    app.set_version_flag("--version", std::string("vislint ") + vislint::version());
+
+    vislint::ScanOptions opt;
+    vislint::Thresholds& t = opt.thresholds;
+    bool quiet = false;
+    CLI::App* scan = app.add_subcommand("scan", "scan folders / images / list files into a work dir");
+    scan->add_option("inputs", opt.inputs, "folders (recursive), image files, or .txt lists of paths")->required();
+    scan->add_option("-o,--output", opt.work_dir, "work dir for results (created; never inside an input)")->required();
+    scan->add_option("--model", opt.model, "embedding model; 'none' = hash-only mode")->capture_default_str();
+    scan->add_option("--threads", opt.threads, "worker threads (0 = all cores)")->capture_default_str();
+    scan->add_option("--max-pixels", opt.max_pixels, "refuse images with more pixels (decompression bombs)")->capture_default_str();
+    scan->add_option("--blurry-threshold", t.blurry, "blurry when relative sharpness (Laplacian variance / grey variance) is below")->capture_default_str();
+    scan->add_option("--dark-threshold", t.dark, "dark when the 95th-percentile grey level (0-255) is below")->capture_default_str();
+    scan->add_option("--bright-threshold", t.bright, "bright when the 5th-percentile grey level (0-255) is above")->capture_default_str();
+    scan->add_option("--low-information-threshold", t.low_information, "low_information when entropy (bits) is below")->capture_default_str();
+    scan->add_option("--grayscale-threshold", t.grayscale_colour_fraction, "grayscale when the share of colourful pixels is below")->capture_default_str();
+    scan->add_option("--aspect-ratio-threshold", t.odd_aspect_ratio, "odd_aspect_ratio when max(w/h, h/w) is above")->capture_default_str();
+    scan->add_option("--odd-size-ratio", t.odd_size_ratio, "odd_size when sqrt(area) differs from the median by more than this factor")->capture_default_str();
+    scan->add_option("--min-side", t.odd_size_min_side, "odd_size when the shorter side is below (px)")->capture_default_str();
+    scan->add_option("--hash-radius", t.hash_radius, "near_duplicate pHash Hamming radius (model none)")->capture_default_str();
+    scan->add_option("--dhash-radius", t.dhash_radius, "near_duplicate also needs dHash within this radius")->capture_default_str();
+    scan->add_flag("-q,--quiet", quiet, "no progress bar");
+
+    std::string work_dir, type, format = "table", stats_format = "csv";
+    CLI::App* issues = app.add_subcommand("issues", "list the issues found by a scan");
+    issues->add_option("work_dir", work_dir, "work dir of a scan")->required();
+    issues->add_option("--type", type, "only this issue type");
+    issues->add_option("--format", format, "table, csv or json")->check(CLI::IsMember({"table", "csv", "json"}));
+
+    CLI::App* stats = app.add_subcommand("stats", "per-image statistics of a scan");
+    stats->add_option("work_dir", work_dir, "work dir of a scan")->required();
+    stats->add_option("--format", stats_format, "csv or json")->check(CLI::IsMember({"csv", "json"}));
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForAllHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForVersion& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        std::cerr << "vislint: error: " << e.what() << "\n";
+        return 2;
+    }
+    try {
+        if (*scan) return cmd_scan(opt, quiet);
+        if (*issues) return cmd_issues(work_dir, type, format);
+        if (*stats) return cmd_stats(work_dir, stats_format);
+    } catch (const vislint::Error& e) {
+        std::cerr << "vislint: error: " << e.what() << "\n";
+        return 2;
+    } catch (const std::exception& e) {
+        std::cerr << "vislint: internal error: " << e.what() << "\n";
+        return 3;
+    }
+    return 0;
+}
