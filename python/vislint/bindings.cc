@@ -6,7 +6,11 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <pybind11/numpy.h>
+
+#include "vislint/embed.h"
 #include "vislint/issue.h"
+#include "vislint/results.h"
 #include "vislint/scan.h"
 
 namespace py = pybind11;
@@ -93,7 +97,16 @@ PYBIND11_MODULE(_core, m) {
             o.work_dir = std::move(work_dir);
             py::dict opts = py::dict(options); // copy: consumed keys are removed
             vislint::Thresholds& t = o.thresholds;
-            take(opts, "model", &o.model);
+            take(opts, "model", &o.model.model);
+            take(opts, "model_size", &o.model.input_size);
+            take(opts, "model_mean", &o.model.mean);
+            take(opts, "model_std", &o.model.std);
+            take(opts, "model_output", &o.model.output);
+            take(opts, "batch_size", &o.model.batch_size);
+            take(opts, "k", &o.k);
+            take(opts, "near_duplicate_threshold", &t.near_duplicate);
+            take(opts, "cluster_threshold", &t.cluster);
+            take(opts, "outlier_z", &t.outlier_z);
             take(opts, "threads", &o.threads);
             take(opts, "max_pixels", &o.max_pixels);
             take(opts, "blurry_threshold", &t.blurry);
@@ -130,4 +143,60 @@ PYBIND11_MODULE(_core, m) {
         py::arg("inputs"), py::arg("work_dir"), py::arg("options") = py::dict(),
         py::arg("progress") = py::none(), py::arg("logger") = py::none(),
         "Scan inputs into work_dir. Releases the GIL; progress(stage, done, total) -> bool.");
+
+    auto hits_to_list = [](const std::vector<vislint::SimilarHit>& hits) {
+        py::list out;
+        for (const auto& h : hits) out.append(py::make_tuple(h.path, h.score));
+        return out;
+    };
+    m.def("similar_path", [hits_to_list](const std::string& work_dir, const std::string& image, int k) {
+        std::vector<vislint::SimilarHit> hits;
+        {
+            py::gil_scoped_release release;
+            hits = vislint::similar(work_dir, image, k);
+        }
+        return hits_to_list(hits);
+    }, py::arg("work_dir"), py::arg("image"), py::arg("k") = 10);
+    m.def("similar_vector", [hits_to_list](const std::string& work_dir,
+                                           py::array_t<float, py::array::c_style | py::array::forcecast> v, int k) {
+        if (v.ndim() != 1) throw vislint::Error("a feature vector must be 1-D");
+        std::vector<vislint::SimilarHit> hits;
+        {
+            py::gil_scoped_release release;
+            hits = vislint::similar_to_vector(work_dir, v.data(), int(v.shape(0)), k);
+        }
+        return hits_to_list(hits);
+    }, py::arg("work_dir"), py::arg("vector"), py::arg("k") = 10);
+    m.def("similar_pixels", [hits_to_list](const std::string& work_dir,
+                                           py::array_t<uint8_t, py::array::c_style | py::array::forcecast> bgr, int k) {
+        if (bgr.ndim() != 3 || bgr.shape(2) != 3) throw vislint::Error("an image must be H x W x 3 uint8");
+        std::vector<vislint::SimilarHit> hits;
+        {
+            py::gil_scoped_release release;
+            hits = vislint::similar_to_pixels(work_dir, bgr.data(), int(bgr.shape(1)), int(bgr.shape(0)), k);
+        }
+        return hits_to_list(hits);
+    }, py::arg("work_dir"), py::arg("bgr"), py::arg("k") = 10);
+
+    m.def("embed_image", [](const std::string& path, py::dict options) {
+        vislint::ModelOptions mo;
+        py::dict opts = py::dict(options);
+        take(opts, "model", &mo.model);
+        take(opts, "model_size", &mo.input_size);
+        take(opts, "model_mean", &mo.mean);
+        take(opts, "model_std", &mo.std);
+        take(opts, "model_output", &mo.output);
+        if (!opts.empty()) throw vislint::Error("unknown option(s) for embed: " + py::str(opts).cast<std::string>());
+        vislint::Embedding e;
+        {
+            py::gil_scoped_release release;
+            e = vislint::embed_image(path, mo);
+        }
+        auto to_array = [](const std::vector<float>& v) {
+            py::array_t<float> a(std::vector<py::ssize_t>{py::ssize_t(v.size())});
+            std::copy(v.begin(), v.end(), a.mutable_data());
+            return a;
+        };
+        return py::make_tuple(to_array(e.features), to_array(e.logits));
+    }, py::arg("path"), py::arg("options") = py::dict());
 }

@@ -76,8 +76,8 @@ ExactResult find_exact(const std::vector<DupItem>& items) {
     return out;
 }
 
-NearResult find_near_by_hash(const std::vector<DupItem>& items, const ExactResult& exact,
-                             int radius, int dhash_radius, int threads) {
+NearResult group_near_pairs(const std::vector<DupItem>& items, const ExactResult& exact,
+                            const std::vector<IndexPair>& pairs) {
     const size_t n = items.size();
     std::unordered_map<int64_t, size_t> index_of;
     for (size_t i = 0; i < n; ++i) index_of[items[i].id] = i;
@@ -85,29 +85,19 @@ NearResult find_near_by_hash(const std::vector<DupItem>& items, const ExactResul
     for (size_t g = 0; g < exact.groups.size(); ++g)
         for (int64_t id : exact.groups[g].members) exact_group[index_of[id]] = int64_t(g);
 
-    std::vector<uint64_t> codes;
-    std::vector<size_t> code_item;
-    for (size_t i = 0; i < n; ++i) {
-        if (!items[i].hashable) continue;
-        codes.push_back(items[i].phash);
-        code_item.push_back(i);
-    }
-    const auto pairs = hash::pairs_within_radius(codes, radius, 100, threads);
-
     NearResult out;
     UnionFind uf(n);
     std::vector<bool> has_near(n, false);
     for (const auto& p : pairs) {
-        size_t a = code_item[p.a], b = code_item[p.b];
-        if (exact_group[a] >= 0 && exact_group[a] == exact_group[b]) continue;
-        const int dd = hash::hamming(items[a].dhash, items[b].dhash);
-        if (dd > dhash_radius) continue;
-        uf.unite(a, b);
-        has_near[a] = has_near[b] = true;
-        out.pairs.push_back({items[a].id, items[b].id, 1.0 - p.distance / 64.0, p.distance,
-                             "pHash distance " + std::to_string(p.distance) + " <= " +
-                                 std::to_string(radius) + ", dHash distance " + std::to_string(dd) +
-                                 " <= " + std::to_string(dhash_radius)});
+        if (exact_group[p.a] >= 0 && exact_group[p.a] == exact_group[p.b]) continue;
+        uf.unite(p.a, p.b);
+        has_near[p.a] = has_near[p.b] = true;
+        DupPair d;
+        d.a = items[std::min(p.a, p.b)].id;
+        d.b = items[std::max(p.a, p.b)].id;
+        d.score = p.score;
+        d.detail = p.detail;
+        out.pairs.push_back(std::move(d));
     }
     for (const auto& g : exact.groups) // exact copies of a near duplicate belong to its group
         for (int64_t id : g.members) uf.unite(index_of[g.members.front()], index_of[id]);
@@ -126,6 +116,27 @@ NearResult find_near_by_hash(const std::vector<DupItem>& items, const ExactResul
         out.groups.push_back(std::move(g));
     }
     return out;
+}
+
+NearResult find_near_by_hash(const std::vector<DupItem>& items, const ExactResult& exact,
+                             int radius, int dhash_radius, int threads) {
+    std::vector<uint64_t> codes;
+    std::vector<size_t> code_item;
+    for (size_t i = 0; i < items.size(); ++i) {
+        if (!items[i].hashable) continue;
+        codes.push_back(items[i].phash);
+        code_item.push_back(i);
+    }
+    std::vector<IndexPair> pairs;
+    for (const auto& p : hash::pairs_within_radius(codes, radius, 100, threads)) {
+        size_t a = code_item[p.a], b = code_item[p.b];
+        const int dd = hash::hamming(items[a].dhash, items[b].dhash);
+        if (dd > dhash_radius) continue;
+        pairs.push_back({a, b, 1.0 - p.distance / 64.0,
+                         "pHash distance " + std::to_string(p.distance) + " <= " + std::to_string(radius) +
+                             ", dHash distance " + std::to_string(dd) + " <= " + std::to_string(dhash_radius)});
+    }
+    return group_near_pairs(items, exact, pairs);
 }
 
 } // namespace vislint::graph

@@ -54,4 +54,14 @@ struct NearResult {
 NearResult find_near_by_hash(const std::vector<DupItem>& items, const ExactResult& exact,
                              int radius, int dhash_radius, int threads);
 
+// Groups candidate near pairs (indices into `items`, a < b): drops pairs inside one exact group,
+// links exact copies into their group, picks keepers. Used by the hash and embedding paths.
+struct IndexPair {
+    size_t a, b;
+    double score;
+    std::string detail;
+};
+NearResult group_near_pairs(const std::vector<DupItem>& items, const ExactResult& exact,
+                            const std::vector<IndexPair>& pairs);
+
 } // namespace vislint::graph

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <vector>
 
+#include "embed/embedder.h"
 #include "io/decode.h"
 #include "io/formats.h"
 #include "quality/stats.h"
@@ -12,7 +13,7 @@
 namespace vislint::pipeline {
 
 void analyze_bytes(const AnalyzeOptions& options, const uint8_t* data, size_t size,
-                   store::ImageRecord* r) {
+                   store::ImageRecord* r, cv::Mat* model_input) {
     r->ext_format = io::format_name(io::format_from_extension(r->path));
     r->file_hash = hash::content_hash(data, size);
     io::DecodedImage image;
@@ -34,6 +35,7 @@ void analyze_bytes(const AnalyzeOptions& options, const uint8_t* data, size_t si
         cv::Mat gray = quality::to_gray(work);
         r->phash = hash::phash(gray);
         r->dhash = hash::dhash(gray);
+        if (model_input && options.model_size > 0) *model_input = embed::model_input(work, options.model_size);
         r->has_pixels = true;
     } catch (const std::exception& e) {
         // A decoder library threw on hostile data (or memory ran out for this one image): the
@@ -43,7 +45,7 @@ void analyze_bytes(const AnalyzeOptions& options, const uint8_t* data, size_t si
     }
 }
 
-void analyze_file(const AnalyzeOptions& options, store::ImageRecord* r) {
+void analyze_file(const AnalyzeOptions& options, store::ImageRecord* r, cv::Mat* model_input) {
     r->ext_format = io::format_name(io::format_from_extension(r->path));
     r->format = "unknown";
     FILE* f = std::fopen(r->path.c_str(), "rb");
@@ -63,7 +65,7 @@ void analyze_file(const AnalyzeOptions& options, store::ImageRecord* r) {
         r->status = ImageStatus::make(StatusCode::kUnreadable, std::string("read error: ") + std::strerror(err));
         return;
     }
-    analyze_bytes(options, bytes.data(), bytes.size(), r);
+    analyze_bytes(options, bytes.data(), bytes.size(), r, model_input);
 }
 
 } // namespace vislint::pipeline

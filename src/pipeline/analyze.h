@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <string>
 
+#include <opencv2/core.hpp>
+
 #include "store/image_record.h"
 
 namespace vislint::pipeline {
@@ -12,14 +14,18 @@ namespace vislint::pipeline {
 struct AnalyzeOptions {
     int64_t max_pixels = 100'000'000;
     int working_side = 256; // longer side of the working image that stats and hashes see
+    int model_size = 0;     // > 0: also produce the model input (model_size^2 BGR, squashed)
 };
 
 // Never throws for bad input: failures end up in record->status. `record` must have id, path,
 // file_size and mtime_ns set (file_size -1 = stat failed).
-void analyze_file(const AnalyzeOptions& options, store::ImageRecord* record);
+// `model_input` (optional) receives the embedding model's input when options.model_size > 0
+// and the image decoded.
+void analyze_file(const AnalyzeOptions& options, store::ImageRecord* record,
+                  cv::Mat* model_input = nullptr);
 
 // Same, from bytes already in memory (tests).
 void analyze_bytes(const AnalyzeOptions& options, const uint8_t* data, size_t size,
-                   store::ImageRecord* record);
+                   store::ImageRecord* record, cv::Mat* model_input = nullptr);
 
 } // namespace vislint::pipeline

@@ -22,11 +22,15 @@
 #include <nlohmann/json.hpp>
 
 #include "common/bounded_queue.h"
+#include "embed/embedder.h"
 #include "graph/duplicates.h"
+#include "graph/similarity.h"
+#include "index/knn_index.h"
 #include "io/discover.h"
 #include "pipeline/analyze.h"
 #include "quality/flags.h"
 #include "store/db.h"
+#include "store/features.h"
 #include "vislint/issue.h"
 
 namespace fs = std::filesystem;
@@ -36,6 +40,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr int kWorkingSide = 256;
+constexpr const char* kIndexName = "index.faiss";
 
 double seconds_since(Clock::time_point t) {
     return std::chrono::duration<double>(Clock::now() - t).count();
@@ -63,9 +68,10 @@ private:
 
 // Everything per-image analysis depends on besides the file: if it changes, a re-scan must
 // re-analyse every image instead of reusing rows.
-std::string analysis_signature(const ScanOptions& o) {
+std::string analysis_signature(const ScanOptions& o, const embed::ModelSpec* model) {
     return std::string("vislint ") + VISLINT_VERSION + "; working_side " +
-           std::to_string(kWorkingSide) + "; max_pixels " + std::to_string(o.max_pixels);
+           std::to_string(kWorkingSide) + "; max_pixels " + std::to_string(o.max_pixels) +
+           "; model " + (model ? model->id : "none");
 }
 
 void check_work_dir(const ScanOptions& o) {
@@ -132,52 +138,122 @@ Planned plan(store::Db& db, const std::vector<std::string>& files, bool reuse, R
     return p;
 }
 
-// Analyses `todo` on worker threads and writes each record as it arrives.
-void analyse_all(store::Db& db, std::vector<store::ImageRecord>& todo, int threads, int64_t max_pixels,
+// Everything the analysis stage needs besides the file list.
+struct AnalyseContext {
+    int threads = 1;
+    int64_t max_pixels = 0;
+    const embed::ModelSpec* model = nullptr; // nullptr = hash-only mode
+    int batch_size = 16;
+    store::FeatureFile* features = nullptr;
+};
+
+// Analyses `todo` and writes each record as it arrives.
+//
+// decode workers ──(model inputs, bounded)──► inference workers ──► done queue ──► this thread
+//        └──────────── broken images / hash-only mode ──────────────┘
+// Each inference worker owns a cv::dnn::Net (OpenCV runs it single-threaded) and forms batches
+// from whatever the decoders have ready, so decoding and inference overlap and at most
+// (queue capacity + batch) model inputs exist at any time.
+void analyse_all(store::Db& db, std::vector<store::ImageRecord>& todo, const AnalyseContext& ctx,
                  Reporter& rep, bool* cancelled) {
     const size_t total = todo.size();
     if (total == 0) return;
     pipeline::AnalyzeOptions aopt;
-    aopt.max_pixels = max_pixels;
+    aopt.max_pixels = ctx.max_pixels;
     aopt.working_side = kWorkingSide;
+    aopt.model_size = ctx.model ? ctx.model->input_size : 0;
+
+    struct Job {
+        size_t index;
+        cv::Mat input;
+    };
+    const int threads = ctx.threads;
+    const int n_embed = ctx.model ? threads : 0;
+    std::vector<std::unique_ptr<embed::Embedder>> embedders;
+    for (int i = 0; i < n_embed; ++i) embedders.push_back(std::make_unique<embed::Embedder>(*ctx.model));
+    const int dim = n_embed ? embedders[0]->dim() : 0;
 
     BoundedQueue<size_t> done(size_t(threads) * 64);
+    BoundedQueue<Job> jobs(size_t(std::max(1, n_embed)) * size_t(ctx.batch_size) * 2);
+    std::vector<std::vector<float>> embedding(ctx.model ? total : 0);
     std::atomic<size_t> next{0};
     std::atomic<bool> stop{false};
     std::exception_ptr worker_error;
     std::mutex error_mu;
-    auto worker = [&] {
+    auto guarded = [&](auto&& body) {
         try {
-            for (;;) {
-                if (stop.load()) break;
-                size_t i = next.fetch_add(1);
-                if (i >= total) break;
-                pipeline::analyze_file(aopt, &todo[i]);
-                if (!done.push(i)) break;
-            }
+            body();
         } catch (...) {
             std::lock_guard<std::mutex> lock(error_mu);
             if (!worker_error) worker_error = std::current_exception();
             stop = true;
         }
     };
-    std::vector<std::thread> pool;
-    for (int t = 0; t < threads; ++t) pool.emplace_back(worker);
+    auto decoder = [&] {
+        guarded([&] {
+            for (;;) {
+                if (stop.load()) break;
+                size_t i = next.fetch_add(1);
+                if (i >= total) break;
+                cv::Mat input;
+                pipeline::analyze_file(aopt, &todo[i], ctx.model ? &input : nullptr);
+                bool pushed = (ctx.model && !input.empty()) ? jobs.push({i, std::move(input)}) : done.push(i);
+                if (!pushed) break;
+            }
+        });
+    };
+    auto inferrer = [&](int w) {
+        guarded([&] {
+            std::vector<Job> batch;
+            std::vector<cv::Mat> inputs;
+            std::vector<float> out;
+            for (;;) {
+                batch.clear();
+                std::optional<Job> first = jobs.pop();
+                if (!first) break;
+                batch.push_back(std::move(*first));
+                while (int(batch.size()) < ctx.batch_size) {
+                    std::optional<Job> more = jobs.pop_for(2);
+                    if (!more) break;
+                    batch.push_back(std::move(*more));
+                }
+                inputs.clear();
+                for (auto& j : batch) inputs.push_back(j.input);
+                embedders[size_t(w)]->embed(inputs, &out);
+                for (size_t b = 0; b < batch.size(); ++b) {
+                    embedding[batch[b].index].assign(out.begin() + long(b * dim), out.begin() + long((b + 1) * dim));
+                    if (!done.push(batch[b].index)) return;
+                }
+            }
+        });
+    };
+
+    const int saved_cv_threads = cv::getNumThreads();
+    if (n_embed) cv::setNumThreads(1);
+    std::vector<std::thread> decoders, inferrers;
+    for (int t = 0; t < threads; ++t) decoders.emplace_back(decoder);
+    for (int t = 0; t < n_embed; ++t) inferrers.emplace_back(inferrer, t);
     std::thread closer([&] {
-        for (auto& th : pool) th.join();
+        for (auto& th : decoders) th.join();
+        jobs.close();
+        for (auto& th : inferrers) th.join();
         done.close();
     });
     // Whatever happens on this thread, the workers are stopped and joined before returning.
     struct Joiner {
         std::atomic<bool>& stop;
-        BoundedQueue<size_t>& queue;
+        BoundedQueue<Job>& jobs;
+        BoundedQueue<size_t>& done;
         std::thread& closer;
+        int cv_threads;
         ~Joiner() {
             stop = true;
-            queue.close();
+            jobs.close();
+            done.close();
             if (closer.joinable()) closer.join();
+            cv::setNumThreads(cv_threads);
         }
-    } joiner{stop, done, closer};
+    } joiner{stop, jobs, done, closer, saved_cv_threads};
 
     store::Stmt upsert(db.handle(), store::image_upsert_sql());
     db.exec("BEGIN");
@@ -186,9 +262,19 @@ void analyse_all(store::Db& db, std::vector<store::ImageRecord>& todo, int threa
     for (;;) {
         std::optional<size_t> i = done.pop_for(100);
         if (i) {
-            store::bind_image(upsert, todo[*i]);
+            store::ImageRecord& r = todo[*i];
+            if (ctx.features) {
+                if (!embedding.empty() && !embedding[*i].empty()) {
+                    ctx.features->write_row(r.id, embedding[*i].data());
+                    r.has_embedding = true;
+                } else {
+                    ctx.features->zero_row(r.id);
+                }
+            }
+            store::bind_image(upsert, r);
             upsert.run();
-            todo[*i] = store::ImageRecord{}; // drop the record: memory stays flat
+            r = store::ImageRecord{}; // drop the record: memory stays flat
+            if (!embedding.empty()) std::vector<float>().swap(embedding[*i]);
             ++written;
         } else if (done.closed_and_empty()) {
             break;
@@ -213,6 +299,57 @@ double median(std::vector<double> v) {
     size_t mid = v.size() / 2;
     std::nth_element(v.begin(), v.begin() + mid, v.end());
     return v[mid];
+}
+
+// The kNN graph over all embedded images, saved with its id mapping for `vislint similar`.
+struct Embedded {
+    std::vector<size_t> positions; // index into `items` for each indexed vector
+    std::vector<int64_t> ids;
+    std::vector<float> sims;
+    int k = 0;
+};
+
+Embedded build_knn(store::Db& db, const ScanOptions& o, const std::vector<graph::DupItem>& items,
+                   const std::vector<bool>& embedded, int threads, Reporter& rep,
+                   std::map<std::string, double>* timings) {
+    Embedded e;
+    std::vector<int64_t> image_ids;
+    for (size_t i = 0; i < items.size(); ++i)
+        if (embedded[i]) {
+            e.positions.push_back(i);
+            image_ids.push_back(items[i].id);
+        }
+    db.exec("DELETE FROM embedding_index");
+    const std::string index_path = (fs::path(o.work_dir) / kIndexName).string();
+    if (image_ids.empty()) {
+        fs::remove(index_path);
+        return e;
+    }
+    auto t0 = Clock::now();
+    int dim = 0;
+    std::vector<float> data = store::read_feature_rows((fs::path(o.work_dir) / store::kFeaturesName).string(),
+                                                       image_ids, &dim);
+    (*timings)["load_features"] = seconds_since(t0);
+    auto progress = [&](const char* stage, uint64_t done, uint64_t total) {
+        return rep.report(stage, done, total);
+    };
+    index::IndexOptions iopt;
+    iopt.threads = threads;
+    auto t1 = Clock::now();
+    index::KnnIndex idx = index::KnnIndex::build(data.data(), int64_t(image_ids.size()), dim, iopt, progress);
+    (*timings)["knn_build"] = seconds_since(t1);
+    auto t2 = Clock::now();
+    e.k = std::min<int>(o.k, int(image_ids.size()) - 1);
+    if (e.k > 0) {
+        index::KnnGraph g = idx.self_graph(data.data(), e.k, progress);
+        e.ids = std::move(g.ids);
+        e.sims = std::move(g.sims);
+    }
+    (*timings)["knn_graph"] = seconds_since(t2);
+    idx.save(index_path);
+    store::Stmt ins(db.handle(), "INSERT INTO embedding_index(pos, image_id) VALUES(?, ?)");
+    for (size_t p = 0; p < image_ids.size(); ++p) ins.bind(1, int64_t(p)).bind(2, image_ids[p]).run();
+    return e;
 }
 
 // Re-derives every issue row and duplicate group from the images table.
@@ -242,6 +379,7 @@ void derive_issues(store::Db& db, const ScanOptions& o, int threads, Reporter& r
 
     store::Stmt gray(db.handle(), "UPDATE images SET is_grayscale = ? WHERE id = ?");
     std::vector<graph::DupItem> items;
+    std::vector<bool> embedded;
     for (const auto& r : images) {
         if (!r.status.ok()) {
             add("broken", r.id, nullptr, 1.0, nullptr, r.status.to_string());
@@ -265,6 +403,7 @@ void derive_issues(store::Db& db, const ScanOptions& o, int threads, Reporter& r
         it.height = r.height;
         it.file_size = r.file_size;
         items.push_back(it);
+        embedded.push_back(r.has_embedding);
     }
     (*timings)["flags"] = seconds_since(t0);
     rep.report("duplicates", 0, 1, true);
@@ -286,13 +425,43 @@ void derive_issues(store::Db& db, const ScanOptions& o, int threads, Reporter& r
     (*timings)["exact_duplicates"] = seconds_since(t1);
 
     auto t2 = Clock::now();
-    if (o.model == "none") {
+    db.exec("DELETE FROM clusters");
+    db.exec("UPDATE images SET outlier_score = NULL, outlier_z = NULL, nn_id = NULL, nn_sim = NULL");
+    if (o.model.model == "none") {
         graph::NearResult near = graph::find_near_by_hash(items, exact, t.hash_radius, t.dhash_radius, threads);
         const double thr = 1.0 - t.hash_radius / 64.0;
         for (const auto& p : near.pairs) add("near_duplicate", p.a, &p.b, p.score, &thr, p.detail);
         write_groups(near.groups);
+    } else {
+        Embedded e = build_knn(db, o, items, embedded, threads, rep, timings);
+        // Findings are computed over the embedded subset, by position in `sub`.
+        std::vector<graph::DupItem> sub;
+        for (size_t p : e.positions) sub.push_back(items[p]);
+        graph::Neighbours nn{int64_t(sub.size()), e.k, e.ids.data(), e.sims.data()};
+        graph::SimilarityResult res = graph::analyse_similarity(nn, sub, exact, t);
+        for (const auto& p : res.near.pairs) add("near_duplicate", p.a, &p.b, p.score, &t.near_duplicate, p.detail);
+        write_groups(res.near.groups);
+        store::Stmt cl(db.handle(), "INSERT INTO clusters(cluster_id, image_id) VALUES(?, ?)");
+        for (size_t c = 0; c < res.clusters.size(); ++c)
+            for (int64_t id : res.clusters[c]) cl.bind(1, int64_t(c)).bind(2, id).run();
+        store::Stmt iso(db.handle(), "UPDATE images SET outlier_score = ?, outlier_z = ?, nn_id = ?, nn_sim = ? WHERE id = ?");
+        for (const auto& s : res.isolation) {
+            iso.bind(1, s.score).bind(2, s.z);
+            if (s.nearest >= 0) iso.bind(3, sub[size_t(s.nearest)].id).bind(4, double(s.nearest_sim));
+            else iso.bind_null(3).bind_null(4);
+            iso.bind(5, sub[s.position].id).run();
+        }
+        for (size_t p : res.outliers) {
+            const auto& s = res.isolation[p];
+            int64_t other = s.nearest >= 0 ? sub[size_t(s.nearest)].id : -1;
+            char detail[160];
+            std::snprintf(detail, sizeof(detail),
+                          "isolation %.4f (1 - mean similarity to its nearest neighbours), robust z %.1f > %.1f",
+                          s.score, s.z, t.outlier_z);
+            add("outlier", sub[p].id, other >= 0 ? &other : nullptr, s.score, &res.outlier_threshold, detail);
+        }
     }
-    (*timings)["near_duplicates"] = seconds_since(t2);
+    (*timings)["similarity"] = seconds_since(t2);
     db.exec("COMMIT");
     rep.report("duplicates", 1, 1, true);
 }
@@ -313,7 +482,10 @@ void write_run_json(const ScanOptions& o, const ScanSummary& s, int threads, con
     j["started_at"] = started;
     j["finished_at"] = now_iso8601();
     j["options"] = {{"inputs", o.inputs},
-                    {"model", o.model},
+                    {"model", o.model.model},
+                    {"model_input_size", o.model.input_size},
+                    {"batch_size", o.model.batch_size},
+                    {"k", o.k},
                     {"threads", threads},
                     {"max_pixels", o.max_pixels},
                     {"working_side", kWorkingSide},
@@ -327,7 +499,10 @@ void write_run_json(const ScanOptions& o, const ScanSummary& s, int threads, con
                       {"odd_size_ratio", t.odd_size_ratio},
                       {"odd_size_min_side", t.odd_size_min_side},
                       {"hash_radius", t.hash_radius},
-                      {"dhash_radius", t.dhash_radius}}}};
+                      {"dhash_radius", t.dhash_radius},
+                      {"near_duplicate", t.near_duplicate},
+                      {"cluster", t.cluster},
+                      {"outlier_z", t.outlier_z}}}};
     j["counts"] = {{"images", s.images},       {"analysed", s.analysed},
                    {"reused", s.reused},       {"removed", s.removed},
                    {"skipped_files", s.skipped_files}, {"issues", s.issue_counts}};
@@ -353,8 +528,13 @@ void validate(const ScanOptions& o) {
     };
     need(!o.inputs.empty(), "no input given: pass one or more folders, images or list files");
     need(!o.work_dir.empty(), "no work dir given: pass -o WORK_DIR");
-    need(o.model == "none", "--model " + o.model +
-                                ": this version has only the hash mode; pass --model none");
+    need(!o.model.model.empty(), "--model must be 'default', 'none' or a path to an .onnx file");
+    need(o.model.batch_size >= 1 && o.model.batch_size <= 1024, "--batch-size must be between 1 and 1024");
+    need(o.model.input_size >= 0 && o.model.input_size <= 1024, "--model-size must be between 16 and 1024");
+    need(o.k >= 1 && o.k <= 1000, "-k must be between 1 and 1000");
+    need(t.near_duplicate > 0 && t.near_duplicate <= 1, "--near-duplicate-threshold must be in (0, 1]");
+    need(t.cluster > 0 && t.cluster <= 1, "--cluster-threshold must be in (0, 1]");
+    need(t.outlier_z > 0, "--outlier-z must be positive");
     need(o.threads >= 0 && o.threads <= 1024, "--threads must be between 0 (all cores) and 1024");
     need(o.max_pixels > 0, "--max-pixels must be positive");
     need(t.blurry >= 0, "--blurry-threshold must be >= 0");
@@ -392,10 +572,21 @@ ScanSummary scan(const ScanOptions& options, Progress* progress) {
     summary.timings["discover"] = seconds_since(t0);
     check_work_dir(options);
 
+    std::unique_ptr<embed::ModelSpec> model;
+    if (options.model.model != "none")
+        model = std::make_unique<embed::ModelSpec>(embed::resolve_model(options.model));
+
     summary.db_path = (fs::path(options.work_dir) / store::kDbName).string();
     store::Db db(summary.db_path, false);
-    const std::string signature = analysis_signature(options);
-    const bool reuse = db.meta("analysis_signature") == signature;
+    const std::string signature = analysis_signature(options, model.get());
+    const std::string features_path = (fs::path(options.work_dir) / store::kFeaturesName).string();
+    const bool reuse = db.meta("analysis_signature") == signature &&
+                       (!model || store::feature_file_shape(features_path).second > 0);
+    if (!model) { // hash-only: no stale embeddings or index of another run
+        fs::remove(features_path);
+        fs::remove(fs::path(options.work_dir) / kIndexName);
+        db.exec("DELETE FROM embedding_index; DELETE FROM clusters;");
+    }
 
     auto t1 = Clock::now();
     Planned planned = plan(db, found.files, reuse, rep);
@@ -408,12 +599,40 @@ ScanSummary scan(const ScanOptions& options, Progress* progress) {
         db.exec("COMMIT");
     }
     db.set_meta("analysis_signature", signature);
+    db.set_meta("model", model ? model->id : "none");
+    db.set_meta("model_options", nlohmann::json{{"model", options.model.model},
+                                                {"input_size", options.model.input_size},
+                                                {"mean", options.model.mean},
+                                                {"std", options.model.std},
+                                                {"output", options.model.output}}
+                                     .dump());
     summary.timings["index"] = seconds_since(t1);
 
     auto t2 = Clock::now();
     bool cancelled = false;
     summary.analysed = planned.todo.size();
-    analyse_all(db, planned.todo, threads, options.max_pixels, rep, &cancelled);
+    {
+        AnalyseContext ctx;
+        ctx.threads = threads;
+        ctx.max_pixels = options.max_pixels;
+        ctx.model = model.get();
+        ctx.batch_size = options.model.batch_size;
+        std::unique_ptr<store::FeatureFile> features;
+        if (model) {
+            // Probe the dim once (a changed model changes the signature, so `reuse` is false and
+            // the old file is discarded).
+            embed::Embedder probe(*model);
+            features = std::make_unique<store::FeatureFile>(features_path, probe.dim(), !reuse);
+            for (int64_t id : planned.removed_ids) features->zero_row(id);
+            ctx.features = features.get();
+        }
+        analyse_all(db, planned.todo, ctx, rep, &cancelled);
+        if (features) {
+            store::Stmt mx(db.handle(), "SELECT coalesce(max(id), -1) FROM images");
+            mx.step();
+            features->close(mx.int64(0) + 1);
+        }
+    }
     summary.timings["analyse"] = seconds_since(t2);
     if (cancelled) {
         store::Stmt count(db.handle(), "SELECT count(*) FROM images");

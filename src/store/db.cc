@@ -7,6 +7,8 @@
 namespace vislint::store {
 namespace {
 
+const char* kSchemaVersion = "2";
+
 const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS images(
@@ -21,7 +23,8 @@ CREATE TABLE IF NOT EXISTS images(
   width INTEGER, height INTEGER, channels INTEGER, bit_depth INTEGER, orientation INTEGER,
   brightness REAL, brightness_p01 REAL, brightness_p99 REAL, contrast REAL, blur REAL, entropy REAL, saturation REAL,
   colour_fraction REAL, is_grayscale INTEGER,
-  file_hash TEXT, pixel_hash TEXT, phash INTEGER, dhash INTEGER);
+  file_hash TEXT, pixel_hash TEXT, phash INTEGER, dhash INTEGER,
+  has_embedding INTEGER, outlier_score REAL, outlier_z REAL, nn_id INTEGER, nn_sim REAL);
 CREATE TABLE IF NOT EXISTS issues(
   id INTEGER PRIMARY KEY,
   type TEXT NOT NULL,
@@ -32,6 +35,13 @@ CREATE TABLE IF NOT EXISTS issues(
   detail TEXT);
 CREATE INDEX IF NOT EXISTS issues_type ON issues(type);
 CREATE INDEX IF NOT EXISTS issues_image ON issues(image_id);
+CREATE TABLE IF NOT EXISTS clusters(
+  cluster_id INTEGER NOT NULL,
+  image_id INTEGER NOT NULL,
+  PRIMARY KEY(cluster_id, image_id));
+CREATE TABLE IF NOT EXISTS embedding_index(
+  pos INTEGER PRIMARY KEY,
+  image_id INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS duplicate_groups(
   group_id INTEGER NOT NULL,
   kind TEXT NOT NULL,
@@ -93,7 +103,16 @@ Db::Db(const std::string& path, bool read_only) {
     sqlite3_busy_timeout(db_, 5000);
     if (!read_only) {
         exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
+        // A work dir from another schema version is rebuilt from scratch (all images re-analysed).
+        exec("CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT)");
+        std::string v = meta("schema_version");
+        if (v != kSchemaVersion) {
+            exec("DROP TABLE IF EXISTS images; DROP TABLE IF EXISTS issues; "
+                 "DROP TABLE IF EXISTS clusters; DROP TABLE IF EXISTS embedding_index; "
+                 "DROP TABLE IF EXISTS duplicate_groups; DELETE FROM meta;");
+        }
         exec(kSchema);
+        set_meta("schema_version", kSchemaVersion);
     }
 }
 Db::~Db() { sqlite3_close(db_); }
@@ -123,14 +142,15 @@ const std::string& image_upsert_sql() {
         "INSERT OR REPLACE INTO images(id, path, file_size, mtime_ns, status, error, format, "
         "ext_format, width, height, channels, bit_depth, orientation, brightness, brightness_p01, "
         "brightness_p99, contrast, blur, entropy, saturation, colour_fraction, is_grayscale, "
-        "file_hash, pixel_hash, phash, dhash) "
-        "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+        "file_hash, pixel_hash, phash, dhash, has_embedding) "
+        "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
     return kSql;
 }
 
 void bind_image(Stmt& s, const ImageRecord& r) {
     s.bind(1, r.id).bind(2, r.path).bind(3, r.file_size).bind(4, r.mtime_ns);
     s.bind(5, std::string(status_code_name(r.status.code)));
+    s.bind(27, int64_t(r.has_embedding));
     if (r.status.ok()) s.bind_null(6); else s.bind(6, r.status.to_string());
     s.bind(7, r.format).bind(8, r.ext_format);
     if (!r.has_pixels) {
@@ -152,8 +172,8 @@ std::vector<ImageRecord> read_images(Db& db) {
     Stmt s(db.handle(),
            "SELECT id, path, file_size, mtime_ns, status, error, format, ext_format, width, height, "
            "channels, bit_depth, orientation, brightness, brightness_p01, brightness_p99, contrast, "
-           "blur, entropy, saturation, colour_fraction, file_hash, pixel_hash, phash, dhash "
-           "FROM images ORDER BY id");
+           "blur, entropy, saturation, colour_fraction, file_hash, pixel_hash, phash, dhash, "
+           "has_embedding FROM images ORDER BY id");
     std::vector<ImageRecord> out;
     while (s.step()) {
         ImageRecord r;
@@ -188,6 +208,7 @@ std::vector<ImageRecord> read_images(Db& db) {
             r.pixel_hash = parse_hash(s.text(22));
             r.phash = uint64_t(s.int64(23));
             r.dhash = uint64_t(s.int64(24));
+            r.has_embedding = s.int64(25) != 0;
         }
         out.push_back(std::move(r));
     }

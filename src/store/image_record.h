@@ -23,6 +23,7 @@ struct ImageRecord {
     hash::Hash128 file_hash, pixel_hash;
     uint64_t phash = 0, dhash = 0;
     bool has_pixels = false; // decoded: stats and hashes are valid
+    bool has_embedding = false; // its row in features.npy holds its embedding
 };
 
 } // namespace vislint::store

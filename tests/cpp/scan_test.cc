@@ -40,6 +40,7 @@ protected:
         opt_.inputs = {data_};
         opt_.work_dir = root_ + "/work";
         opt_.threads = 2;
+        opt_.model.model = "none";
     }
     void TearDown() override { fs::remove_all(root_); }
 

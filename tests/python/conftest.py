@@ -48,5 +48,5 @@ def scanned(corpus, tmp_path_factory):
     root, truth = corpus
     before = tree_digest(root)
     work = tmp_path_factory.mktemp("work") / "w"
-    result = run_cli("scan", root, "-o", work, "--threads", "2")
+    result = run_cli("scan", root, "-o", work, "--threads", "2", "--model", "none")
     return root, work, truth, result, before

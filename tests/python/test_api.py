@@ -10,7 +10,7 @@ from vislint import _core
 
 def test_scan_returns_dataframes(corpus, tmp_path):
     root, truth = corpus
-    scan = vislint.scan(root, tmp_path / "w", progress=False, threads=2)
+    scan = vislint.scan(root, tmp_path / "w", progress=False, model="none", threads=2)
     summary = scan.summary()
     assert list(summary["type"]) == vislint.ISSUE_TYPES
     assert summary.set_index("type").loc["broken", "count"] == len(truth["broken"])
@@ -38,9 +38,9 @@ def test_scan_returns_dataframes(corpus, tmp_path):
 
 def test_thresholds_are_options(corpus, tmp_path):
     root, truth = corpus
-    strict = vislint.scan(root, tmp_path / "w", progress=False, dark_threshold=0.0)
+    strict = vislint.scan(root, tmp_path / "w", progress=False, model="none", dark_threshold=0.0)
     assert strict.issues("dark").empty
-    loose = vislint.scan(root, tmp_path / "w", progress=False, dark_threshold=250.0)
+    loose = vislint.scan(root, tmp_path / "w", progress=False, model="none", dark_threshold=250.0)
     assert len(loose.issues("dark")) > len(truth["dark"])
     assert loose.run["counts"]["analysed"] == 0  # thresholds re-derive issues without re-decoding
 
@@ -48,13 +48,13 @@ def test_thresholds_are_options(corpus, tmp_path):
 def test_bad_options_raise(corpus, tmp_path):
     root, _ = corpus
     with pytest.raises(vislint.VislintError, match="unknown option"):
-        vislint.scan(root, tmp_path / "w", progress=False, darkness=3)
+        vislint.scan(root, tmp_path / "w", progress=False, model="none", darkness=3)
     with pytest.raises(vislint.VislintError, match="--hash-radius"):
-        vislint.scan(root, tmp_path / "w", progress=False, hash_radius=99)
+        vislint.scan(root, tmp_path / "w", progress=False, model="none", hash_radius=99)
     with pytest.raises(vislint.VislintError, match="input not found"):
-        vislint.scan(tmp_path / "missing", tmp_path / "w", progress=False)
+        vislint.scan(tmp_path / "missing", tmp_path / "w", progress=False, model="none")
     with pytest.raises(vislint.VislintError, match="unknown issue type"):
-        vislint.scan(root, tmp_path / "w", progress=False).issues("blurred")
+        vislint.scan(root, tmp_path / "w", progress=False, model="none").issues("blurred")
 
 
 def test_ctrl_c_cancels_cleanly_and_resume_finishes(corpus, tmp_path):
@@ -68,12 +68,12 @@ def test_ctrl_c_cancels_cleanly_and_resume_finishes(corpus, tmp_path):
         return True
 
     with pytest.raises(KeyboardInterrupt):
-        _core.scan([str(root)], str(tmp_path / "w"), {"threads": 1}, interrupt, None)
+        _core.scan([str(root)], str(tmp_path / "w"), {"threads": 1, "model": "none"}, interrupt, None)
     partial = vislint.load(tmp_path / "w")
     assert partial.run["status"] == "cancelled"
     saved = len(partial.images())
     assert 1 <= saved < len(truth["files"])
-    done = vislint.scan(root, tmp_path / "w", progress=False)
+    done = vislint.scan(root, tmp_path / "w", progress=False, model="none")
     assert done.run["counts"]["reused"] == saved
     assert done.run["status"] == "complete"
 
@@ -91,7 +91,7 @@ def test_scan_releases_the_gil(corpus, tmp_path):
     t = threading.Thread(target=spin)
     t.start()
     try:
-        vislint.scan(root, tmp_path / "w", progress=False, threads=1)
+        vislint.scan(root, tmp_path / "w", progress=False, model="none", threads=1)
     finally:
         stop.set()
         t.join()

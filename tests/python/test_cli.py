@@ -110,7 +110,7 @@ def test_near_duplicates_of_mild_transforms(scanned):
 
 def test_input_tree_untouched_and_rerun_skips_unchanged(scanned):
     root, work, truth, result, before = scanned
-    again = run_cli("scan", root, "-o", work, "-q")
+    again = run_cli("scan", root, "-o", work, "-q", "--model", "none")
     assert "0 analysed" in again.stdout
     run = json.loads((work / "run.json").read_text())
     assert run["counts"]["analysed"] == 0
@@ -124,10 +124,10 @@ def test_rerun_reanalyses_changed_file(corpus, tmp_path):
     import shutil
     shutil.copytree(root, data, symlinks=True)
     work = tmp_path / "work"
-    run_cli("scan", data, "-o", work, "-q")
+    run_cli("scan", data, "-o", work, "-q", "--model", "none")
     victim = data / truth["base"][0]
     victim.write_bytes(b"")
-    out = run_cli("scan", data, "-o", work, "-q").stdout
+    out = run_cli("scan", data, "-o", work, "-q", "--model", "none").stdout
     assert "1 analysed" in out
     rows, _ = issues_csv(work, "--type", "broken")
     assert any(r["path"] == str(victim) and r["detail"].startswith("empty") for r in rows)
@@ -135,7 +135,7 @@ def test_rerun_reanalyses_changed_file(corpus, tmp_path):
 
 def test_bad_option_and_missing_input_fail_with_one_line(corpus, tmp_path):
     root, _ = corpus
-    p = run_cli("scan", root, "-o", tmp_path / "w", "--dark-threshold", "400", check=False)
+    p = run_cli("scan", root, "-o", tmp_path / "w", "--dark-threshold", "400", "--model", "none", check=False)
     assert p.returncode != 0
     assert "--dark-threshold" in p.stderr and len(p.stderr.strip().splitlines()) == 1
     p = run_cli("scan", tmp_path / "nope", "-o", tmp_path / "w2", check=False)
@@ -155,7 +155,7 @@ def test_stats_json_and_list_file_input(corpus, tmp_path):
     listing.write_text("# two images and a missing one\n" + f"{root / truth['base'][0]}\n"
                        f"{root / truth['base'][1]}\nmissing.jpg\n")
     work = tmp_path / "w"
-    run_cli("scan", listing, "-o", work, "-q")
+    run_cli("scan", listing, "-o", work, "-q", "--model", "none")
     stats = json.loads(run_cli("stats", work, "--format", "json").stdout)
     assert len(stats) == 3
     missing = [s for s in stats if s["path"].endswith("missing.jpg")][0]

@@ -126,6 +126,24 @@ int cmd_stats(const std::string& work_dir, const std::string& format) {
     return 0;
 }
 
+int cmd_similar(const std::string& work_dir, const std::string& image, int k, const std::string& format) {
+    auto hits = vislint::similar(work_dir, image, k);
+    if (format == "csv") {
+        std::cout << "rank,path,score\n";
+        for (size_t i = 0; i < hits.size(); ++i)
+            std::cout << i + 1 << "," << csv_field(hits[i].path) << "," << num(hits[i].score) << "\n";
+    } else if (format == "json") {
+        nlohmann::json j = nlohmann::json::array();
+        for (const auto& h : hits) j.push_back({{"path", h.path}, {"score", h.score}});
+        std::cout << j.dump(2) << "\n";
+    } else {
+        std::vector<std::vector<std::string>> rows;
+        for (size_t i = 0; i < hits.size(); ++i) rows.push_back({std::to_string(i + 1), num(hits[i].score), hits[i].path});
+        print_table({"rank", "score", "path"}, rows);
+    }
+    return 0;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -139,7 +157,16 @@ int main(int argc, char** argv) {
     CLI::App* scan = app.add_subcommand("scan", "scan folders / images / list files into a work dir");
     scan->add_option("inputs", opt.inputs, "folders (recursive), image files, or .txt lists of paths")->required();
     scan->add_option("-o,--output", opt.work_dir, "work dir for results (created; never inside an input)")->required();
-    scan->add_option("--model", opt.model, "embedding model; 'none' = hash-only mode")->capture_default_str();
+    scan->add_option("--model", opt.model.model, "embedding model: 'default' (EfficientNet-Lite0), 'none' (hash-only) or PATH.onnx")->capture_default_str();
+    scan->add_option("--model-size", opt.model.input_size, "model input side in px (0 = the model's default)");
+    scan->add_option("--model-mean", opt.model.mean, "per-channel RGB mean in pixel units (1 or 3 numbers)")->delimiter(',');
+    scan->add_option("--model-std", opt.model.std, "per-channel RGB std in pixel units (1 or 3 numbers)")->delimiter(',');
+    scan->add_option("--model-output", opt.model.output, "output layer whose values are the embedding");
+    scan->add_option("--batch-size", opt.model.batch_size, "images per inference batch")->capture_default_str();
+    scan->add_option("-k", opt.k, "neighbours per image in the kNN graph")->capture_default_str();
+    scan->add_option("--near-duplicate-threshold", t.near_duplicate, "near_duplicate when cosine similarity >= (with a model)")->capture_default_str();
+    scan->add_option("--cluster-threshold", t.cluster, "clusters join images with cosine similarity >= (with a model)")->capture_default_str();
+    scan->add_option("--outlier-z", t.outlier_z, "outlier when the robust z-score of isolation is above")->capture_default_str();
     scan->add_option("--threads", opt.threads, "worker threads (0 = all cores)")->capture_default_str();
     scan->add_option("--max-pixels", opt.max_pixels, "refuse images with more pixels (decompression bombs)")->capture_default_str();
     scan->add_option("--blurry-threshold", t.blurry, "blurry when relative sharpness (Laplacian variance / grey variance) is below")->capture_default_str();
@@ -159,6 +186,15 @@ int main(int argc, char** argv) {
     issues->add_option("work_dir", work_dir, "work dir of a scan")->required();
     issues->add_option("--type", type, "only this issue type");
     issues->add_option("--format", format, "table, csv or json")->check(CLI::IsMember({"table", "csv", "json"}));
+
+    std::string query;
+    int top_k = 10;
+    std::string similar_format = "table";
+    CLI::App* similar = app.add_subcommand("similar", "the dataset images most similar to an image");
+    similar->add_option("work_dir", work_dir, "work dir of a scan made with a model")->required();
+    similar->add_option("image", query, "an image file, inside or outside the dataset")->required();
+    similar->add_option("-k", top_k, "how many results")->capture_default_str();
+    similar->add_option("--format", similar_format, "table, csv or json")->check(CLI::IsMember({"table", "csv", "json"}));
 
     CLI::App* stats = app.add_subcommand("stats", "per-image statistics of a scan");
     stats->add_option("work_dir", work_dir, "work dir of a scan")->required();
@@ -180,6 +216,7 @@ int main(int argc, char** argv) {
         if (*scan) return cmd_scan(opt, quiet);
         if (*issues) return cmd_issues(work_dir, type, format);
         if (*stats) return cmd_stats(work_dir, stats_format);
+        if (*similar) return cmd_similar(work_dir, query, top_k, similar_format);
     } catch (const vislint::Error& e) {
         std::cerr << "vislint: error: " << e.what() << "\n";
         return 2;

@@ -1,0 +1,104 @@
+#include "graph/similarity.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <numeric>
+#include <unordered_map>
+
+namespace vislint::graph {
+namespace {
+
+double median_of(std::vector<double> v) {
+    if (v.empty()) return 0;
+    size_t mid = v.size() / 2;
+    std::nth_element(v.begin(), v.begin() + mid, v.end());
+    return v[mid];
+}
+
+size_t find(std::vector<size_t>& parent, size_t x) {
+    while (parent[x] != x) x = parent[x] = parent[parent[x]];
+    return x;
+}
+
+} // namespace
+
+SimilarityResult analyse_similarity(const Neighbours& nn, const std::vector<DupItem>& items,
+                                    const ExactResult& exact, const Thresholds& t) {
+    SimilarityResult out;
+    const size_t n = size_t(nn.n);
+    const int k = nn.k;
+
+    // Near duplicates: each undirected edge once.
+    std::vector<IndexPair> pairs;
+    for (size_t i = 0; i < n; ++i)
+        for (int j = 0; j < k; ++j) {
+            int64_t other = nn.ids[i * k + j];
+            float sim = nn.sims[i * k + j];
+            if (other < 0 || sim < t.near_duplicate) continue;
+            size_t a = std::min(i, size_t(other)), b = std::max(i, size_t(other));
+            if (a == b) continue;
+            char detail[96];
+            std::snprintf(detail, sizeof(detail), "cosine similarity %.4f >= %.4f", sim, t.near_duplicate);
+            pairs.push_back({a, b, double(sim), detail});
+        }
+    std::sort(pairs.begin(), pairs.end(), [](const IndexPair& x, const IndexPair& y) {
+        return x.a != y.a ? x.a < y.a : x.b < y.b;
+    });
+    pairs.erase(std::unique(pairs.begin(), pairs.end(),
+                            [](const IndexPair& x, const IndexPair& y) { return x.a == y.a && x.b == y.b; }),
+                pairs.end());
+    out.near = group_near_pairs(items, exact, pairs);
+
+    // Clusters.
+    std::vector<size_t> parent(n);
+    std::iota(parent.begin(), parent.end(), 0);
+    for (size_t i = 0; i < n; ++i)
+        for (int j = 0; j < k; ++j) {
+            int64_t other = nn.ids[i * k + j];
+            if (other < 0 || nn.sims[i * k + j] < t.cluster) continue;
+            size_t a = find(parent, i), b = find(parent, size_t(other));
+            if (a != b) parent[std::max(a, b)] = std::min(a, b);
+        }
+    std::unordered_map<size_t, size_t> slot;
+    std::vector<std::vector<int64_t>> comps;
+    for (size_t i = 0; i < n; ++i) {
+        auto [it, added] = slot.emplace(find(parent, i), comps.size());
+        if (added) comps.emplace_back();
+        comps[it->second].push_back(items[i].id);
+    }
+    for (auto& c : comps)
+        if (c.size() >= 2) out.clusters.push_back(std::move(c));
+    std::stable_sort(out.clusters.begin(), out.clusters.end(),
+                     [](const auto& x, const auto& y) { return x.size() > y.size(); });
+
+    // Outliers.
+    const int m = std::min(k, 5);
+    std::vector<double> scores(n, 0.0);
+    out.isolation.resize(n);
+    for (size_t i = 0; i < n; ++i) {
+        double sum = 0;
+        int cnt = 0;
+        for (int j = 0; j < m; ++j) {
+            if (nn.ids[i * k + j] < 0) break;
+            sum += nn.sims[i * k + j];
+            ++cnt;
+        }
+        scores[i] = cnt ? 1.0 - sum / cnt : 1.0;
+        out.isolation[i] = {i, scores[i], 0.0, k > 0 ? nn.ids[i * k] : -1, k > 0 ? nn.sims[i * k] : 0.f};
+    }
+    const double med = median_of(scores);
+    std::vector<double> dev(n);
+    for (size_t i = 0; i < n; ++i) dev[i] = std::fabs(scores[i] - med);
+    const double scale = std::max(1.4826 * median_of(dev), 1e-6);
+    out.outlier_threshold = med + t.outlier_z * scale;
+    for (size_t i = 0; i < n; ++i) {
+        out.isolation[i].z = (scores[i] - med) / scale;
+        if (n >= 3 && out.isolation[i].z > t.outlier_z) out.outliers.push_back(i);
+    }
+    std::sort(out.outliers.begin(), out.outliers.end(),
+              [&](size_t a, size_t b) { return scores[a] > scores[b]; });
+    return out;
+}
+
+} // namespace vislint::graph

@@ -1,0 +1,45 @@
+// Findings from the kNN graph of embeddings: near duplicates, clusters and outliers.
+// This is where "why was this image called an outlier" is answered.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "graph/duplicates.h"
+#include "vislint/options.h"
+
+namespace vislint::graph {
+
+// n x k neighbour lists by position (positions index `items`), best first, -1 = none.
+struct Neighbours {
+    int64_t n = 0;
+    int k = 0;
+    const int64_t* ids = nullptr;
+    const float* sims = nullptr;
+};
+
+struct Outlier {
+    size_t position;
+    double score;      // isolation: 1 - mean similarity to the nearest m neighbours
+    double z;          // robust z-score: (score - median) / (1.4826 * MAD)
+    int64_t nearest;   // position of the nearest neighbour, -1 if none
+    float nearest_sim;
+};
+
+struct SimilarityResult {
+    NearResult near;
+    std::vector<std::vector<int64_t>> clusters; // image ids, largest cluster first
+    std::vector<Outlier> isolation;             // every position, in position order
+    double outlier_threshold = 0;               // isolation score above which an image is flagged
+    std::vector<size_t> outliers;               // flagged positions, most isolated first
+};
+
+// Near duplicates: kNN edges with similarity >= t.near_duplicate (exact copies excluded).
+// Clusters: connected components of edges >= t.cluster, size >= 2.
+// Outliers: isolation = 1 - mean similarity to the m = min(k, 5) nearest neighbours; flagged when
+// its robust z-score exceeds t.outlier_z (median / MAD are robust to the outliers themselves).
+SimilarityResult analyse_similarity(const Neighbours& nn, const std::vector<DupItem>& items,
+                                    const ExactResult& exact, const Thresholds& t);
+
+} // namespace vislint::graph

@@ -1,0 +1,429 @@
+#include "index/knn_index.h"
+
+#include <dlfcn.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <new>
+#include <random>
+#include <utility>
+
+#include <faiss/IndexFlat.h>
+#include <faiss/IndexIVFFlat.h>
+#include <faiss/impl/FaissException.h>
+#include <faiss/index_io.h>
+#include <faiss/invlists/InvertedLists.h>
+#include <faiss/utils/Heap.h>
+
+#include "vislint/status.h"
+
+// Fortran BLAS, as faiss itself calls it (libblas.so.3: OpenBLAS through Debian's alternatives).
+extern "C" int sgemm_(const char* transa, const char* transb, const int* m, const int* n,
+                      const int* k, const float* alpha, const float* a, const int* lda,
+                      const float* b, const int* ldb, const float* beta, float* c, const int* ldc);
+
+namespace vislint::index {
+namespace {
+
+using MinHeap = faiss::CMin<float, int64_t>; // keeps the k largest similarities
+
+constexpr uint64_t kSampleSeed = 0x766973'6c696e74ull; // "vislint"
+constexpr int kKmeansSeed = 1234;
+// Spherical k-means on embeddings settles within a few iterations; faiss's default of 25 costs
+// 2.5x the training time for no recall we could measure (bench/knn_bench.cc).
+constexpr int kKmeansIters = 10;
+constexpr int64_t kTrainPerList = 40; // faiss asks for >= 39 points per centroid
+constexpr int64_t kMinPerList = 39;
+constexpr int64_t kAddBatch = 65536;
+// Score tiles: kQueryTile x kBaseTile similarities (16 MB) per BLAS call.
+constexpr int kQueryTile = 1024;
+constexpr int kBaseTile = 4096;
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+// faiss's loops use OpenMP and its BLAS calls use OpenBLAS's own pthread pool. libgomp workers
+// busy-wait after each parallel region (OMP_WAIT_POLICY unset) and starve the OpenBLAS threads
+// of the next BLAS call: k-means training ran 4x slower on two cores. All faiss calls made here
+// therefore run with one OpenMP thread and take their parallelism from BLAS. omp_set_num_threads
+// only changes the calling thread's setting; the caller's value is restored.
+class ScopedOmpThreads {
+public:
+    explicit ScopedOmpThreads(int threads) : saved_(omp_get_max_threads()) {
+        omp_set_num_threads(threads);
+    }
+    ~ScopedOmpThreads() { omp_set_num_threads(saved_); }
+    ScopedOmpThreads(const ScopedOmpThreads&) = delete;
+    ScopedOmpThreads& operator=(const ScopedOmpThreads&) = delete;
+
+private:
+    int saved_;
+};
+
+void set_blas_threads(int threads) {
+    if (threads <= 0) return;
+    using SetFn = void (*)(int);
+    if (auto set = reinterpret_cast<SetFn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads")))
+        set(threads);
+}
+
+// faiss's what() starts with the throwing function and source location; users only need msg.
+std::string faiss_reason(const std::exception& e) {
+    if (auto* fe = dynamic_cast<const faiss::FaissException*>(&e)) return fe->msg;
+    if (dynamic_cast<const std::bad_alloc*>(&e)) return "out of memory";
+    return e.what();
+}
+
+// The index/ boundary: everything faiss (or the allocator) throws becomes a vislint::Error.
+template <typename F> auto guarded(const std::string& what, F&& f) -> decltype(f()) {
+    try {
+        return f();
+    } catch (const vislint::Error&) {
+        throw;
+    } catch (const std::exception& e) {
+        throw Error(what + ": " + faiss_reason(e));
+    }
+}
+
+void report(const ProgressFn& progress, const char* stage, uint64_t done, uint64_t total) {
+    if (progress && !progress(stage, done, total))
+        throw Cancelled(std::string("cancelled during ") + stage);
+}
+
+int64_t auto_nlist(int64_t n) {
+    int64_t nlist = std::llround(4.0 * std::sqrt(double(n)));
+    nlist = std::clamp<int64_t>(nlist, 256, 65536);
+    return std::min(nlist, n / kMinPerList);
+}
+
+int64_t auto_nprobe(int64_t nlist) {
+    return std::min<int64_t>(nlist, std::max<int64_t>(16, nlist / 128));
+}
+
+// Knuth's selection sampling: m of n row indices, ascending, the same for the same (n, m).
+std::vector<int64_t> sample_rows(int64_t n, int64_t m) {
+    std::vector<int64_t> rows;
+    rows.reserve(size_t(m));
+    std::mt19937_64 rng(kSampleSeed);
+    std::uniform_real_distribution<double> u(0.0, 1.0);
+    for (int64_t i = 0; i < n && int64_t(rows.size()) < m; ++i)
+        if (double(n - i) * u(rng) < double(m - int64_t(rows.size()))) rows.push_back(i);
+    return rows;
+}
+
+// Per-query top-k min-heaps (worst kept result on top), nq x k.
+struct TopK {
+    int k;
+    std::vector<float> sims;
+    std::vector<int64_t> ids;
+    TopK(int64_t nq, int k) : k(k), sims(size_t(nq) * k), ids(size_t(nq) * k) {
+        for (int64_t r = 0; r < nq; ++r)
+            faiss::heap_heapify<MinHeap>(k, sims.data() + r * k, ids.data() + r * k);
+    }
+    // Sorts each row best first into the caller's arrays; padding -1 / -inf.
+    void emit(int64_t nq, int64_t* out_ids, float* out_sims) {
+        for (int64_t r = 0; r < nq; ++r) {
+            float* s = sims.data() + r * k;
+            int64_t* i = ids.data() + r * k;
+            faiss::heap_reorder<MinHeap>(k, s, i);
+            for (int j = 0; j < k; ++j) {
+                out_ids[r * k + j] = i[j];
+                out_sims[r * k + j] = i[j] < 0 ? kNegInf : s[j];
+            }
+        }
+    }
+};
+
+// Scores m query vectors (q, m x d) against s base vectors (base, s x d, ids base_ids[j] or
+// base_first + j) with BLAS, tile by tile, and offers every score to the heap of the query's
+// row rows[i] in `top`. A base vector whose id equals self[rows[i]] is skipped: that is how
+// self_graph() removes the query itself, by id, whatever its rank among exact duplicates.
+//
+// Why not faiss's own search: Debian's libfaiss is built for baseline x86-64, so its
+// per-vector distance loops run at ~2 GMAC/s per core, while OpenBLAS's sgemm uses the AVX2 /
+// AVX-512 units it finds at run time; scoring whole tiles as matrix products was 10x faster.
+class Scorer {
+public:
+    Scorer(int d, TopK* top, const int64_t* self) : d_(d), top_(top), self_(self) {
+        tile_.resize(size_t(kQueryTile) * kBaseTile);
+    }
+
+    void score(const float* q, const int32_t* rows, int64_t m, const float* base,
+               const int64_t* base_ids, int64_t base_first, int64_t s) {
+        const float one = 1.f, zero = 0.f;
+        const int k = top_->k;
+        for (int64_t j0 = 0; j0 < s; j0 += kBaseTile) {
+            const int sb = int(std::min<int64_t>(kBaseTile, s - j0));
+            for (int64_t i0 = 0; i0 < m; i0 += kQueryTile) {
+                const int mb = int(std::min<int64_t>(kQueryTile, m - i0));
+                // Row-major tile[i][j] = <q_i, base_j>: column-major base^T x q.
+                sgemm_("T", "N", &sb, &mb, &d_, &one, base + j0 * d_, &d_, q + i0 * d_, &d_,
+                       &zero, tile_.data(), &sb);
+                for (int i = 0; i < mb; ++i) {
+                    const int32_t r = rows[i0 + i];
+                    float* hs = top_->sims.data() + int64_t(r) * k;
+                    int64_t* hi = top_->ids.data() + int64_t(r) * k;
+                    const int64_t self = self_ ? self_[r] : -1;
+                    const float* t = tile_.data() + int64_t(i) * sb;
+                    for (int j = 0; j < sb; ++j) {
+                        if (!(t[j] > hs[0])) continue;
+                        const int64_t id = base_ids ? base_ids[j0 + j] : base_first + j0 + j;
+                        if (id != self) faiss::heap_replace_top<MinHeap>(k, hs, hi, t[j], id);
+                    }
+                }
+            }
+        }
+    }
+
+private:
+    int d_;
+    TopK* top_;
+    const int64_t* self_;
+    std::vector<float> tile_;
+};
+
+} // namespace
+
+std::string blas_library() {
+    using ConfigFn = char* (*)();
+    if (auto config = reinterpret_cast<ConfigFn>(dlsym(RTLD_DEFAULT, "openblas_get_config")))
+        return config(); // "OpenBLAS 0.3.21 ... Haswell MAX_THREADS=64"
+    return "reference or unknown BLAS (slow: install libopenblas0-pthread)";
+}
+
+struct KnnIndex::Impl {
+    std::unique_ptr<faiss::Index> index;
+    faiss::IndexFlat* flat = nullptr; // exactly one of flat / ivf is set, == index.get()
+    faiss::IndexIVF* ivf = nullptr;
+
+    // Top-k of nq queries into `top`. self: per query, an id to skip (or nullptr).
+    void search(const float* x, int64_t nq, TopK* top, const int64_t* self) const;
+};
+
+void KnnIndex::Impl::search(const float* x, int64_t nq, TopK* top, const int64_t* self) const {
+    const int d = index->d;
+    std::vector<int32_t> rows(size_t(std::min<int64_t>(nq, kQueryTile)));
+    Scorer scorer(d, top, self);
+    if (flat) {
+        for (int64_t i0 = 0; i0 < nq; i0 += kQueryTile) {
+            const int64_t m = std::min<int64_t>(kQueryTile, nq - i0);
+            for (int64_t i = 0; i < m; ++i) rows[i] = int32_t(i0 + i);
+            scorer.score(x + i0 * d, rows.data(), m, flat->get_xb(), nullptr, 0, flat->ntotal);
+        }
+        return;
+    }
+
+    // Coarse step: the nprobe best centroids of each query, exactly (the centroids are a Flat).
+    const int64_t nlist = int64_t(ivf->nlist);
+    const int nprobe = int(std::min<int64_t>(int64_t(ivf->nprobe), nlist));
+    auto* centroids = dynamic_cast<const faiss::IndexFlat*>(ivf->quantizer);
+    if (!centroids) throw Error("kNN index: unsupported coarse quantizer");
+    TopK coarse(nq, nprobe);
+    Scorer coarse_scorer(d, &coarse, nullptr);
+    for (int64_t i0 = 0; i0 < nq; i0 += kQueryTile) {
+        const int64_t m = std::min<int64_t>(kQueryTile, nq - i0);
+        for (int64_t i = 0; i < m; ++i) rows[i] = int32_t(i0 + i);
+        coarse_scorer.score(x + i0 * d, rows.data(), m, centroids->get_xb(), nullptr, 0, nlist);
+    }
+
+    // Group the (query, list) pairs by list, then score each list against all the queries
+    // that probe it at once: one matrix product per list instead of one dot product per pair.
+    std::vector<int64_t> start(size_t(nlist) + 1, 0);
+    for (int64_t l : coarse.ids)
+        if (l >= 0) ++start[size_t(l) + 1];
+    for (int64_t l = 0; l < nlist; ++l) start[l + 1] += start[l];
+    std::vector<int32_t> by_list(size_t(start[nlist]));
+    {
+        std::vector<int64_t> fill(start.begin(), start.end() - 1);
+        for (int64_t r = 0; r < nq; ++r)
+            for (int p = 0; p < nprobe; ++p) {
+                const int64_t l = coarse.ids[size_t(r) * nprobe + p];
+                if (l >= 0) by_list[size_t(fill[l]++)] = int32_t(r);
+            }
+    }
+    std::vector<float> gathered;
+    const faiss::InvertedLists* lists = ivf->invlists;
+    for (int64_t l = 0; l < nlist; ++l) {
+        const int64_t m = start[l + 1] - start[l];
+        const int64_t s = int64_t(lists->list_size(size_t(l)));
+        if (m == 0 || s == 0) continue;
+        const int32_t* qrows = by_list.data() + start[l];
+        gathered.resize(size_t(m) * d);
+        for (int64_t i = 0; i < m; ++i)
+            std::copy_n(x + int64_t(qrows[i]) * d, d, gathered.data() + i * d);
+        faiss::InvertedLists::ScopedCodes codes(lists, size_t(l));
+        faiss::InvertedLists::ScopedIds ids(lists, size_t(l));
+        scorer.score(gathered.data(), qrows, m, reinterpret_cast<const float*>(codes.get()),
+                     ids.get(), 0, s);
+    }
+}
+
+KnnIndex::KnnIndex(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+KnnIndex::KnnIndex(KnnIndex&&) noexcept = default;
+KnnIndex& KnnIndex::operator=(KnnIndex&&) noexcept = default;
+KnnIndex::~KnnIndex() = default;
+
+KnnIndex KnnIndex::build(const float* data, int64_t n, int d, const IndexOptions& opt,
+                         const ProgressFn& progress) {
+    if (d <= 0)
+        throw Error("kNN index: embedding dimension must be positive, got " + std::to_string(d));
+    if (n < 0 || (n > 0 && data == nullptr)) throw Error("kNN index: no input vectors");
+    if (n >= (int64_t(1) << 31)) throw Error("kNN index: more than 2^31 vectors");
+    if (opt.exact_max < 0 || opt.nlist < 0 || opt.nprobe < 0 || opt.threads < 0)
+        throw Error("kNN index: exact_max, nlist, nprobe and threads must be >= 0");
+
+    auto impl = std::make_unique<Impl>();
+    set_blas_threads(opt.threads);
+    ScopedOmpThreads omp_threads(1);
+
+    const int64_t nlist =
+        opt.nlist > 0 ? std::min(opt.nlist, n / kMinPerList) : auto_nlist(n);
+    guarded("cannot build kNN index", [&] {
+        // With fewer than two lists an IVF index is a slower Flat one.
+        if (n <= opt.exact_max || nlist < 2) {
+            auto flat = std::make_unique<faiss::IndexFlatIP>(d);
+            impl->flat = flat.get();
+            impl->index = std::move(flat);
+            return;
+        }
+        auto quantizer = std::make_unique<faiss::IndexFlatIP>(d);
+        auto ivf = std::make_unique<faiss::IndexIVFFlat>(quantizer.get(), d, size_t(nlist),
+                                                         faiss::METRIC_INNER_PRODUCT);
+        quantizer.release();
+        ivf->own_fields = true;
+        ivf->cp.spherical = true; // centroids on the unit sphere, like the data
+        ivf->cp.niter = kKmeansIters;
+        ivf->cp.seed = kKmeansSeed;
+        ivf->cp.verbose = false;
+        ivf->nprobe = size_t(std::min<int64_t>(opt.nprobe > 0 ? opt.nprobe : auto_nprobe(nlist),
+                                               nlist));
+
+        // k-means cost is linear in the points, and 40 per list place the centroids well.
+        const int64_t m = std::min(n, kTrainPerList * nlist);
+        report(progress, "knn.train", 0, 1);
+        if (m == n) {
+            ivf->train(n, data);
+        } else {
+            const std::vector<int64_t> rows = sample_rows(n, m);
+            std::vector<float> sample(size_t(m) * d);
+            for (int64_t i = 0; i < m; ++i)
+                std::copy_n(data + rows[i] * d, d, sample.data() + i * d);
+            ivf->train(m, sample.data());
+        }
+        report(progress, "knn.train", 1, 1);
+        impl->ivf = ivf.get();
+        impl->index = std::move(ivf);
+    });
+
+    report(progress, "knn.add", 0, uint64_t(n));
+    for (int64_t start = 0; start < n; start += kAddBatch) {
+        const int64_t nb = std::min(kAddBatch, n - start);
+        guarded("cannot build kNN index", [&] { impl->index->add(nb, data + start * d); });
+        report(progress, "knn.add", uint64_t(start + nb), uint64_t(n));
+    }
+    return KnnIndex(std::move(impl));
+}
+
+void KnnIndex::search(const float* queries, int64_t nq, int k, int64_t* ids, float* sims) const {
+    if (k < 1) throw Error("kNN search: k must be >= 1, got " + std::to_string(k));
+    if (nq <= 0) return;
+    ScopedOmpThreads omp_threads(1);
+    guarded("kNN search failed", [&] {
+        // Batches bound the coarse results and list groups to O(batch * (k + nprobe)).
+        const int64_t batch = 65536;
+        for (int64_t i0 = 0; i0 < nq; i0 += batch) {
+            const int64_t m = std::min(batch, nq - i0);
+            TopK top(m, k);
+            impl_->search(queries + i0 * dim(), m, &top, nullptr);
+            top.emit(m, ids + i0 * k, sims + i0 * k);
+        }
+    });
+}
+
+KnnGraph KnnIndex::self_graph(const float* data, int k, const ProgressFn& progress) const {
+    if (k < 1) throw Error("kNN graph: k must be >= 1, got " + std::to_string(k));
+    const int64_t n = size();
+    const int d = dim();
+    KnnGraph g;
+    g.n = n;
+    g.k = k;
+    g.ids.resize(size_t(n) * k);
+    g.sims.resize(size_t(n) * k);
+    if (n == 0) return g;
+    if (impl_->flat && !std::equal(data, data + d, impl_->flat->get_xb()))
+        throw Error("kNN graph: the vectors are not the ones the index was built from");
+
+    // IVF: a batch big enough that each list is probed by a few hundred of its queries, so
+    // every per-list matrix product is large enough for BLAS to run at full speed.
+    int64_t batch = 16384;
+    if (impl_->ivf)
+        batch = std::clamp<int64_t>(512 * int64_t(impl_->ivf->nlist) /
+                                        std::max<int64_t>(1, int64_t(impl_->ivf->nprobe)),
+                                    16384, 262144);
+    std::vector<int64_t> self(size_t(std::min(batch, n)));
+
+    ScopedOmpThreads omp_threads(1);
+    report(progress, "knn.self_graph", 0, uint64_t(n));
+    for (int64_t start = 0; start < n; start += batch) {
+        const int64_t nb = std::min(batch, n - start);
+        for (int64_t r = 0; r < nb; ++r) self[r] = start + r;
+        guarded("kNN self-query failed", [&] {
+            TopK top(nb, k);
+            impl_->search(data + start * d, nb, &top, self.data());
+            top.emit(nb, g.ids.data() + start * k, g.sims.data() + start * k);
+        });
+        report(progress, "knn.self_graph", uint64_t(start + nb), uint64_t(n));
+    }
+    return g;
+}
+
+void KnnIndex::save(const std::string& path) const {
+    // Write then rename, so an interrupted save never leaves a truncated index under `path`.
+    const std::string tmp = path + ".tmp";
+    guarded("cannot write kNN index " + path,
+            [&] { faiss::write_index(impl_->index.get(), tmp.c_str()); });
+    if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+        std::remove(tmp.c_str());
+        throw Error("cannot write kNN index " + path + ": rename failed");
+    }
+}
+
+KnnIndex KnnIndex::load(const std::string& path, const IndexOptions& opt) {
+    if (opt.nprobe < 0 || opt.threads < 0)
+        throw Error("kNN index: nprobe and threads must be >= 0");
+    if (std::FILE* f = std::fopen(path.c_str(), "rb")) {
+        std::fclose(f);
+    } else {
+        throw Error("kNN index file not found or unreadable: " + path);
+    }
+    auto impl = std::make_unique<Impl>();
+    set_blas_threads(opt.threads);
+    impl->index.reset(guarded("kNN index file is corrupt or not a faiss index: " + path,
+                              [&] { return faiss::read_index(path.c_str()); }));
+    faiss::Index* idx = impl->index.get();
+    impl->flat = dynamic_cast<faiss::IndexFlat*>(idx);
+    impl->ivf = dynamic_cast<faiss::IndexIVFFlat*>(idx);
+    const bool ok_quantizer =
+        !impl->ivf || (dynamic_cast<faiss::IndexFlat*>(impl->ivf->quantizer) &&
+                       impl->ivf->quantizer->ntotal == int64_t(impl->ivf->nlist));
+    if ((!impl->flat && !impl->ivf) || idx->metric_type != faiss::METRIC_INNER_PRODUCT ||
+        !idx->is_trained || !ok_quantizer)
+        throw Error("not a vislint kNN index (expected an inner-product Flat or IVF-Flat "
+                    "index): " + path);
+    if (impl->ivf && opt.nprobe > 0)
+        impl->ivf->nprobe = std::min<size_t>(size_t(opt.nprobe), impl->ivf->nlist);
+    return KnnIndex(std::move(impl));
+}
+
+int64_t KnnIndex::size() const { return impl_->index->ntotal; }
+int KnnIndex::dim() const { return impl_->index->d; }
+bool KnnIndex::exact() const { return impl_->ivf == nullptr; }
+
+std::string KnnIndex::description() const {
+    if (!impl_->ivf) return "Flat";
+    return "IVF" + std::to_string(impl_->ivf->nlist) +
+           ",Flat nprobe=" + std::to_string(impl_->ivf->nprobe);
+}
+
+} // namespace vislint::index

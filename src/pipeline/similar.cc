@@ -1,0 +1,141 @@
+// `vislint similar`: embed one image with the scan's model and search the saved index.
+#include <cmath>
+#include <filesystem>
+
+#include <nlohmann/json.hpp>
+
+#include "embed/embedder.h"
+#include "index/knn_index.h"
+#include "io/decode.h"
+#include "pipeline/analyze.h"
+#include "store/db.h"
+#include "vislint/embed.h"
+#include "vislint/results.h"
+#include "vislint/status.h"
+
+namespace fs = std::filesystem;
+
+namespace vislint {
+namespace {
+
+struct Opened {
+    std::unique_ptr<store::Db> db;
+    embed::ModelSpec spec;
+};
+
+Opened open_work_dir(const std::string& work_dir) {
+    fs::path db_path = fs::path(work_dir) / store::kDbName;
+    if (!fs::is_regular_file(db_path))
+        throw Error("not a vislint work dir (no vislint.db): " + work_dir);
+    Opened o;
+    o.db = std::make_unique<store::Db>(db_path.string(), true);
+    std::string model_id = o.db->meta("model");
+    if (model_id.empty() || model_id == "none")
+        throw Error("work dir " + work_dir + " was scanned with --model none: similarity search needs "
+                    "embeddings; re-scan with a model (the default is EfficientNet-Lite0)");
+    ModelOptions mo;
+    try {
+        auto j = nlohmann::json::parse(o.db->meta("model_options"));
+        mo.model = j.at("model").get<std::string>();
+        mo.input_size = j.at("input_size").get<int>();
+        mo.mean = j.at("mean").get<std::vector<double>>();
+        mo.std = j.at("std").get<std::vector<double>>();
+        mo.output = j.at("output").get<std::string>();
+    } catch (const std::exception& e) {
+        throw Error("work dir " + work_dir + " has no readable model options: " + e.what());
+    }
+    o.spec = embed::resolve_model(mo);
+    if (o.spec.id != model_id)
+        throw Error("the model file changed since " + work_dir + " was scanned; re-scan it first");
+    return o;
+}
+
+std::vector<SimilarHit> search(const std::string& work_dir, store::Db& db, std::vector<float> vec, int k,
+                               const std::string& exclude_path) {
+    if (k < 1) throw Error("-k must be at least 1");
+    double norm = 0;
+    for (float v : vec) norm += double(v) * v;
+    if (norm > 0)
+        for (float& v : vec) v = float(v / std::sqrt(norm));
+    index::KnnIndex idx = index::KnnIndex::load((fs::path(work_dir) / "index.faiss").string());
+    if (int(vec.size()) != idx.dim())
+        throw Error("vector has " + std::to_string(vec.size()) + " values; the index has dim " +
+                    std::to_string(idx.dim()));
+    const int want = int(std::min<int64_t>(k + 1, idx.size()));
+    std::vector<int64_t> ids(static_cast<size_t>(want));
+    std::vector<float> sims(static_cast<size_t>(want));
+    idx.search(vec.data(), 1, want, ids.data(), sims.data());
+    store::Stmt s(db.handle(), "SELECT i.path FROM embedding_index e JOIN images i ON i.id = e.image_id WHERE e.pos = ?");
+    std::vector<SimilarHit> out;
+    for (int j = 0; j < want && int(out.size()) < k; ++j) {
+        if (ids[size_t(j)] < 0) continue;
+        s.bind(1, ids[size_t(j)]);
+        if (s.step()) {
+            std::string path = s.text(0);
+            if (path != exclude_path) out.push_back({path, double(sims[size_t(j)])});
+        }
+        s.reset();
+    }
+    return out;
+}
+
+std::vector<float> embed_bgr(const embed::ModelSpec& spec, const cv::Mat& working) {
+    embed::Embedder e(spec);
+    std::vector<float> out;
+    e.embed({embed::model_input(working, spec.input_size)}, &out);
+    return out;
+}
+
+} // namespace
+
+Embedding embed_image(const std::string& path, const ModelOptions& model) {
+    if (model.model == "none") throw Error("--model none has no embeddings");
+    embed::ModelSpec spec = embed::resolve_model(model);
+    store::ImageRecord r;
+    r.path = path;
+    pipeline::AnalyzeOptions aopt;
+    aopt.model_size = spec.input_size;
+    cv::Mat input;
+    pipeline::analyze_file(aopt, &r, &input);
+    if (!r.status.ok()) throw Error("cannot read image " + path + ": " + r.status.to_string());
+    embed::Embedder e(spec);
+    Embedding out;
+    e.embed({input}, &out.features, &out.logits);
+    out.model_id = spec.id;
+    out.input_size = spec.input_size;
+    return out;
+}
+
+std::vector<SimilarHit> similar(const std::string& work_dir, const std::string& image, int k) {
+    Opened o = open_work_dir(work_dir);
+    store::ImageRecord r;
+    r.path = image;
+    pipeline::AnalyzeOptions aopt;
+    aopt.model_size = o.spec.input_size;
+    cv::Mat input;
+    pipeline::analyze_file(aopt, &r, &input);
+    if (!r.status.ok()) throw Error("cannot read image " + image + ": " + r.status.to_string());
+    embed::Embedder e(o.spec);
+    std::vector<float> vec;
+    e.embed({input}, &vec);
+    return search(work_dir, *o.db, std::move(vec), k, image);
+}
+
+std::vector<SimilarHit> similar_to_vector(const std::string& work_dir, const float* vec, int dim, int k) {
+    Opened o = open_work_dir(work_dir);
+    return search(work_dir, *o.db, std::vector<float>(vec, vec + dim), k, "");
+}
+
+std::vector<SimilarHit> similar_to_pixels(const std::string& work_dir, const uint8_t* bgr, int width,
+                                          int height, int k) {
+    Opened o = open_work_dir(work_dir);
+    cv::Mat img(height, width, CV_8UC3, const_cast<uint8_t*>(bgr));
+    io::DecodedImage d;
+    d.pixels = img;
+    d.width = width;
+    d.height = height;
+    d.channels = 3;
+    return search(work_dir, *o.db, embed_bgr(o.spec, io::working_image(d, 256)), k, "");
+}
+
+} // namespace vislint

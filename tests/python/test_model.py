@@ -1,0 +1,193 @@
+"""Embeddings, the kNN graph and what it finds, with the default model (EfficientNet-Lite0,
+exported by `make model`) on real images."""
+import gzip
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import vislint
+import vislint.testing
+from conftest import run_cli
+
+CACHE = Path(os.environ.get("VISLINT_CACHE") or Path.home() / ".cache" / "vislint")
+MODEL_DIR = CACHE / "efficientnet_lite0"
+REF_DIR = MODEL_DIR / "reference"
+MILD = ("resize50_jpeg40", "jpeg15", "hflip", "brightness35")
+
+
+def fashion_items(n, seed=0):
+    """n Fashion-MNIST training images (Debian dataset-fashion-mnist) as PIL images."""
+    with gzip.open("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz") as f:
+        data = np.frombuffer(f.read(), dtype=np.uint8, offset=16).reshape(-1, 28, 28)
+    idx = np.random.default_rng(seed).choice(len(data), n, replace=False)
+    return [Image.fromarray(data[i]).resize((112, 112), Image.BILINEAR) for i in idx]
+
+
+@pytest.fixture(scope="session")
+def model_scan(corpus, tmp_path_factory):
+    root, truth = corpus
+    work = tmp_path_factory.mktemp("model") / "w"
+    run_cli("scan", root, "-o", work, "-q")
+    return root, work, truth, vislint.load(work)
+
+
+def origin_of(truth):
+    derived = truth["derived_from"]
+
+    def origin(p):
+        while p in derived:
+            p = derived[p]
+        return p
+
+    return origin
+
+
+def test_cpp_path_matches_torch_reference():
+    ref = json.loads((REF_DIR / "reference.json").read_text())
+    assert len(ref["entries"]) == 6
+    for e in ref["entries"]:
+        feats, logits = vislint.embed(REF_DIR / e["png"], model_size=e["size"])
+        torch_feats = np.asarray(e["features"], dtype=np.float64)
+        cosine = float(feats @ torch_feats / np.linalg.norm(torch_feats))
+        assert cosine >= 1 - 1e-3, (e["png"], cosine)
+        assert abs(np.linalg.norm(feats) - 1) < 1e-4
+        assert int(np.argmax(logits)) == e["top5_indices"][0], e["png"]
+
+
+def test_real_photos_land_in_the_right_imagenet_classes():
+    cat, _ = None, None
+    _, logits = vislint.embed(REF_DIR / "chelsea.png")
+    assert int(np.argmax(logits)) in range(281, 286)  # tabby / tiger / Egyptian cat ...
+    _, logits = vislint.embed(REF_DIR / "coffee.png")
+    assert int(np.argmax(logits)) in (967, 968, 504)  # espresso, cup, coffee mug
+
+
+def test_features_npy_rows_are_image_ids(model_scan):
+    root, work, truth, scan = model_scan
+    feats = scan.features()
+    images = scan.images()
+    assert feats.dtype == np.float16 and feats.shape == (images["id"].max() + 1, 1280)
+    for _, row in images.iterrows():
+        norm = float(np.linalg.norm(feats[row["id"]].astype(np.float32)))
+        if row["status"] == "ok":
+            assert abs(norm - 1) < 1e-2
+        else:
+            assert norm == 0
+    assert (work / "index.faiss").is_file()
+
+
+def test_transformed_copies_are_near_duplicates_and_similar(model_scan):
+    root, work, truth, scan = model_scan
+    origin = origin_of(truth)
+    near = scan.issues("near_duplicate")
+    pairs = {frozenset((str(Path(a).relative_to(root)), str(Path(b).relative_to(root))))
+             for a, b in zip(near["path"], near["other_path"])}
+    for orig, copy, transform in truth["near_duplicates"]:
+        if transform in MILD:
+            assert frozenset((orig, copy)) in pairs, transform
+        # Every transformed copy finds its original (or another copy of it) first.
+        top = scan.similar(root / copy, k=3)
+        assert origin(str(Path(top["path"][0]).relative_to(root))) == origin(copy), transform
+        assert str(root / copy) not in set(top["path"])
+    unrelated = [p for p in pairs if len({origin(x) for x in p}) > 1]
+    assert unrelated == []
+    assert (near["score"] >= near["threshold"]).all()
+
+
+def test_cli_similar_returns_the_original_first(model_scan):
+    root, work, truth, _ = model_scan
+    orig, copy, _ = next(t for t in truth["near_duplicates"] if t[2] == "jpeg15")
+    out = run_cli("similar", work, root / copy, "-k", "3", "--format", "csv").stdout.splitlines()
+    assert out[0] == "rank,path,score"
+    assert out[1].split(",")[1] == str(root / orig)
+    assert len(out) == 4
+
+
+def test_clusters_and_outlier_ranking(model_scan):
+    root, work, truth, scan = model_scan
+    clusters = scan.clusters()
+    assert (clusters["size"] >= 2).all() and list(clusters["size"]) == sorted(clusters["size"], reverse=True)
+    members = {m for ms in clusters["members"] for m in ms}
+    for orig, copy, t in truth["near_duplicates"]:
+        if t in MILD:
+            assert str(root / copy) in members
+    ranking = scan.outliers(all=True)
+    assert len(ranking) == int(scan.images()["has_embedding"].sum())
+    assert ranking["score"].is_monotonic_decreasing
+
+
+def _outlier_corpus(dirpath: Path, majority, odd, odd_name):
+    dirpath.mkdir(parents=True)
+    for i, im in enumerate(majority):
+        im.convert("RGB").save(dirpath / f"item_{i:03d}.png")
+    odd.convert("RGB").save(dirpath / odd_name)
+    return dirpath
+
+
+def test_clip_art_among_photos_and_photo_among_clip_art_is_top_outlier(tmp_path):
+    clipart = [vislint.testing.load_rgb(p, 256) for p in vislint.testing.clipart_paths(31, seed=3)]
+    fashion = fashion_items(30, seed=1)
+    photo = Image.open(REF_DIR / "chelsea.png")
+    cases = [
+        (_outlier_corpus(tmp_path / "a", fashion, clipart[0], "odd_clipart.png"), "odd_clipart.png"),
+        (_outlier_corpus(tmp_path / "b", clipart[1:], photo, "odd_photo.png"), "odd_photo.png"),
+    ]
+    for data, odd in cases:
+        scan = vislint.scan(data, data.parent / (data.name + "_work"), progress=False)
+        ranking = scan.outliers(all=True)
+        assert Path(ranking["path"][0]).name == odd, ranking.head()
+        flagged = scan.issues("outlier")
+        assert Path(flagged["path"].iloc[0]).name == odd
+        assert flagged["other_path"].iloc[0] != ""
+
+
+def test_rescan_with_another_model_does_not_mix_features(corpus, tmp_path):
+    root, truth = corpus
+    work = tmp_path / "w"
+    a = vislint.scan(root, work, progress=False)
+    fa = np.array(a.features())
+    b = vislint.scan(root, work, progress=False, model_size=128)
+    assert b.run["counts"]["analysed"] == b.run["counts"]["images"]  # nothing reused
+    fb = np.array(b.features())
+    fresh = vislint.scan(root, tmp_path / "fresh", progress=False, model_size=128)
+    np.testing.assert_array_equal(fb, np.array(fresh.features()))
+    assert not np.array_equal(fa, fb)
+    c = vislint.scan(root, work, progress=False, model="none")
+    assert c.features() is None and not (work / "index.faiss").exists()
+
+
+def test_missing_or_bad_model_is_a_clear_error(corpus, tmp_path):
+    root, _ = corpus
+    env_cache = os.environ.get("VISLINT_CACHE")
+    os.environ["VISLINT_CACHE"] = str(tmp_path / "empty-cache")
+    try:
+        with pytest.raises(vislint.VislintError, match="make model"):
+            vislint.scan(root, tmp_path / "w", progress=False)
+    finally:
+        if env_cache is None:
+            del os.environ["VISLINT_CACHE"]
+        else:
+            os.environ["VISLINT_CACHE"] = env_cache
+    bogus = tmp_path / "bogus.onnx"
+    bogus.write_bytes(b"not a model")
+    with pytest.raises(vislint.VislintError, match="cannot load model"):
+        vislint.scan(root, tmp_path / "w2", progress=False, model=str(bogus))
+    p = run_cli("similar", tmp_path / "w2", REF_DIR / "chelsea.png", check=False)
+    assert p.returncode != 0
+
+
+def test_custom_onnx_model_with_options(corpus, tmp_path):
+    """Any ONNX model: here the same network given by path, with explicit preprocessing."""
+    root, truth = corpus
+    onnx = tmp_path / "my_model.onnx"
+    shutil.copy(MODEL_DIR / "efficientnet_lite0.onnx", onnx)
+    scan = vislint.scan(root, tmp_path / "w", progress=False, model=str(onnx), model_size=160,
+                        model_mean=[127, 127, 127], model_std=[128], model_output="features")
+    default = vislint.scan(root, tmp_path / "w2", progress=False)
+    np.testing.assert_allclose(np.array(scan.features(), dtype=np.float32),
+                               np.array(default.features(), dtype=np.float32), atol=2e-3)
