@@ -183,17 +183,18 @@ def summarize(runs, images):
     rows = []
     keys = []
     for r in runs:
-        k = (r["mode"], r["threads"])
+        k = (r["model"], r["mode"], r["threads"])
         if k not in keys:
             keys.append(k)
     order = {"fresh": 0, "warm re-run": 1}
-    keys.sort(key=lambda k: (order.get(k[0], 9), k[1]))
-    for mode, t in keys:
-        sel = [r for r in runs if r["mode"] == mode and r["threads"] == t]
+    models = list(dict.fromkeys(r["model"] for r in runs))
+    keys.sort(key=lambda k: (models.index(k[0]), order.get(k[1], 9), k[2]))
+    for model, mode, t in keys:
+        sel = [r for r in runs if r["model"] == model and r["mode"] == mode and r["threads"] == t]
         secs = statistics.median(r["seconds"] for r in sel)
         ips = images / secs if secs > 0 else float("inf")
         rows.append({
-            "mode": mode, "threads": t, "images": images, "seconds": secs,
+            "model": model, "mode": mode, "threads": t, "images": images, "seconds": secs,
             "images_per_s": ips, "images_per_s_per_core": ips / t,
             "peak_rss_mb": max(r["peak_rss_mb"] for r in sel),
             "cpu_seconds": statistics.median(r["cpu_seconds"] for r in sel),
@@ -203,18 +204,18 @@ def summarize(runs, images):
 
 
 def format_table(rows, markdown=False):
-    head = ["run", "threads", "images", "seconds", "img/s", "img/s per core", "peak RSS MB"]
-    body = [[r["mode"], str(r["threads"]), str(r["images"]), f"{r['seconds']:.2f}",
+    head = ["model", "run", "threads", "images", "seconds", "img/s", "img/s per core", "peak RSS MB"]
+    body = [[r["model"], r["mode"], str(r["threads"]), str(r["images"]), f"{r['seconds']:.2f}",
              f"{r['images_per_s']:.0f}", f"{r['images_per_s_per_core']:.0f}",
              f"{r['peak_rss_mb']:.0f}"] for r in rows]
     if markdown:
         lines = ["| " + " | ".join(head) + " |",
-                 "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
+                 "|" + "|".join(["---", "---"] + ["---:"] * (len(head) - 2)) + "|"]
         lines += ["| " + " | ".join(b) + " |" for b in body]
         return "\n".join(lines)
     widths = [max(len(head[i]), *(len(b[i]) for b in body)) for i in range(len(head))]
     fmt = lambda cells: "  ".join(  # noqa: E731
-        c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+        c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
     return "\n".join([fmt(head), fmt(["-" * w for w in widths])] + [fmt(b) for b in body])
 
 
@@ -222,7 +223,7 @@ def docs_section(result) -> str:
     m = result["machine"]
     c = result["corpus"]
     lines = [
-        "## Scan throughput (`vislint scan --model none`)",
+        "## Scan throughput (`vislint scan`, hash-only and with the default model)",
         "",
         f"- Date: {result['date']}",
         f"- Machine: {m['nproc']} CPUs ({m['cpu_model']}), "
@@ -271,6 +272,8 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", default=",".join(dict.fromkeys(["1", str(np_)])),
                     help="comma-separated thread counts (default: 1,nproc)")
     ap.add_argument("--repeat", type=int, default=1, help="runs per configuration (median reported)")
+    ap.add_argument("--models", default="none,default@160,default@128",
+                    help="comma-separated: none, default@SIZE or PATH.onnx@SIZE")
     ap.add_argument("--no-warm", action="store_true", help="skip the warm re-run rows")
     ap.add_argument("--write-docs", action="store_true",
                     help=f"rewrite the bench_scan section of {rel(DOCS)}")
@@ -301,22 +304,24 @@ def main(argv=None) -> int:
     log_dir = BENCH_DIR / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     runs, commands = [], []
-    for rep in range(args.repeat):
-        for t in threads:
-            work = work_root / f"t{t}"
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    for rep, model, t in ((r, m, t) for r in range(args.repeat) for m in models for t in threads):
+        if True:
+            name, _, size = model.partition("@")
+            work = work_root / f"{name.replace('/', '_')}-{size or 'auto'}-t{t}"
             if work.exists():
                 shutil.rmtree(work)
             work.parent.mkdir(parents=True, exist_ok=True)
-            cmd = [exe_s, "scan", rel(corpus), "-o", rel(work), "--model", "none",
-                   "--quiet", "--threads", str(t)]
+            cmd = [exe_s, "scan", rel(corpus), "-o", rel(work), "--model", name,
+                   "--quiet", "--threads", str(t)] + (["--model-size", size] if size else [])
             if shlex.join(cmd) not in commands:
                 commands.append(shlex.join(cmd))
             modes = ["fresh"] if args.no_warm else ["fresh", "warm re-run"]
             for mode in modes:
-                log = log_dir / f"t{t}-r{rep}-{'fresh' if mode == 'fresh' else 'warm'}.log"
+                log = log_dir / f"{work.name}-r{rep}-{'fresh' if mode == 'fresh' else 'warm'}.log"
                 r = run_measured(cmd, log)
-                r.update({"mode": mode, "threads": t, "repeat": rep, "command": shlex.join(cmd)})
-                print(f"  {mode:11s} threads={t} run {rep + 1}/{args.repeat}: "
+                r.update({"model": model, "mode": mode, "threads": t, "repeat": rep, "command": shlex.join(cmd)})
+                print(f"  {model:12s} {mode:11s} threads={t} run {rep + 1}/{args.repeat}: "
                       f"{r['seconds']:.2f} s, {images / r['seconds']:.0f} img/s, "
                       f"peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
                 if r["returncode"] != 0:

@@ -86,11 +86,8 @@ std::vector<float> embed_bgr(const embed::ModelSpec& spec, const cv::Mat& workin
     return out;
 }
 
-} // namespace
-
-Embedding embed_image(const std::string& path, const ModelOptions& model) {
-    if (model.model == "none") throw Error("--model none has no embeddings");
-    embed::ModelSpec spec = embed::resolve_model(model);
+// Decode, resize, normalise, infer: the scan's own path for one file.
+Embedding embed_file(const embed::ModelSpec& spec, const std::string& path) {
     store::ImageRecord r;
     r.path = path;
     pipeline::AnalyzeOptions aopt;
@@ -106,19 +103,16 @@ Embedding embed_image(const std::string& path, const ModelOptions& model) {
     return out;
 }
 
+} // namespace
+
+Embedding embed_image(const std::string& path, const ModelOptions& model) {
+    if (model.model == "none") throw Error("--model none has no embeddings");
+    return embed_file(embed::resolve_model(model), path);
+}
+
 std::vector<SimilarHit> similar(const std::string& work_dir, const std::string& image, int k) {
     Opened o = open_work_dir(work_dir);
-    store::ImageRecord r;
-    r.path = image;
-    pipeline::AnalyzeOptions aopt;
-    aopt.model_size = o.spec.input_size;
-    cv::Mat input;
-    pipeline::analyze_file(aopt, &r, &input);
-    if (!r.status.ok()) throw Error("cannot read image " + image + ": " + r.status.to_string());
-    embed::Embedder e(o.spec);
-    std::vector<float> vec;
-    e.embed({input}, &vec);
-    return search(work_dir, *o.db, std::move(vec), k, image);
+    return search(work_dir, *o.db, embed_file(o.spec, image).features, k, image);
 }
 
 std::vector<SimilarHit> similar_to_vector(const std::string& work_dir, const float* vec, int dim, int k) {

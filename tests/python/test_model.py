@@ -60,7 +60,6 @@ def test_cpp_path_matches_torch_reference():
 
 
 def test_real_photos_land_in_the_right_imagenet_classes():
-    cat, _ = None, None
     _, logits = vislint.embed(REF_DIR / "chelsea.png")
     assert int(np.argmax(logits)) in range(281, 286)  # tabby / tiger / Egyptian cat ...
     _, logits = vislint.embed(REF_DIR / "coffee.png")
@@ -106,6 +105,21 @@ def test_cli_similar_returns_the_original_first(model_scan):
     assert out[0] == "rank,path,score"
     assert out[1].split(",")[1] == str(root / orig)
     assert len(out) == 4
+
+
+def test_similar_accepts_pixels_and_vectors(model_scan):
+    root, work, truth, scan = model_scan
+    orig, copy, _ = next(t for t in truth["near_duplicates"] if t[2] == "resize50_jpeg40")
+    pixels = np.asarray(Image.open(root / copy).convert("RGB"))
+    hits = scan.similar(pixels, k=3)  # the copy itself is in the dataset: it comes first
+    assert hits["path"][0] == str(root / copy) and hits["score"][0] > 0.99
+    assert str(root / orig) in set(hits["path"])
+    images = scan.images().set_index("path")
+    row = int(images.loc[str(root / orig), "id"])
+    hits = scan.similar(np.asarray(scan.features()[row], dtype=np.float32), k=2)
+    assert hits["path"][0] == str(root / orig) and hits["score"][0] > 0.999
+    with pytest.raises(vislint.VislintError):
+        scan.similar(np.zeros((3, 3)), k=1)
 
 
 def test_clusters_and_outlier_ranking(model_scan):
