@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <limits>
 #include <new>
 #include <random>
@@ -98,7 +99,7 @@ int64_t auto_nlist(int64_t n) {
 }
 
 int64_t auto_nprobe(int64_t nlist) {
-    return std::min<int64_t>(nlist, std::max<int64_t>(16, nlist / 128));
+    return std::min<int64_t>(nlist, std::clamp<int64_t>(nlist / 128, 16, 64));
 }
 
 // Knuth's selection sampling: m of n row indices, ascending, the same for the same (n, m).
@@ -135,19 +136,32 @@ struct TopK {
     }
 };
 
+// Whether any of x[0..15] > v. GCC/Clang vector extensions: SSE2 / NEON without -march flags.
+typedef float V4f __attribute__((vector_size(16)));
+typedef int32_t V4i __attribute__((vector_size(16)));
+inline bool any_greater16(const float* x, float v) {
+    const V4f w = {v, v, v, v};
+    V4f a, b, c, e;
+    std::memcpy(&a, x, 16);
+    std::memcpy(&b, x + 4, 16);
+    std::memcpy(&c, x + 8, 16);
+    std::memcpy(&e, x + 12, 16);
+    const V4i m = (a > w) | (b > w) | (c > w) | (e > w);
+    return (m[0] | m[1] | m[2] | m[3]) != 0;
+}
+
 // Scores m query vectors (q, m x d) against s base vectors (base, s x d, ids base_ids[j] or
 // base_first + j) with BLAS, tile by tile, and offers every score to the heap of the query's
 // row rows[i] in `top`. A base vector whose id equals self[rows[i]] is skipped: that is how
 // self_graph() removes the query itself, by id, whatever its rank among exact duplicates.
 //
 // Why not faiss's own search: Debian's libfaiss is built for baseline x86-64, so its
-// per-vector distance loops run at ~2 GMAC/s per core, while OpenBLAS's sgemm uses the AVX2 /
-// AVX-512 units it finds at run time; scoring whole tiles as matrix products was 10x faster.
+// per-vector distance loops run at ~2 GMAC/s per core, while OpenBLAS's sgemm uses the AVX2
+// units it finds at run time; scoring tiles as matrix products made the IVF self-graph 5x faster
+// (knn_index.h).
 class Scorer {
 public:
-    Scorer(int d, TopK* top, const int64_t* self) : d_(d), top_(top), self_(self) {
-        tile_.resize(size_t(kQueryTile) * kBaseTile);
-    }
+    Scorer(int d, TopK* top, const int64_t* self) : d_(d), top_(top), self_(self) {}
 
     void score(const float* q, const int32_t* rows, int64_t m, const float* base,
                const int64_t* base_ids, int64_t base_first, int64_t s) {
@@ -157,6 +171,7 @@ public:
             const int sb = int(std::min<int64_t>(kBaseTile, s - j0));
             for (int64_t i0 = 0; i0 < m; i0 += kQueryTile) {
                 const int mb = int(std::min<int64_t>(kQueryTile, m - i0));
+                if (tile_.size() < size_t(mb) * sb) tile_.resize(size_t(mb) * sb);
                 // Row-major tile[i][j] = <q_i, base_j>: column-major base^T x q.
                 sgemm_("T", "N", &sb, &mb, &d_, &one, base + j0 * d_, &d_, q + i0 * d_, &d_,
                        &zero, tile_.data(), &sb);
@@ -166,11 +181,19 @@ public:
                     int64_t* hi = top_->ids.data() + int64_t(r) * k;
                     const int64_t self = self_ ? self_[r] : -1;
                     const float* t = tile_.data() + int64_t(i) * sb;
-                    for (int j = 0; j < sb; ++j) {
-                        if (!(t[j] > hs[0])) continue;
+                    auto offer = [&](int j) {
+                        if (!(t[j] > hs[0])) return;
                         const int64_t id = base_ids ? base_ids[j0 + j] : base_first + j0 + j;
                         if (id != self) faiss::heap_replace_top<MinHeap>(k, hs, hi, t[j], id);
+                    };
+                    // Once the heap is full almost no score beats its worst entry: test 16 at
+                    // a time with SIMD compares, look closer only when one does.
+                    int j = 0;
+                    for (; j + 16 <= sb; j += 16) {
+                        if (any_greater16(t + j, hs[0]))
+                            for (int u = 0; u < 16; ++u) offer(j + u);
                     }
+                    for (; j < sb; ++j) offer(j);
                 }
             }
         }
@@ -199,7 +222,25 @@ struct KnnIndex::Impl {
 
     // Top-k of nq queries into `top`. self: per query, an id to skip (or nullptr).
     void search(const float* x, int64_t nq, TopK* top, const int64_t* self) const;
+    // IVF: the `nprobe` best lists of each query (exact: the centroids are a Flat index).
+    TopK coarse_assign(const float* x, int64_t nq, int nprobe) const;
 };
+
+TopK KnnIndex::Impl::coarse_assign(const float* x, int64_t nq, int nprobe) const {
+    auto* centroids = dynamic_cast<const faiss::IndexFlat*>(ivf->quantizer);
+    if (!centroids) throw Error("kNN index: unsupported coarse quantizer");
+    const int d = index->d;
+    TopK coarse(nq, nprobe);
+    Scorer scorer(d, &coarse, nullptr);
+    std::vector<int32_t> rows(size_t(std::min<int64_t>(nq, kQueryTile)));
+    for (int64_t i0 = 0; i0 < nq; i0 += kQueryTile) {
+        const int64_t m = std::min<int64_t>(kQueryTile, nq - i0);
+        for (int64_t i = 0; i < m; ++i) rows[i] = int32_t(i0 + i);
+        scorer.score(x + i0 * d, rows.data(), m, centroids->get_xb(), nullptr, 0,
+                     centroids->ntotal);
+    }
+    return coarse;
+}
 
 void KnnIndex::Impl::search(const float* x, int64_t nq, TopK* top, const int64_t* self) const {
     const int d = index->d;
@@ -214,18 +255,9 @@ void KnnIndex::Impl::search(const float* x, int64_t nq, TopK* top, const int64_t
         return;
     }
 
-    // Coarse step: the nprobe best centroids of each query, exactly (the centroids are a Flat).
     const int64_t nlist = int64_t(ivf->nlist);
     const int nprobe = int(std::min<int64_t>(int64_t(ivf->nprobe), nlist));
-    auto* centroids = dynamic_cast<const faiss::IndexFlat*>(ivf->quantizer);
-    if (!centroids) throw Error("kNN index: unsupported coarse quantizer");
-    TopK coarse(nq, nprobe);
-    Scorer coarse_scorer(d, &coarse, nullptr);
-    for (int64_t i0 = 0; i0 < nq; i0 += kQueryTile) {
-        const int64_t m = std::min<int64_t>(kQueryTile, nq - i0);
-        for (int64_t i = 0; i < m; ++i) rows[i] = int32_t(i0 + i);
-        coarse_scorer.score(x + i0 * d, rows.data(), m, centroids->get_xb(), nullptr, 0, nlist);
-    }
+    const TopK coarse = coarse_assign(x, nq, nprobe);
 
     // Group the (query, list) pairs by list, then score each list against all the queries
     // that probe it at once: one matrix product per list instead of one dot product per pair.
@@ -319,7 +351,13 @@ KnnIndex KnnIndex::build(const float* data, int64_t n, int d, const IndexOptions
     report(progress, "knn.add", 0, uint64_t(n));
     for (int64_t start = 0; start < n; start += kAddBatch) {
         const int64_t nb = std::min(kAddBatch, n - start);
-        guarded("cannot build kNN index", [&] { impl->index->add(nb, data + start * d); });
+        guarded("cannot build kNN index", [&] {
+            const float* x = data + start * d;
+            if (!impl->ivf) return impl->index->add(nb, x);
+            // The exact BLAS assignment the searches use, so a vector lands in its best list.
+            const TopK list = impl->coarse_assign(x, nb, 1);
+            impl->ivf->add_core(nb, x, nullptr, list.ids.data());
+        });
         report(progress, "knn.add", uint64_t(start + nb), uint64_t(n));
     }
     return KnnIndex(std::move(impl));

@@ -2,23 +2,38 @@
 // cosine), and the kNN graph of a whole dataset. The only place in vislint that uses faiss; this
 // header includes none of it (pimpl), so faiss stays a private dependency of vislint_core.
 //
-// Index choice (measured in bench/knn_bench.cc, figures in the report of the commit):
-//   n <= exact_max      "Flat": exact IndexFlatIP, BLAS matrix products. 50k vectors self-query in
-//                       seconds, so small datasets get exact answers.
-//   n >  exact_max      "IVF{nlist},Flat": inverted file over a spherical k-means coarse
-//                       quantizer, full float vectors in the lists (so similarities are exact for
-//                       the candidates found; only recall is approximate).
-//                       nlist = clamp(4 * sqrt(n), 256, 65536), and at most n / 39 so that k-means
-//                       has the 39 points per centroid faiss asks for; trained on a deterministic
-//                       sample of min(n, 40 * nlist) vectors (fixed seed), 10 k-means iterations.
-//                       nprobe (automatic) = clamp(nlist / 64, 16, 128)... see kAutoNprobe in .cc.
-// HNSW was rejected: its build alone over 1 M x 256 on two cores is slower than IVF build + the
-// whole self-query, and it keeps the graph (~256 bytes / vector) on top of the vectors.
-// IVF-SQ8 (1 byte / dimension instead of 4) was measured too; see the .cc for why it is not the
-// default.
+// Index choice (figures from bench/knn_bench.cc, 2 cores, clustered data, k = 10):
+//   n <= exact_max  "Flat": exact. Each query is scored against every vector.
+//   n >  exact_max  "IVF{nlist},Flat": spherical k-means coarse quantizer + inverted lists holding
+//                   the full float vectors, so the similarities returned are exact and only
+//                   recall is approximate.
+//                   nlist  = clamp(4 sqrt(n), 256, 65536), at most n / 39 (faiss wants 39 training
+//                            points per list); fewer than 2 lists falls back to Flat.
+//                   train  = 10 k-means iterations on min(n, 40 nlist) rows picked with a fixed seed.
+//                   (10 iterations instead of faiss's 25: same recall, 2.4x faster training.)
+//                   nprobe = clamp(nlist / 128, 16, 64): 31 at 1 M. recall@10 1.000 on the default
+//                            bench data; on very diffuse clusters (1 M x 128, noise 1.6) nprobe 8 /
+//                            16 / 31 gave 0.974 / 0.978 / 0.984.
+//                   1 M x 256: build 27 s (train 17, add 10) + whole self-graph 52 s, 2.4 GB peak
+//                   RSS (1 GB of it the caller's data); 1 M x 128: 17 s + 34 s, 1.3 GB.
+// Searching: faiss provides the k-means, the lists and the file format; the scoring is done here,
+// as BLAS matrix products (the queries probing one list against that list's vectors). Debian's
+// libfaiss is compiled for baseline x86-64 (no AVX) and its per-vector loops score ~2 GMAC/s per
+// core, while OpenBLAS picks AVX2 kernels at run time: self-graph of 200k x 256 at nprobe 16,
+// 4.2 s here vs 21 s through faiss's IndexIVFFlat::search.
+// Not chosen: HNSW (M 32, efConstruction 40): 12 s to build 100k x 256, so ~150 s for 1 M, more
+// than IVF build + whole self-graph; IVF-SQ8: 4x less index memory, but faiss's SQ8 scan was 1.8x
+// slower than its Flat scan (38 vs 21 s, 200k self-search), out of reach of the BLAS trick, and
+// its similarities are approximate.
 //
-// Memory: the index holds its own copy of the vectors (4 * d bytes each, plus 8 bytes of id for
-// IVF). Nothing is ever n x n: self_graph() works in batches of queries.
+// Memory: the index holds its own copy of the vectors (4 d bytes each, + 8 bytes of id for IVF).
+// Nothing is ever n x n: queries run in batches, scores in 1024 x 4096 tiles.
+//
+// Threads: parallelism comes from the BLAS library (see blas_library()). IndexOptions::threads > 0
+// sets OpenBLAS's thread count with openblas_set_num_threads, which is process-wide; 0 leaves it
+// alone (OpenBLAS default: all cores, or OPENBLAS_NUM_THREADS). faiss's own OpenMP loops run on
+// one thread: libgomp workers spin after each parallel region and starved the OpenBLAS threads
+// (k-means 4x slower on two cores).
 #pragma once
 
 #include <cstdint>
@@ -39,7 +54,7 @@ struct IndexOptions {
     int64_t exact_max = 50000; // up to this many vectors: exact; above: IVF
     int64_t nlist = 0;         // IVF lists; 0 = automatic (see above)
     int nprobe = 0;            // IVF lists visited per query; 0 = automatic
-    int threads = 0;           // OpenMP threads for faiss calls made by this index; 0 = all cores
+    int threads = 0;           // BLAS threads (process-wide, see above); 0 = leave as is
 };
 
 // A kNN graph: row i holds the k neighbours of vector i, best first, itself excluded.
@@ -55,9 +70,8 @@ struct KnnGraph {
 };
 
 // Thread safety: a KnnIndex is immutable after build() / load(). search(), self_graph(), save()
-// and the accessors may be called concurrently from several threads without synchronisation
-// (faiss CPU indexes support concurrent const searches; the thread count is set per calling
-// thread). Each call uses up to `threads` OpenMP threads of its own, plus OpenBLAS's pool.
+// and the accessors may be called concurrently from several threads without synchronisation.
+// A KnnIndex is movable, not copyable.
 //
 // Errors: bad arguments that can come from user options, faiss failures, unreadable or corrupt
 // files and out-of-memory are thrown as vislint::Error; cancellation as vislint::Cancelled.
@@ -74,13 +88,14 @@ public:
 
     // The k best indexed vectors for each of nq queries (nq x d floats, row-major).
     // Writes nq x k ids and sims (row-major, caller-owned), best first; padding -1 / -infinity.
-    // REQUIRES: k >= 1; nq >= 0.
+    // k < 1 throws vislint::Error.
     void search(const float* queries, int64_t nq, int k, int64_t* ids, float* sims) const;
 
     // The kNN graph of the indexed vectors against themselves. Each row excludes its own id (not
     // "the first result": with exact duplicates the first result may be another copy, which is
     // kept). Queries run in batches, so memory beyond the result is O(batch * k).
-    // REQUIRES: `data` is the n x d matrix the index was built from (same order); k >= 1.
+    // REQUIRES: `data` is the n x d matrix the index was built from, same order (a Flat index
+    // checks the first row). k < 1 throws vislint::Error.
     KnnGraph self_graph(const float* data, int k, const ProgressFn& progress = {}) const;
 
     // faiss's own file format (faiss::write_index / read_index); nprobe is stored with it.

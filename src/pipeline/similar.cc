@@ -62,6 +62,7 @@ std::vector<SimilarHit> search(const std::string& work_dir, store::Db& db, std::
         throw Error("vector has " + std::to_string(vec.size()) + " values; the index has dim " +
                     std::to_string(idx.dim()));
     const int want = int(std::min<int64_t>(k + 1, idx.size()));
+    if (want < 1) return {};
     std::vector<int64_t> ids(static_cast<size_t>(want));
     std::vector<float> sims(static_cast<size_t>(want));
     idx.search(vec.data(), 1, want, ids.data(), sims.data());
