@@ -71,8 +71,14 @@ test-cpp:
 test-python:
 	$(VPY) -m pytest -q
 
+# Throughput of `vislint scan` (hash-only and default model) on 20 k JPEGs, then the kNN graph of
+# 1 M synthetic clustered vectors at the default model's dimension (1280). Not part of make test.
 bench: setup
 	$(VPY) bench/bench_scan.py --write-docs
+	cmake -S . -B build/bench-cpp -DVISLINT_BUILD_BENCH=ON -DVISLINT_BUILD_CLI=OFF >/dev/null
+	cmake --build build/bench-cpp -j$(JOBS) --target knn_bench
+	build/bench-cpp/knn_bench --n 1000000 --d 1280 --k 10 --clusters 1000 --threads $(JOBS) \
+		--json build/bench/knn_d1280.json
 
 clean:
 	rm -rf build $(VENV)
