@@ -21,7 +21,7 @@ struct Thresholds {
     int hash_radius = 10;           // pHash Hamming radius for near_duplicate (model none) ...
     int dhash_radius = 8;           // ... and the pair's dHash distance must be within this too
     // With an embedding model (cosine similarity of L2-normalised embeddings):
-    double near_duplicate = 0.85;   // near_duplicate pairs: similarity >= this
+    double near_duplicate = 0.90;   // near_duplicate pairs: similarity >= this (or a hash match)
     double cluster = 0.80;          // clusters: connected components of kNN edges >= this
     double outlier_z = 3.5;         // outlier: robust z-score of the isolation score above this
 };

@@ -97,6 +97,7 @@ NearResult group_near_pairs(const std::vector<DupItem>& items, const ExactResult
         d.b = items[std::max(p.a, p.b)].id;
         d.score = p.score;
         d.detail = p.detail;
+        d.threshold = p.threshold;
         out.pairs.push_back(std::move(d));
     }
     for (const auto& g : exact.groups) // exact copies of a near duplicate belong to its group
@@ -120,6 +121,11 @@ NearResult group_near_pairs(const std::vector<DupItem>& items, const ExactResult
 
 NearResult find_near_by_hash(const std::vector<DupItem>& items, const ExactResult& exact,
                              int radius, int dhash_radius, int threads) {
+    return group_near_pairs(items, exact, hash_pairs(items, radius, dhash_radius, threads));
+}
+
+std::vector<IndexPair> hash_pairs(const std::vector<DupItem>& items, int radius, int dhash_radius,
+                                  int threads) {
     std::vector<uint64_t> codes;
     std::vector<size_t> code_item;
     for (size_t i = 0; i < items.size(); ++i) {
@@ -134,9 +140,10 @@ NearResult find_near_by_hash(const std::vector<DupItem>& items, const ExactResul
         if (dd > dhash_radius) continue;
         pairs.push_back({a, b, 1.0 - p.distance / 64.0,
                          "pHash distance " + std::to_string(p.distance) + " <= " + std::to_string(radius) +
-                             ", dHash distance " + std::to_string(dd) + " <= " + std::to_string(dhash_radius)});
+                             ", dHash distance " + std::to_string(dd) + " <= " + std::to_string(dhash_radius),
+                         1.0 - radius / 64.0});
     }
-    return group_near_pairs(items, exact, pairs);
+    return pairs;
 }
 
 } // namespace vislint::graph

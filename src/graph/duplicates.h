@@ -23,6 +23,7 @@ struct DupPair {
     double score = 1.0;   // similarity, 1 = identical
     int distance = 0;     // pHash Hamming distance (near pairs)
     std::string detail;
+    double threshold = 1.0; // the score this pair had to reach (its rule's threshold)
 };
 
 struct DupGroup {
@@ -60,8 +61,13 @@ struct IndexPair {
     size_t a, b;
     double score;
     std::string detail;
+    double threshold; // on the score's scale
 };
 NearResult group_near_pairs(const std::vector<DupItem>& items, const ExactResult& exact,
                             const std::vector<IndexPair>& pairs);
+
+// The candidate pairs of find_near_by_hash (indices into `items`), before grouping.
+std::vector<IndexPair> hash_pairs(const std::vector<DupItem>& items, int radius, int dhash_radius,
+                                  int threads);
 
 } // namespace vislint::graph

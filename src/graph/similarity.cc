@@ -24,7 +24,8 @@ size_t find(std::vector<size_t>& parent, size_t x) {
 } // namespace
 
 SimilarityResult analyse_similarity(const Neighbours& nn, const std::vector<DupItem>& items,
-                                    const ExactResult& exact, const Thresholds& t) {
+                                    const ExactResult& exact, const Thresholds& t,
+                                    const std::vector<IndexPair>& extra_pairs) {
     SimilarityResult out;
     const size_t n = size_t(nn.n);
     const int k = nn.k;
@@ -40,8 +41,10 @@ SimilarityResult analyse_similarity(const Neighbours& nn, const std::vector<DupI
             if (a == b) continue;
             char detail[96];
             std::snprintf(detail, sizeof(detail), "cosine similarity %.4f >= %.4f", sim, t.near_duplicate);
-            pairs.push_back({a, b, double(sim), detail});
+            pairs.push_back({a, b, double(sim), detail, t.near_duplicate});
         }
+    for (const auto& p : extra_pairs)
+        pairs.push_back({std::min(p.a, p.b), std::max(p.a, p.b), p.score, p.detail, p.threshold});
     std::sort(pairs.begin(), pairs.end(), [](const IndexPair& x, const IndexPair& y) {
         return x.a != y.a ? x.a < y.a : x.b < y.b;
     });

@@ -39,7 +39,10 @@ struct SimilarityResult {
 // Clusters: connected components of edges >= t.cluster, size >= 2.
 // Outliers: isolation = 1 - mean similarity to the m = min(k, 5) nearest neighbours; flagged when
 // its robust z-score exceeds t.outlier_z (median / MAD are robust to the outliers themselves).
+// `extra_pairs` (positions in `items`, e.g. perceptual-hash matches) join the near duplicates:
+// hashes catch what embeddings miss (text overlays) and the reverse (crops, flips, rotations).
 SimilarityResult analyse_similarity(const Neighbours& nn, const std::vector<DupItem>& items,
-                                    const ExactResult& exact, const Thresholds& t);
+                                    const ExactResult& exact, const Thresholds& t,
+                                    const std::vector<IndexPair>& extra_pairs = {});
 
 } // namespace vislint::graph

@@ -429,8 +429,7 @@ void derive_issues(store::Db& db, const ScanOptions& o, int threads, Reporter& r
     db.exec("UPDATE images SET outlier_score = NULL, outlier_z = NULL, nn_id = NULL, nn_sim = NULL");
     if (o.model.model == "none") {
         graph::NearResult near = graph::find_near_by_hash(items, exact, t.hash_radius, t.dhash_radius, threads);
-        const double thr = 1.0 - t.hash_radius / 64.0;
-        for (const auto& p : near.pairs) add("near_duplicate", p.a, &p.b, p.score, &thr, p.detail);
+        for (const auto& p : near.pairs) add("near_duplicate", p.a, &p.b, p.score, &p.threshold, p.detail);
         write_groups(near.groups);
     } else {
         Embedded e = build_knn(db, o, items, embedded, threads, rep, timings);
@@ -438,8 +437,10 @@ void derive_issues(store::Db& db, const ScanOptions& o, int threads, Reporter& r
         std::vector<graph::DupItem> sub;
         for (size_t p : e.positions) sub.push_back(items[p]);
         graph::Neighbours nn{int64_t(sub.size()), e.k, e.ids.data(), e.sims.data()};
-        graph::SimilarityResult res = graph::analyse_similarity(nn, sub, exact, t);
-        for (const auto& p : res.near.pairs) add("near_duplicate", p.a, &p.b, p.score, &t.near_duplicate, p.detail);
+        // Perceptual-hash matches count too (scored on the hash scale, 1 - pHash distance / 64).
+        std::vector<graph::IndexPair> hp = graph::hash_pairs(sub, t.hash_radius, t.dhash_radius, threads);
+        graph::SimilarityResult res = graph::analyse_similarity(nn, sub, exact, t, hp);
+        for (const auto& p : res.near.pairs) add("near_duplicate", p.a, &p.b, p.score, &p.threshold, p.detail);
         write_groups(res.near.groups);
         store::Stmt cl(db.handle(), "INSERT INTO clusters(cluster_id, image_id) VALUES(?, ?)");
         for (size_t c = 0; c < res.clusters.size(); ++c)

@@ -1,0 +1,344 @@
+#!/usr/bin/env python3
+"""Quality benchmark: vislint (default model and --model none) and its peers on the same real
+images with planted ground truth, scored side by side.
+
+Corpus (deterministic, `BENCH_SCALE` multiplies its size): `vislint.testing.make_dataset` over
+Debian's openclipart-png (exact copies, pixel-identical re-encodes, eight kinds of transformed
+copies, broken files, dark / bright / blurry / grayscale / odd-shaped / low-information variants,
+wrong extensions) plus planted outliers from another domain (Fashion-MNIST items from Debian's
+dataset-fashion-mnist, upscaled to 112 px).
+
+Metrics:
+- duplicates: precision / recall / F1 on pairs. Ground-truth groups (an original with all its
+  copies) and predicted pairs are both closed transitively and expanded to pairs. Files under
+  quality/ and broken/ are left out of duplicate scoring (a darkened copy is neither required nor
+  forbidden to be a duplicate). Also recall per transform.
+- per-image types: precision / recall / F1 on images. Ground truth lists only what was planted;
+  a naturally dark clip-art image counts as a false positive, so precision is a lower bound.
+- outliers: AUROC and precision@K (K = number planted) of the tool's outlier score, plus P/R/F1 of
+  what it flags.
+
+    python bench/quality.py [--scale 1] [--write-docs]
+
+Peers run only when their venv and adapter exist (bench/peers/setup_peers.sh); otherwise they are
+listed as "not run". A peer that lacks a feature is "not supported", never zero.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as _dt
+import gzip
+import io
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+
+BENCH = REPO / "build" / "bench"
+DOCS = REPO / "docs" / "benchmarks.md"
+BEGIN, END = "<!-- quality:begin -->", "<!-- quality:end -->"
+PER_IMAGE = ["broken", "wrong_extension", "dark", "bright", "blurry", "low_information",
+             "grayscale", "odd_aspect_ratio", "odd_size"]
+PEERS = ["fastdup", "imagededup", "cleanvision"]
+
+
+# ---------------------------------------------------------------------------- corpus
+
+def fashion_items(n, seed):
+    with gzip.open("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz") as f:
+        data = np.frombuffer(f.read(), dtype=np.uint8, offset=16).reshape(-1, 28, 28)
+    from PIL import Image
+
+    idx = np.random.default_rng(seed).choice(len(data), n, replace=False)
+    return [Image.fromarray(data[i]).resize((112, 112), Image.BILINEAR).convert("RGB") for i in idx]
+
+
+def build_corpus(scale: float):
+    import vislint.testing as t
+
+    n_base = max(40, int(400 * scale))
+    n_out = max(4, int(12 * scale))
+    root = BENCH / f"quality-{n_base}" / "data"
+    truth = t.make_dataset(root, n_base=n_base, seed=7)
+    out_dir = root.parent / "outliers"  # a second input folder: make_dataset's tree stays sealed
+    if not out_dir.exists():
+        tmp = root.parent / "outliers.tmp"
+        tmp.mkdir(parents=True, exist_ok=True)
+        for i, im in enumerate(fashion_items(n_out, seed=7)):
+            im.save(tmp / f"fashion_{i:03d}.png")
+        tmp.rename(out_dir)
+    truth = dict(truth)
+    truth["outlier"] = sorted(f"../outliers/{p.name}" for p in out_dir.iterdir())
+    return root, out_dir, truth
+
+
+# ---------------------------------------------------------------------------- metrics
+
+def prf(pred: set, true: set):
+    tp = len(pred & true)
+    p = tp / len(pred) if pred else (1.0 if not true else 0.0)
+    r = tp / len(true) if true else 1.0
+    f = 2 * p * r / (p + r) if p + r else 0.0
+    return {"precision": round(p, 4), "recall": round(r, 4), "f1": round(f, 4),
+            "tp": tp, "fp": len(pred - true), "fn": len(true - pred)}
+
+
+def closure_pairs(pairs, universe):
+    parent = {}
+
+    def find(x):
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b in pairs:
+        if a in universe and b in universe:
+            parent[find(a)] = find(b)
+    groups = {}
+    for x in list(parent):
+        groups.setdefault(find(x), []).append(x)
+    return {frozenset(p) for g in groups.values() for p in combinations(sorted(g), 2)}
+
+
+def auroc(scores: dict, positives: set):
+    pos = [s for k, s in scores.items() if k in positives]
+    neg = [s for k, s in scores.items() if k not in positives]
+    if not pos or not neg:
+        return None
+    ranks = {v: i for i, v in enumerate(sorted(set(scores.values())))}
+    allv = sorted(scores.values())
+    # Mann-Whitney U with average ranks for ties.
+    from bisect import bisect_left, bisect_right
+
+    def avg_rank(v):
+        return (bisect_left(allv, v) + bisect_right(allv, v) + 1) / 2
+
+    u = sum(avg_rank(s) for s in pos) - len(pos) * (len(pos) + 1) / 2
+    return round(u / (len(pos) * len(neg)), 4)
+
+
+def score_tool(findings: dict, supported: dict, truth: dict, files: set):
+    dup_universe = {f for f in files if not f.startswith(("quality/", "broken/"))}
+    true_dup_pairs = [tuple(p[:2]) for p in truth["exact_duplicates"] + truth["pixel_duplicates"]
+                      + truth["near_duplicates"]]
+    true_exact = closure_pairs([tuple(p[:2]) for p in truth["exact_duplicates"] + truth["pixel_duplicates"]],
+                               dup_universe)
+    true_any = closure_pairs(true_dup_pairs, dup_universe)
+    out = {}
+    if supported.get("exact_duplicate"):
+        out["exact_duplicate"] = prf(closure_pairs(findings.get("exact_duplicate", []), dup_universe), true_exact)
+    else:
+        out["exact_duplicate"] = "not supported"
+    if supported.get("near_duplicate") or supported.get("exact_duplicate"):
+        pred = closure_pairs(findings.get("exact_duplicate", []) + findings.get("near_duplicate", []),
+                             dup_universe)
+        out["duplicates (any)"] = prf(pred, true_any)
+        per_t = {}
+        for a, b, tr in truth["near_duplicates"]:
+            per_t.setdefault(tr, []).append(frozenset((a, b)) in pred)
+        out["near_duplicate recall by transform"] = {k: f"{sum(v)}/{len(v)}" for k, v in sorted(per_t.items())}
+    else:
+        out["duplicates (any)"] = "not supported"
+    for t in PER_IMAGE:
+        if not supported.get(t):
+            out[t] = "not supported"
+            continue
+        true = set(truth["broken"]) if t == "broken" else set(truth.get(t, []))
+        # The planted outliers (upscaled grey 28 px items) are ground truth only for `outlier`.
+        scored = {f for f in files if f not in set(truth["outlier"])}
+        out[t] = prf(set(findings.get(t, [])) & scored, true)
+    if supported.get("outlier"):
+        scores = {p: s for p, s in findings.get("outlier_scores", {}).items() if p in files}
+        pos = set(truth["outlier"])
+        k = len(pos)
+        top = [p for p, _ in sorted(scores.items(), key=lambda kv: -kv[1])[:k]]
+        out["outlier"] = {"auroc": auroc(scores, pos),
+                          "precision@K": round(len(set(top) & pos) / k, 4) if k else None,
+                          "K": k, "flagged": prf(set(findings.get("outlier", [])) & files, pos)}
+    else:
+        out["outlier"] = "not supported"
+    return out
+
+
+# ---------------------------------------------------------------------------- tools
+
+def rel(path: str, root: Path) -> str:
+    return os.path.relpath(os.path.abspath(path), root)
+
+
+def run_vislint(root: Path, extra_inputs, model: str, work: Path):
+    exe = REPO / ".venv" / "bin" / "vislint"
+    cmd = [str(exe), "scan", str(root), *map(str, extra_inputs), "-o", str(work), "--quiet",
+           "--model", model]
+    if work.exists():
+        shutil.rmtree(work)  # a fresh scan: the timing must not be a resume
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    seconds = time.perf_counter() - t0
+    rows = list(csv.DictReader(io.StringIO(subprocess.run(
+        [str(exe), "issues", str(work), "--format", "csv"], check=True, capture_output=True,
+        text=True).stdout)))
+    f = {"exact_duplicate": [], "near_duplicate": [], "outlier": [], "outlier_scores": {}}
+    for r in rows:
+        p = rel(r["path"], root)
+        if r["type"] in ("exact_duplicate", "near_duplicate"):
+            f[r["type"]].append((p, rel(r["other_path"], root)))
+        else:
+            f.setdefault(r["type"], []).append(p)
+    supported = {t: True for t in PER_IMAGE + ["exact_duplicate", "near_duplicate"]}
+    if model != "none":
+        import vislint
+
+        ranking = vislint.load(work).outliers(all=True)
+        f["outlier_scores"] = {rel(p, root): float(s) for p, s in zip(ranking["path"], ranking["score"])}
+        supported["outlier"] = True
+    return {"findings": f, "supported": supported, "seconds": round(seconds, 2),
+            "command": " ".join(cmd[1:]).replace(str(REPO) + "/", "")}
+
+
+def run_peer(peer: str, root: Path, all_inputs_dir: Path, out: Path):
+    py = REPO / "build" / "peers" / f"{peer}-venv" / "bin" / "python"
+    adapter = REPO / "bench" / "peers" / f"run_{peer}.py"
+    if not (py.exists() and adapter.exists()):
+        return None
+    t0 = time.perf_counter()
+    p = subprocess.run([str(py), str(adapter), "--input", str(all_inputs_dir), "--out", str(out)],
+                       capture_output=True, text=True, env={**os.environ, "SENTRY_OPT_OUT": "1"})
+    if p.returncode != 0 or not out.exists():
+        return {"error": (p.stderr or p.stdout)[-800:], "seconds": round(time.perf_counter() - t0, 2)}
+    j = json.loads(out.read_text())
+    fnd = j.get("findings", {})
+    f = {"exact_duplicate": [(rel(a, root), rel(b, root)) for a, b, *_ in fnd.get("exact_duplicate", [])],
+         "near_duplicate": [(rel(a, root), rel(b, root)) for a, b, *_ in fnd.get("near_duplicate", [])],
+         "outlier": [], "outlier_scores": {}}
+    for t in PER_IMAGE:
+        f[t] = [rel(x, root) for x in fnd.get(t, [])]
+    if fnd.get("outlier"):
+        f["outlier_scores"] = {rel(x, root): float(s) for x, s in fnd["outlier"]}
+    return {"findings": f, "supported": j.get("supported", {}), "seconds": j.get("seconds"),
+            "version": j.get("version"), "notes": j.get("notes", [])}
+
+
+# ---------------------------------------------------------------------------- report
+
+def fmt_cell(v):
+    if isinstance(v, str):
+        return v
+    if v is None:
+        return "—"
+    if "auroc" in v:
+        fl = v["flagged"]
+        return f"AUROC {v['auroc']}, P@{v['K']} {v['precision@K']}; flagged P {fl['precision']} R {fl['recall']}"
+    return f"P {v['precision']:.2f} R {v['recall']:.2f} F1 {v['f1']:.2f}"
+
+
+def docs_section(result):
+    tools = list(result["tools"])
+    rows = ["exact_duplicate", "duplicates (any)", "outlier"] + PER_IMAGE
+    lines = ["## Quality side by side (`python bench/quality.py`)", "",
+             f"- Date: {result['date']}; machine: {result['machine']}",
+             f"- Corpus: `{result['corpus']['path']}` — {result['corpus']['files']} files "
+             f"({result['corpus']['n_base']} openclipart base images, seed 7) + "
+             f"{result['corpus']['outliers']} Fashion-MNIST outliers; ground truth "
+             f"`{result['corpus']['truth']}`.",
+             "- Duplicates: P/R/F1 on pairs, groups closed transitively; per-image types: P/R/F1 on "
+             "images (ground truth = planted only, so precision is a lower bound; the planted "
+             "outliers are left out of these); outliers: AUROC and precision@K of the score.", ""]
+    lines.append("| issue type | " + " | ".join(tools) + " |")
+    lines.append("|---|" + "---|" * len(tools))
+    for r in rows:
+        cells = []
+        for t in tools:
+            m = result["tools"][t]
+            if "error" in m:
+                cells.append("failed to run")
+            elif "metrics" not in m:
+                cells.append("not run")
+            else:
+                cells.append(fmt_cell(m["metrics"].get(r, "not supported")))
+        lines.append(f"| {r} | " + " | ".join(cells) + " |")
+    lines += ["", "Near-duplicate recall by transform:", "",
+              "| transform | " + " | ".join(tools) + " |", "|---|" + "---|" * len(tools)]
+    transforms = sorted({k for t in tools for k in
+                         (result["tools"][t].get("metrics", {}).get("near_duplicate recall by transform") or {})})
+    for tr in transforms:
+        cells = [(result["tools"][t].get("metrics", {}).get("near_duplicate recall by transform") or {}).get(tr, "—")
+                 for t in tools]
+        lines.append(f"| {tr} | " + " | ".join(cells) + " |")
+    lines += ["", "Wall time on this corpus (s): " + ", ".join(
+        f"{t} {result['tools'][t].get('seconds', '—')}" for t in tools)]
+    notes = [f"- {t}: {n}" for t in tools for n in result["tools"][t].get("notes", [])]
+    notes += [f"- {t}: failed: {result['tools'][t]['error'][:300]}" for t in tools if "error" in result["tools"][t]]
+    if notes:
+        lines += ["", "Notes:", ""] + notes
+    return "\n".join(lines)
+
+
+def write_docs(section):
+    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
+    block = f"{BEGIN}\n{section}\n{END}"
+    i, j = text.find(BEGIN), text.find(END)
+    text = text[:i] + block + text[j + len(END):] if i != -1 and j > i else text.rstrip("\n") + "\n\n" + block + "\n"
+    DOCS.write_text(text)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--scale", type=float, default=float(os.environ.get("BENCH_SCALE", "1")))
+    ap.add_argument("--write-docs", action="store_true")
+    args = ap.parse_args(argv)
+    root, out_dir, truth = build_corpus(args.scale)
+    files = {rel(os.path.join(d, f), root) for base in (root, out_dir)
+             for d, _, fs in os.walk(base) for f in fs if not f.startswith(".") and f != "README.txt"}
+    result = {"date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+              "machine": f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}",
+              "corpus": {"path": os.path.relpath(root.parent, REPO), "files": len(files),
+                         "n_base": truth["params"]["n_base"], "outliers": len(truth["outlier"]),
+                         "truth": os.path.relpath(str(root) + ".truth.json", REPO)},
+              "tools": {}}
+    # Peers read one folder: the outliers live in a sibling, so they get a combined tree of links.
+    combined = root.parent / "combined"
+    if not combined.exists():
+        combined.mkdir()
+        (combined / "data").symlink_to(root)
+        (combined / "outliers").symlink_to(out_dir)
+    for name, model in (("vislint", "default"), ("vislint --model none", "none")):
+        work = BENCH / "quality-work" / name.replace(" ", "_").replace("--", "")
+        r = run_vislint(root, [out_dir], model, work)
+        r["metrics"] = score_tool(r["findings"], r["supported"], truth, files)
+        del r["findings"]
+        result["tools"][name] = r
+        print(f"{name}: {r['seconds']} s", flush=True)
+    for peer in PEERS:
+        r = run_peer(peer, combined / "data", combined, BENCH / "quality-work" / f"{peer}.json")
+        if r is None:
+            result["tools"][peer] = {"notes": ["not run: bench/peers/setup_peers.sh has not installed it"]}
+            continue
+        if "findings" in r:
+            # paths through the combined tree: map back to corpus-relative names
+            r["metrics"] = score_tool(r["findings"], r["supported"], truth, files)
+            del r["findings"]
+        result["tools"][peer] = r
+        print(f"{peer}: {r.get('seconds')} s", flush=True)
+    (BENCH / "quality.json").write_text(json.dumps(result, indent=1, default=str) + "\n")
+    section = docs_section(result)
+    print(section)
+    if args.write_docs:
+        write_docs(section)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
