@@ -49,7 +49,9 @@ DOCS = REPO / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- quality:begin -->", "<!-- quality:end -->"
 PER_IMAGE = ["broken", "wrong_extension", "dark", "bright", "blurry", "low_information",
              "grayscale", "odd_aspect_ratio", "odd_size"]
-PEERS = ["fastdup", "imagededup", "cleanvision"]
+# (column name, venv / adapter name, extra adapter arguments)
+PEERS = [("fastdup", "fastdup", []), ("cleanvision", "cleanvision", [])] + [
+    (f"imagededup {m}", "imagededup", ["--method", m]) for m in ("phash", "dhash", "ahash", "whash")]
 
 
 # ---------------------------------------------------------------------------- corpus
@@ -208,13 +210,15 @@ def run_vislint(root: Path, extra_inputs, model: str, work: Path):
             "command": " ".join(cmd[1:]).replace(str(REPO) + "/", "")}
 
 
-def run_peer(peer: str, root: Path, all_inputs_dir: Path, out: Path):
+def run_peer(peer: str, root: Path, all_inputs_dir: Path, out: Path, extra=()):
     py = REPO / "build" / "peers" / f"{peer}-venv" / "bin" / "python"
     adapter = REPO / "bench" / "peers" / f"run_{peer}.py"
     if not (py.exists() and adapter.exists()):
         return None
     t0 = time.perf_counter()
-    p = subprocess.run([str(py), str(adapter), "--input", str(all_inputs_dir), "--out", str(out)],
+    if out.exists():
+        out.unlink()
+    p = subprocess.run([str(py), str(adapter), "--input", str(all_inputs_dir), "--out", str(out), *extra],
                        capture_output=True, text=True, env={**os.environ, "SENTRY_OPT_OUT": "1"})
     if p.returncode != 0 or not out.exists():
         return {"error": (p.stderr or p.stdout)[-800:], "seconds": round(time.perf_counter() - t0, 2)}
@@ -308,12 +312,17 @@ def main(argv=None):
                          "n_base": truth["params"]["n_base"], "outliers": len(truth["outlier"]),
                          "truth": os.path.relpath(str(root) + ".truth.json", REPO)},
               "tools": {}}
-    # Peers read one folder: the outliers live in a sibling, so they get a combined tree of links.
+    # Peers read one folder: the outliers live in a sibling, so they get a combined copy (a real
+    # copy: some peers do not follow symlinked folders). Same relative paths as the corpus.
     combined = root.parent / "combined"
+    if combined.is_symlink() or (combined / "data").is_symlink():
+        shutil.rmtree(combined, ignore_errors=True)
     if not combined.exists():
-        combined.mkdir()
-        (combined / "data").symlink_to(root)
-        (combined / "outliers").symlink_to(out_dir)
+        tmp = root.parent / "combined.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(root, tmp / "data", symlinks=True)
+        shutil.copytree(out_dir, tmp / "outliers")
+        tmp.rename(combined)
     for name, model in (("vislint", "default"), ("vislint --model none", "none")):
         work = BENCH / "quality-work" / name.replace(" ", "_").replace("--", "")
         r = run_vislint(root, [out_dir], model, work)
@@ -321,8 +330,9 @@ def main(argv=None):
         del r["findings"]
         result["tools"][name] = r
         print(f"{name}: {r['seconds']} s", flush=True)
-    for peer in PEERS:
-        r = run_peer(peer, combined / "data", combined, BENCH / "quality-work" / f"{peer}.json")
+    for peer, venv, extra in PEERS:
+        r = run_peer(venv, combined / "data", combined,
+                     BENCH / "quality-work" / f"{peer.replace(' ', '_')}.json", extra)
         if r is None:
             result["tools"][peer] = {"notes": ["not run: bench/peers/setup_peers.sh has not installed it"]}
             continue
