@@ -71,9 +71,14 @@ test-cpp:
 test-python:
 	$(VPY) -m pytest -q
 
-# Throughput of `vislint scan` (hash-only and default model) on 20 k JPEGs, then the kNN graph of
-# 1 M synthetic clustered vectors at the default model's dimension (1280). Not part of make test.
+# Quality and throughput side by side with the peers (each in its own venv under build/peers),
+# vislint's own throughput on 20 k JPEGs, then the kNN graph of 1 M synthetic clustered vectors at
+# the default model's dimension (1280). BENCH_SCALE=0.5|2 shrinks/grows the quality corpus.
+# Not part of make test.
 bench: setup
+	bash bench/peers/setup_peers.sh
+	$(VPY) bench/quality.py --write-docs
+	$(VPY) bench/throughput_peers.py --write-docs
 	$(VPY) bench/bench_scan.py --write-docs
 	cmake -S . -B build/bench-cpp -DVISLINT_BUILD_BENCH=ON -DVISLINT_BUILD_CLI=OFF >/dev/null
 	cmake --build build/bench-cpp -j$(JOBS) --target knn_bench
