@@ -24,7 +24,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "build" / "bench"
 DOCS = REPO / "docs" / "benchmarks.md"
-BEGIN, END = "<!-- throughput_peers:begin -->", "<!-- throughput_peers:end -->"
 
 
 def timed(cmd, env=None):
@@ -91,8 +90,10 @@ def main(argv=None):
     lines += ["", "Commands: " + "; ".join(f"`{r['command']}`" for r in rows)]
     section = "\n".join(lines)
     print(section)
-    (BENCH / "throughput_peers.json").write_text(json.dumps(rows, indent=1) + "\n")
+    (BENCH / f"throughput_peers_{args.n}.json").write_text(json.dumps(rows, indent=1) + "\n")
     if args.write_docs:
+        tag = "throughput_peers" if args.n == 20000 else f"throughput_peers_{args.n}"
+        BEGIN, END = f"<!-- {tag}:begin -->", f"<!-- {tag}:end -->"
         text = DOCS.read_text()
         block = f"{BEGIN}\n{section}\n{END}"
         i, j = text.find(BEGIN), text.find(END)
