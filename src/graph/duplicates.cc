@@ -1,49 +1,17 @@
 #include "graph/duplicates.h"
 
 #include <algorithm>
-#include <numeric>
 #include <unordered_map>
 
+#include "graph/union_find.h"
 #include "hash/hamming_index.h"
 
 namespace vislint::graph {
 namespace {
 
-class UnionFind {
-public:
-    explicit UnionFind(size_t n) : parent_(n) { std::iota(parent_.begin(), parent_.end(), 0); }
-    size_t find(size_t x) {
-        while (parent_[x] != x) x = parent_[x] = parent_[parent_[x]];
-        return x;
-    }
-    void unite(size_t a, size_t b) {
-        a = find(a);
-        b = find(b);
-        if (a != b) parent_[std::max(a, b)] = std::min(a, b);
-    }
-
-private:
-    std::vector<size_t> parent_;
-};
-
 struct HashKey {
     size_t operator()(const hash::Hash128& h) const { return size_t(h.low ^ (h.high * 0x9E3779B97F4A7C15ull)); }
 };
-
-// Components of size > 1, members in index order.
-std::vector<std::vector<size_t>> components(UnionFind& uf, size_t n) {
-    std::unordered_map<size_t, size_t> slot;
-    std::vector<std::vector<size_t>> out;
-    for (size_t i = 0; i < n; ++i) {
-        size_t r = uf.find(i);
-        auto [it, added] = slot.emplace(r, out.size());
-        if (added) out.emplace_back();
-        out[it->second].push_back(i);
-    }
-    out.erase(std::remove_if(out.begin(), out.end(), [](const auto& c) { return c.size() < 2; }),
-              out.end());
-    return out;
-}
 
 } // namespace
 
@@ -58,7 +26,7 @@ ExactResult find_exact(const std::vector<DupItem>& items) {
         if (!pnew) uf.unite(p->second, i);
     }
     ExactResult out;
-    for (const auto& comp : components(uf, n)) {
+    for (const auto& comp : components(uf)) {
         DupGroup g;
         g.kind = "exact";
         const DupItem& keeper = items[comp.front()];
@@ -102,7 +70,7 @@ NearResult group_near_pairs(const std::vector<DupItem>& items, const ExactResult
     }
     for (const auto& g : exact.groups) // exact copies of a near duplicate belong to its group
         for (int64_t id : g.members) uf.unite(index_of[g.members.front()], index_of[id]);
-    for (const auto& comp : components(uf, n)) {
+    for (const auto& comp : components(uf)) {
         if (std::none_of(comp.begin(), comp.end(), [&](size_t i) { return has_near[i]; })) continue;
         DupGroup g;
         g.kind = "near";

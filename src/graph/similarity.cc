@@ -3,25 +3,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <numeric>
-#include <unordered_map>
+
+#include "common/median.h"
+#include "graph/union_find.h"
 
 namespace vislint::graph {
-namespace {
-
-double median_of(std::vector<double> v) {
-    if (v.empty()) return 0;
-    size_t mid = v.size() / 2;
-    std::nth_element(v.begin(), v.begin() + mid, v.end());
-    return v[mid];
-}
-
-size_t find(std::vector<size_t>& parent, size_t x) {
-    while (parent[x] != x) x = parent[x] = parent[parent[x]];
-    return x;
-}
-
-} // namespace
 
 SimilarityResult analyse_similarity(const Neighbours& nn, const std::vector<DupItem>& items,
                                     const ExactResult& exact, const Thresholds& t,
@@ -54,24 +40,17 @@ SimilarityResult analyse_similarity(const Neighbours& nn, const std::vector<DupI
     out.near = group_near_pairs(items, exact, pairs);
 
     // Clusters.
-    std::vector<size_t> parent(n);
-    std::iota(parent.begin(), parent.end(), 0);
+    UnionFind uf(n);
     for (size_t i = 0; i < n; ++i)
         for (int j = 0; j < k; ++j) {
             int64_t other = nn.ids[i * k + j];
-            if (other < 0 || nn.sims[i * k + j] < t.cluster) continue;
-            size_t a = find(parent, i), b = find(parent, size_t(other));
-            if (a != b) parent[std::max(a, b)] = std::min(a, b);
+            if (other >= 0 && nn.sims[i * k + j] >= t.cluster) uf.unite(i, size_t(other));
         }
-    std::unordered_map<size_t, size_t> slot;
-    std::vector<std::vector<int64_t>> comps;
-    for (size_t i = 0; i < n; ++i) {
-        auto [it, added] = slot.emplace(find(parent, i), comps.size());
-        if (added) comps.emplace_back();
-        comps[it->second].push_back(items[i].id);
+    for (const auto& comp : components(uf)) {
+        std::vector<int64_t> ids;
+        for (size_t i : comp) ids.push_back(items[i].id);
+        out.clusters.push_back(std::move(ids));
     }
-    for (auto& c : comps)
-        if (c.size() >= 2) out.clusters.push_back(std::move(c));
     std::stable_sort(out.clusters.begin(), out.clusters.end(),
                      [](const auto& x, const auto& y) { return x.size() > y.size(); });
 
@@ -90,10 +69,10 @@ SimilarityResult analyse_similarity(const Neighbours& nn, const std::vector<DupI
         scores[i] = cnt ? 1.0 - sum / cnt : 1.0;
         out.isolation[i] = {i, scores[i], 0.0, k > 0 ? nn.ids[i * k] : -1, k > 0 ? nn.sims[i * k] : 0.f};
     }
-    const double med = median_of(scores);
+    const double med = median(scores);
     std::vector<double> dev(n);
     for (size_t i = 0; i < n; ++i) dev[i] = std::fabs(scores[i] - med);
-    const double scale = std::max(1.4826 * median_of(dev), 1e-6);
+    const double scale = std::max(1.4826 * median(dev), 1e-6);
     out.outlier_threshold = med + t.outlier_z * scale;
     for (size_t i = 0; i < n; ++i) {
         out.isolation[i].z = (scores[i] - med) / scale;

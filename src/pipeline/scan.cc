@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/bounded_queue.h"
+#include "common/median.h"
 #include "embed/embedder.h"
 #include "graph/duplicates.h"
 #include "graph/similarity.h"
@@ -294,12 +295,6 @@ void analyse_all(store::Db& db, std::vector<store::ImageRecord>& todo, const Ana
     if (worker_error) std::rethrow_exception(worker_error);
 }
 
-double median(std::vector<double> v) {
-    if (v.empty()) return 0;
-    size_t mid = v.size() / 2;
-    std::nth_element(v.begin(), v.begin() + mid, v.end());
-    return v[mid];
-}
 
 // The kNN graph over all embedded images, saved with its id mapping for `vislint similar`.
 struct Embedded {
