@@ -144,6 +144,9 @@ struct AnalyseContext {
     int threads = 1;
     int64_t max_pixels = 0;
     const embed::ModelSpec* model = nullptr; // nullptr = hash-only mode
+    // With a model: nets already loaded (at least one, which told the feature dim); analyse_all
+    // loads the rest so that each inference worker has its own.
+    std::vector<std::unique_ptr<embed::Embedder>>* embedders = nullptr;
     int batch_size = 16;
     store::FeatureFile* features = nullptr;
 };
@@ -155,7 +158,7 @@ struct AnalyseContext {
 // Each inference worker owns a cv::dnn::Net (OpenCV runs it single-threaded) and forms batches
 // from whatever the decoders have ready, so decoding and inference overlap and at most
 // (queue capacity + batch) model inputs exist at any time.
-void analyse_all(store::Db& db, std::vector<store::ImageRecord>& todo, const AnalyseContext& ctx,
+void analyse_all(store::Db& db, std::vector<store::ImageRecord>& todo, AnalyseContext& ctx,
                  Reporter& rep, bool* cancelled) {
     const size_t total = todo.size();
     if (total == 0) return;
@@ -170,8 +173,8 @@ void analyse_all(store::Db& db, std::vector<store::ImageRecord>& todo, const Ana
     };
     const int threads = ctx.threads;
     const int n_embed = ctx.model ? threads : 0;
-    std::vector<std::unique_ptr<embed::Embedder>> embedders;
-    for (int i = 0; i < n_embed; ++i) embedders.push_back(std::make_unique<embed::Embedder>(*ctx.model));
+    std::vector<std::unique_ptr<embed::Embedder>>& embedders = *ctx.embedders;
+    while (int(embedders.size()) < n_embed) embedders.push_back(std::make_unique<embed::Embedder>(*ctx.model));
     const int dim = n_embed ? embedders[0]->dim() : 0;
 
     BoundedQueue<size_t> done(size_t(threads) * 64);
@@ -614,11 +617,13 @@ ScanSummary scan(const ScanOptions& options, Progress* progress) {
         ctx.model = model.get();
         ctx.batch_size = options.model.batch_size;
         std::unique_ptr<store::FeatureFile> features;
+        std::vector<std::unique_ptr<embed::Embedder>> embedders;
+        ctx.embedders = &embedders;
         if (model) {
-            // Probe the dim once (a changed model changes the signature, so `reuse` is false and
-            // the old file is discarded).
-            embed::Embedder probe(*model);
-            features = std::make_unique<store::FeatureFile>(features_path, probe.dim(), !reuse);
+            // The first net tells the dim (a changed model changes the signature, so `reuse` is
+            // false and the old file is discarded); it then serves as the first inference worker.
+            embedders.push_back(std::make_unique<embed::Embedder>(*model));
+            features = std::make_unique<store::FeatureFile>(features_path, embedders[0]->dim(), !reuse);
             for (int64_t id : planned.removed_ids) features->zero_row(id);
             ctx.features = features.get();
         }
