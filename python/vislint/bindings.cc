@@ -60,6 +60,15 @@ template <typename T> void take(py::dict& d, const char* key, T* out) {
     PyDict_DelItemString(d.ptr(), key);
 }
 
+// The model keyword arguments shared by scan() and embed_image().
+void take_model_options(py::dict& d, vislint::ModelOptions* mo) {
+    take(d, "model", &mo->model);
+    take(d, "model_size", &mo->input_size);
+    take(d, "model_mean", &mo->mean);
+    take(d, "model_std", &mo->std);
+    take(d, "model_output", &mo->output);
+}
+
 py::dict to_dict(const vislint::ScanSummary& s) {
     py::dict d;
     d["images"] = s.images;
@@ -97,11 +106,7 @@ PYBIND11_MODULE(_core, m) {
             o.work_dir = std::move(work_dir);
             py::dict opts = py::dict(options); // copy: consumed keys are removed
             vislint::Thresholds& t = o.thresholds;
-            take(opts, "model", &o.model.model);
-            take(opts, "model_size", &o.model.input_size);
-            take(opts, "model_mean", &o.model.mean);
-            take(opts, "model_std", &o.model.std);
-            take(opts, "model_output", &o.model.output);
+            take_model_options(opts, &o.model);
             take(opts, "batch_size", &o.model.batch_size);
             take(opts, "k", &o.k);
             take(opts, "near_duplicate_threshold", &t.near_duplicate);
@@ -181,11 +186,7 @@ PYBIND11_MODULE(_core, m) {
     m.def("embed_image", [](const std::string& path, py::dict options) {
         vislint::ModelOptions mo;
         py::dict opts = py::dict(options);
-        take(opts, "model", &mo.model);
-        take(opts, "model_size", &mo.input_size);
-        take(opts, "model_mean", &mo.mean);
-        take(opts, "model_std", &mo.std);
-        take(opts, "model_output", &mo.output);
+        take_model_options(opts, &mo);
         if (!opts.empty()) throw vislint::Error("unknown option(s) for embed: " + py::str(opts).cast<std::string>());
         vislint::Embedding e;
         {
