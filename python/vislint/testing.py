@@ -23,6 +23,7 @@ Command line::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import hashlib
 import json
@@ -415,10 +416,23 @@ def _check_existing(out_dir: Path, marker_name: str, params: dict):
     raise ValueError(f"{out_dir} exists and is not empty (no {marker_name} marker)")
 
 
-def _finish_dir(tmp: Path, out_dir: Path) -> None:
-    if out_dir.exists():
-        out_dir.rmdir()  # known to be empty
-    os.replace(tmp, out_dir)
+@contextlib.contextmanager
+def _staged(out_dir: Path):
+    """Build a corpus in a hidden sibling folder and rename it to out_dir only when the body
+    succeeds, so an interrupted build never leaves a half-made corpus behind."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        yield tmp
+        if out_dir.exists():
+            out_dir.rmdir()  # known to be empty
+        os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def make_dataset(out_dir, n_base: int = 400, seed: int = 0) -> dict:
@@ -490,21 +504,12 @@ def make_dataset(out_dir, n_base: int = 400, seed: int = 0) -> dict:
             _write_json(truth_path, truth)
         return truth
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    try:
+    with _staged(out_dir) as tmp:
         truth = _build_dataset(tmp, n_base, seed)
         truth["params"] = params
         _write_json(tmp / CORPUS_MARKER,
                     {"generator": "vislint.testing.make_dataset",
                      "version": GENERATOR_VERSION, "params": params, "truth": truth})
-        _finish_dir(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     _write_json(truth_path, truth)
     return truth
 
@@ -894,39 +899,31 @@ def make_throughput_corpus(out_dir, n: int = 20000, size: int = 256, seed: int =
     if stored is not None:
         return int(stored.get("count", n))
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
     try:
-        for d in range((n + 999) // 1000):
-            (tmp / f"d{d:03d}").mkdir()
-        _POOL = _load_pool(300, seed)
-        step = 250
-        tasks = [(str(tmp), lo, min(n, lo + step), size, seed) for lo in range(0, n, step)]
-        if processes is None:
-            processes = min(2, os.cpu_count() or 1)
-        ctx = None
-        if processes > 1:
-            import multiprocessing as mp
-            if "fork" in mp.get_all_start_methods():
-                ctx = mp.get_context("fork")
-        if ctx is not None and len(tasks) > 1:
-            with ctx.Pool(processes) as p:
-                chunks = p.map(_throughput_chunk, tasks, chunksize=1)
-        else:
-            chunks = [_throughput_chunk(t) for t in tasks]
-        digests = [d for c in chunks for d in c]
-        if len(set(digests)) != len(digests):  # pragma: no cover - astronomically unlikely
-            raise RuntimeError("throughput corpus contains duplicate files")
-        _write_json(tmp / THROUGHPUT_MARKER,
-                    {"generator": "vislint.testing.make_throughput_corpus",
-                     "version": GENERATOR_VERSION, "params": params, "count": n})
-        _finish_dir(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        with _staged(out_dir) as tmp:
+            for d in range((n + 999) // 1000):
+                (tmp / f"d{d:03d}").mkdir()
+            _POOL = _load_pool(300, seed)
+            step = 250
+            tasks = [(str(tmp), lo, min(n, lo + step), size, seed) for lo in range(0, n, step)]
+            if processes is None:
+                processes = min(2, os.cpu_count() or 1)
+            ctx = None
+            if processes > 1:
+                import multiprocessing as mp
+                if "fork" in mp.get_all_start_methods():
+                    ctx = mp.get_context("fork")
+            if ctx is not None and len(tasks) > 1:
+                with ctx.Pool(processes) as p:
+                    chunks = p.map(_throughput_chunk, tasks, chunksize=1)
+            else:
+                chunks = [_throughput_chunk(t) for t in tasks]
+            digests = [d for c in chunks for d in c]
+            if len(set(digests)) != len(digests):  # pragma: no cover - astronomically unlikely
+                raise RuntimeError("throughput corpus contains duplicate files")
+            _write_json(tmp / THROUGHPUT_MARKER,
+                        {"generator": "vislint.testing.make_throughput_corpus",
+                         "version": GENERATOR_VERSION, "params": params, "count": n})
     finally:
         _POOL = []
     return n
