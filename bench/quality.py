@@ -119,7 +119,6 @@ def auroc(scores: dict, positives: set):
     neg = [s for k, s in scores.items() if k not in positives]
     if not pos or not neg:
         return None
-    ranks = {v: i for i, v in enumerate(sorted(set(scores.values())))}
     allv = sorted(scores.values())
     # Mann-Whitney U with average ranks for ties.
     from bisect import bisect_left, bisect_right
