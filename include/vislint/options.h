@@ -24,6 +24,34 @@ struct Thresholds {
     double near_duplicate = 0.90;   // near_duplicate pairs: similarity >= this (or a hash match)
     double cluster = 0.80;          // clusters: connected components of kNN edges >= this
     double outlier_z = 3.5;         // outlier: robust z-score of the isolation score above this
+    // With labels and a model: label_issue when the kNN vote's confidence that the given label is
+    // wrong (score in 0..1) is at least this and another label wins the vote.
+    double label_issue = 0.5;
+};
+
+// One label given in memory (the Python API's `labels=` DataFrame).
+struct LabelRow {
+    std::string path;  // absolute, or relative to the current directory
+    std::string label; // empty = unlabelled
+    std::string split; // empty = none given (automatic splits may still apply)
+};
+
+// Where labels, splits and boxes come from. All sources are optional and may be combined (a
+// later source overrides an earlier one per image: labels file, then rows, then COCO, then YOLO).
+struct LabelOptions {
+    // "folder" = each image's parent folder name (ImageFolder layout), or the path of a CSV file
+    // with a header naming `path` and `label` columns and optionally `split`; paths relative to
+    // the CSV's own folder or absolute.
+    std::string labels;
+    std::vector<LabelRow> rows;
+    std::string coco;          // COCO JSON (images, annotations, categories)
+    std::string yolo;          // YOLO dataset folder: images/ + labels/ and data.yaml or classes.txt
+    bool objects = false;      // every box of COCO / YOLO becomes an item "image.jpg#box_id"
+    int min_box_side = 8;      // --objects: boxes with a side below this many px are skipped
+    double box_margin = 0.1;   // --objects: crop margin, as a fraction of the box side
+    // Splits from path components named train / val / valid / validation / test below an input
+    // folder (canonical names train, val, test). A `split` column always wins.
+    bool auto_splits = true;
 };
 
 // The embedding model. "default" = EfficientNet-Lite0 exported by `make model` into the cache
@@ -40,7 +68,8 @@ struct ModelOptions {
 
 struct ScanOptions {
     // Folders (walked recursively), single image files, or text files listing one path per line
-    // (relative paths resolve against the list file's folder).
+    // (relative paths resolve against the list file's folder). May be empty when a label source
+    // names the images (labels CSV, COCO, YOLO folder).
     std::vector<std::string> inputs;
     std::string work_dir;
     ModelOptions model;
@@ -48,6 +77,7 @@ struct ScanOptions {
     int64_t max_pixels = 100'000'000;   // refuse images larger than this (width x height)
     Thresholds thresholds;
     int k = 10; // neighbours per image in the kNN graph
+    LabelOptions labels;
 };
 
 // Throws vislint::Error naming the first invalid option ("--dark-threshold must be ...").

@@ -28,6 +28,9 @@ struct ScanSummary {
     uint64_t reused = 0;       // unchanged since the last scan (path, size, mtime): skipped
     uint64_t removed = 0;      // in the work dir but no longer found in the inputs
     uint64_t skipped_files = 0; // files under the input folders without an image extension
+    uint64_t labelled = 0;      // items with a label
+    uint64_t missing_label_files = 0; // label rows / annotations naming files that do not exist
+    uint64_t skipped_boxes = 0; // --objects: boxes too small or outside their image
     std::map<std::string, uint64_t> issue_counts; // per issue type, every type present (0 too)
     std::map<std::string, double> timings;        // seconds per stage
     std::string db_path;

@@ -7,6 +7,7 @@
     scan.duplicates()         # DataFrame: path_a, path_b, score, kind, group
     scan.broken()             # DataFrame: path, reason, detail
     scan.images()             # per-image statistics
+    scan.leaks(), scan.label_issues(), scan.label_conflicts(), scan.classes()  # with labels
 
 The heavy lifting runs in the C++ core (vislint._core) with the GIL released; this module only
 turns the work dir's SQLite database into pandas DataFrames.
@@ -65,8 +66,8 @@ def _log(level: str, message: str) -> None:
         print(f"vislint: {level}: {message}", file=sys.stderr)
 
 
-def scan(inputs: Union[PathLike, Iterable[PathLike]], work_dir: PathLike, *,
-         progress: bool = True, **options) -> "Scan":
+def scan(inputs: Union[None, PathLike, Iterable[PathLike]], work_dir: PathLike, *,
+         progress: bool = True, labels=None, **options) -> "Scan":
     """Scan folders, image files or list files into ``work_dir`` and return the result.
 
     Options (all optional; same meaning as the CLI flags with dashes): ``model`` ("none"),
@@ -75,19 +76,49 @@ def scan(inputs: Union[PathLike, Iterable[PathLike]], work_dir: PathLike, *,
     ``odd_size_ratio``, ``min_side``, ``hash_radius``, ``dhash_radius``; with an embedding model
     (``model="default"``, the default, or a path to an ONNX file): ``model_size``,
     ``model_mean``, ``model_std`` (lists of 1 or 3 numbers), ``model_output``, ``batch_size``,
-    ``k``, ``near_duplicate_threshold``, ``cluster_threshold``, ``outlier_z``. An unknown option or a bad value raises
+    ``k``, ``near_duplicate_threshold``, ``cluster_threshold``, ``outlier_z``.
+
+    Labels and splits: ``labels`` is "folder" (parent folder names), the path of a CSV file
+    (``path,label`` and optionally ``split`` columns; paths relative to the CSV) or a pandas
+    DataFrame with ``path`` and ``label`` (and optionally ``split``) columns (relative paths
+    resolve against the current directory). ``coco`` (a COCO JSON file), ``yolo`` (a YOLO dataset
+    folder), ``objects=True`` (every box becomes an item ``image.jpg#box_id``),
+    ``min_box_side``, ``box_margin``, ``splits`` ("auto": from train/val/test folder names, or
+    "none"), ``label_issue_threshold``. With labels, ``inputs`` may be None: the images the
+    labels name are scanned. An unknown option or a bad value raises
     VislintError. The scan runs with the GIL released; Ctrl-C cancels it cleanly (what was
     analysed is kept and a re-run resumes) and raises KeyboardInterrupt.
     """
-    if isinstance(inputs, (str, os.PathLike)):
+    if inputs is None:
+        inputs = []
+    elif isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
     inputs = [os.fspath(p) for p in inputs]
+    options = {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in options.items()}
+    if labels is not None:
+        if isinstance(labels, pd.DataFrame):
+            options["label_rows"] = _label_rows(labels)
+        else:
+            options["labels"] = os.fspath(labels)
     bar = _TqdmProgress(progress)
     try:
         _core.scan(inputs, os.fspath(work_dir), dict(options), bar, _log)
     finally:
         bar.close()
     return Scan(work_dir)
+
+
+def _label_rows(df: pd.DataFrame) -> list:
+    missing = [c for c in ("path", "label") if c not in df.columns]
+    if missing:
+        raise VislintError(f"labels DataFrame needs columns path and label (missing: {', '.join(missing)})")
+    splits = df["split"] if "split" in df.columns else [""] * len(df)
+
+    def text(v) -> str:
+        return "" if v is None or (isinstance(v, float) and v != v) else str(v)
+
+    return [(os.path.abspath(os.fspath(p)), text(lab), text(sp))
+            for p, lab, sp in zip(df["path"], df["label"], splits)]
 
 
 def embed(path: PathLike, **options):
@@ -124,8 +155,9 @@ class Scan:
         return json.loads((self.work_dir / "run.json").read_text())
 
     def images(self) -> pd.DataFrame:
-        """Per-image table: path, status, format, size, stats and hashes (hex)."""
-        df = self._query("SELECT * FROM images ORDER BY id")
+        """Per-image table: path, status, format, size, stats, hashes (hex), label and split."""
+        df = self._query("SELECT i.*, l.label, l.split FROM images i "
+                         "LEFT JOIN labels l ON l.image_id = i.id ORDER BY i.id")
         for col in ("phash", "dhash"):
             df[col] = [None if pd.isna(v) else format(int(v) & (2**64 - 1), "016x") for v in df[col]]
         df["is_grayscale"] = df["is_grayscale"].astype("boolean")
@@ -186,11 +218,89 @@ class Scan:
 
     def clusters(self) -> pd.DataFrame:
         """Clusters of look-alikes (kNN edges >= the cluster threshold; singletons are not
-        clusters): cluster, size, members (list of paths), largest first."""
-        df = self._query("SELECT c.cluster_id AS cluster, i.path FROM clusters c "
-                         "JOIN images i ON i.id = c.image_id ORDER BY c.cluster_id, i.id")
-        rows = [(int(c), len(g), list(g["path"])) for c, g in df.groupby("cluster", sort=True)]
-        return pd.DataFrame(rows, columns=["cluster", "size", "members"])
+        clusters): cluster, size, members (list of paths), labels (label -> count, most common
+        first; unlabelled members not counted), mixed (more than one label), largest first."""
+        df = self._query("SELECT c.cluster_id AS cluster, i.path, l.label FROM clusters c "
+                         "JOIN images i ON i.id = c.image_id LEFT JOIN labels l ON l.image_id = i.id "
+                         "ORDER BY c.cluster_id, i.id")
+        rows = []
+        for c, g in df.groupby("cluster", sort=True):
+            mix = g["label"].dropna().value_counts()
+            rows.append((int(c), len(g), list(g["path"]), {str(k): int(v) for k, v in mix.items()},
+                         len(mix) > 1))
+        return pd.DataFrame(rows, columns=["cluster", "size", "members", "labels", "mixed"])
+
+    def labels(self) -> pd.DataFrame:
+        """Every labelled or split-assigned item: path, label, split, label_score (the kNN vote's
+        confidence that the label is wrong; empty without a model), suggested (the vote's
+        winner)."""
+        return self._query("SELECT i.path, l.label, l.split, l.label_score, l.suggested "
+                           "FROM labels l JOIN images i ON i.id = l.image_id ORDER BY i.id")
+
+    def leaks(self) -> pd.DataFrame:
+        """Duplicates across splits: path (the image in the later split), split, other_path
+        (its duplicate in the earlier split), other_split, score (similarity), detail."""
+        return self._query(
+            "SELECT a.path, la.split, b.path AS other_path, lb.split AS other_split, i.score, i.detail "
+            "FROM issues i JOIN images a ON a.id = i.image_id JOIN images b ON b.id = i.other_id "
+            "LEFT JOIN labels la ON la.image_id = a.id LEFT JOIN labels lb ON lb.image_id = b.id "
+            "WHERE i.type = 'leak' ORDER BY i.score DESC, a.path")
+
+    def label_issues(self, all: bool = False) -> pd.DataFrame:
+        """Items whose label disagrees with their nearest neighbours' labels, most suspicious
+        first: path, given, suggested, score (confidence the given label is wrong), neighbours
+        and neighbour_labels (the labelled neighbours that voted, nearest first). ``all=True``
+        ranks every labelled item (neighbours listed for the flagged ones only)."""
+        if all:
+            df = self._query("SELECT i.id, i.path, l.label AS given, l.suggested, l.label_score AS score "
+                             "FROM labels l JOIN images i ON i.id = l.image_id "
+                             "WHERE l.label_score IS NOT NULL ORDER BY l.label_score DESC, i.path")
+        else:
+            df = self._query("SELECT i.id, i.path, l.label AS given, s.detail AS suggested, s.score "
+                             "FROM issues s JOIN images i ON i.id = s.image_id "
+                             "JOIN labels l ON l.image_id = i.id "
+                             "WHERE s.type = 'label_issue' ORDER BY s.score DESC, i.path")
+        votes = self._query("SELECT v.image_id, n.path, l.label FROM label_votes v "
+                            "JOIN images n ON n.id = v.neighbour_id "
+                            "LEFT JOIN labels l ON l.image_id = n.id ORDER BY v.image_id, v.rank")
+        by_id = {int(k): g for k, g in votes.groupby("image_id")}
+        df["neighbours"] = [list(by_id[i]["path"]) if i in by_id else [] for i in df["id"]]
+        df["neighbour_labels"] = [list(by_id[i]["label"]) if i in by_id else [] for i in df["id"]]
+        return df.drop(columns=["id"])
+
+    def label_conflicts(self) -> pd.DataFrame:
+        """Exact or near duplicate groups whose members carry different labels (the same
+        picture labelled twice differently): group, kind, path, label, one row per member."""
+        return self._query(
+            "SELECT g.group_id AS \"group\", g.kind, i.path, l.label FROM duplicate_groups g "
+            "JOIN images i ON i.id = g.image_id LEFT JOIN labels l ON l.image_id = i.id "
+            "WHERE g.group_id IN (SELECT g2.group_id FROM duplicate_groups g2 "
+            "  JOIN labels l2 ON l2.image_id = g2.image_id WHERE l2.label IS NOT NULL "
+            "  GROUP BY g2.group_id HAVING count(DISTINCT l2.label) > 1) "
+            "ORDER BY g.group_id, i.id")
+
+    def classes(self) -> pd.DataFrame:
+        """Per-class summary: label, count, then one column per issue type found in that class
+        (items of the class with at least one issue of the type), most frequent class first."""
+        counts = self._query("SELECT label, count(*) AS count FROM labels WHERE label IS NOT NULL "
+                             "GROUP BY label")
+        per = self._query("SELECT l.label, s.type, count(DISTINCT s.image_id) AS n FROM issues s "
+                          "JOIN labels l ON l.image_id = s.image_id WHERE l.label IS NOT NULL "
+                          "GROUP BY l.label, s.type")
+        df = counts
+        if len(per):
+            wide = per.pivot(index="label", columns="type", values="n").fillna(0).astype(int)
+            wide = wide[[t for t in ISSUE_TYPES if t in wide.columns]].reset_index()
+            df = counts.merge(wide, on="label", how="left")
+            df[wide.columns[1:]] = df[wide.columns[1:]].fillna(0).astype(int)
+        return df.sort_values(["count", "label"], ascending=[False, True]).reset_index(drop=True)
+
+    def confused_classes(self) -> pd.DataFrame:
+        """The class pairs most often confused: given, suggested, count of label_issue rows."""
+        return self._query(
+            "SELECT l.label AS given, s.detail AS suggested, count(*) AS count FROM issues s "
+            "JOIN labels l ON l.image_id = s.image_id WHERE s.type = 'label_issue' "
+            "GROUP BY l.label, s.detail ORDER BY count DESC, given, suggested")
 
     def outliers(self, all: bool = False) -> pd.DataFrame:
         """Images ranked by isolation (1 - mean similarity to their nearest neighbours), most

@@ -76,6 +76,9 @@ py::dict to_dict(const vislint::ScanSummary& s) {
     d["reused"] = s.reused;
     d["removed"] = s.removed;
     d["skipped_files"] = s.skipped_files;
+    d["labelled"] = s.labelled;
+    d["missing_label_files"] = s.missing_label_files;
+    d["skipped_boxes"] = s.skipped_boxes;
     d["issue_counts"] = s.issue_counts;
     d["timings"] = s.timings;
     d["db_path"] = s.db_path;
@@ -124,6 +127,27 @@ PYBIND11_MODULE(_core, m) {
             take(opts, "min_side", &t.odd_size_min_side);
             take(opts, "hash_radius", &t.hash_radius);
             take(opts, "dhash_radius", &t.dhash_radius);
+            take(opts, "label_issue_threshold", &t.label_issue);
+            vislint::LabelOptions& lo = o.labels;
+            take(opts, "labels", &lo.labels);
+            take(opts, "coco", &lo.coco);
+            take(opts, "yolo", &lo.yolo);
+            take(opts, "objects", &lo.objects);
+            take(opts, "min_box_side", &lo.min_box_side);
+            take(opts, "box_margin", &lo.box_margin);
+            if (opts.contains("splits")) {
+                std::string splits;
+                take(opts, "splits", &splits);
+                if (splits != "auto" && splits != "none") throw vislint::Error("splits must be 'auto' or 'none'");
+                lo.auto_splits = splits == "auto";
+            }
+            if (opts.contains("label_rows")) { // (path, label, split) tuples, from the Python layer
+                for (auto row : opts["label_rows"]) {
+                    auto t3 = row.cast<std::tuple<std::string, std::string, std::string>>();
+                    lo.rows.push_back({std::get<0>(t3), std::get<1>(t3), std::get<2>(t3)});
+                }
+                PyDict_DelItemString(opts.ptr(), "label_rows");
+            }
             if (!opts.empty()) {
                 std::string names;
                 for (auto item : opts) names += (names.empty() ? "" : ", ") + py::str(item.first).cast<std::string>();

@@ -51,11 +51,21 @@ __all__ = [
     "load_rgb",
     "make_dataset",
     "make_throughput_corpus",
+    "make_fashion_corpus",
+    "FASHION_ROOT",
+    "FASHION_CLASSES",
     "main",
 ]
 
 #: Where the Debian package ``openclipart-png`` installs its PNGs.
 CLIPART_ROOT = "/usr/share/openclipart/png"
+#: Where the Debian package ``dataset-fashion-mnist`` installs its idx files.
+FASHION_ROOT = "/usr/share/datasets/fashion-mnist"
+#: Fashion-MNIST's class names, by class index.
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                   "Sneaker", "Bag", "Ankle boot")
+#: Marker file written (last) inside a corpus made by :func:`make_fashion_corpus`.
+FASHION_MARKER = ".vislint-fashion"
 #: Marker file written (last) inside a corpus made by :func:`make_dataset`.
 CORPUS_MARKER = ".vislint-corpus"
 #: Marker file written (last) inside a corpus made by :func:`make_throughput_corpus`.
@@ -927,6 +937,138 @@ def make_throughput_corpus(out_dir, n: int = 20000, size: int = 256, seed: int =
     finally:
         _POOL = []
     return n
+
+
+# ---------------------------------------------------------------------------
+# make_fashion_corpus: labels, splits, label flips and train/test leaks
+# ---------------------------------------------------------------------------
+
+def load_fashion(split: str, root=FASHION_ROOT) -> tuple:
+    """(images n x 28 x 28 uint8, labels n uint8) of Fashion-MNIST's "train" or "t10k" split."""
+    import gzip
+
+    with gzip.open(os.path.join(root, f"{split}-images-idx3-ubyte.gz"), "rb") as fh:
+        data = fh.read()
+    magic, n, rows, cols = struct.unpack(">IIII", data[:16])
+    if magic != 2051:
+        raise ValueError(f"not an idx3 image file: {split}")
+    images = np.frombuffer(data, np.uint8, n * rows * cols, 16).reshape(n, rows, cols)
+    with gzip.open(os.path.join(root, f"{split}-labels-idx1-ubyte.gz"), "rb") as fh:
+        data = fh.read()
+    magic, n2 = struct.unpack(">II", data[:8])
+    if magic != 2049 or n2 != n:
+        raise ValueError(f"not an idx1 label file matching the images: {split}")
+    return images, np.frombuffer(data, np.uint8, n, 8)
+
+
+#: Transforms of the planted leaks (a training image copied into the test split).
+LEAK_TRANSFORMS = ("copy", "shift1", "brightness25", "upscale2", "jpeg80")
+
+
+def _leak_copy(arr: np.ndarray, transform: str) -> tuple:
+    """(PIL image, file extension) of a transformed copy of a 28 x 28 Fashion-MNIST item."""
+    im = Image.fromarray(arr, "L")
+    if transform == "shift1":
+        im = Image.fromarray(np.roll(arr, 1, axis=1), "L")
+    elif transform == "brightness25":
+        im = Image.fromarray(np.clip(arr.astype(np.int16) + 25, 0, 255).astype(np.uint8), "L")
+    elif transform == "upscale2":
+        im = im.resize((56, 56), Image.Resampling.BICUBIC)
+    elif transform == "jpeg80":
+        return im, "jpg"
+    return im, "png"
+
+
+def make_fashion_corpus(out_dir, n_train: int = 10000, n_test: int = 2000, flip: float = 0.10,
+                        n_leaks: int = 200, n_within: int = 50, seed: int = 0,
+                        root=FASHION_ROOT) -> dict:
+    """Write a labelled Fashion-MNIST dataset with planted label flips and train/test leaks.
+
+    Layout: ``train/img_NNNNNN.png`` and ``test/img_NNNNNN.png`` (random items of Fashion-MNIST's
+    own train and test sets), ``labels.csv`` (``path,label,split``; paths relative to the CSV)
+    and ``labels_true.csv`` (the clean labels). ``flip`` of the original items (train and test)
+    get a different label drawn uniformly from the other nine. ``n_leaks`` training items are
+    copied into ``test/`` as ``leak_NNNN.png|jpg`` with one of :data:`LEAK_TRANSFORMS` (correct
+    label), and ``n_within`` more are copied inside ``train/`` (``copy_NNNN.png``: a duplicate,
+    but not a leak). Returns the ground truth (also written to ``<out_dir>.truth.json``)::
+
+        {"flips": {path: {"given": label, "true": label}}, "n_items": int,
+         "leaks": [[test_path, train_path, transform]], "within_split": [[copy, original]],
+         "labels_csv": "labels.csv"}
+
+    Paths are relative to *out_dir*. Deterministic in all parameters; a matching existing
+    corpus is reused and any other non-empty *out_dir* raises ValueError.
+    """
+    out_dir = Path(out_dir)
+    params = {"n_train": int(n_train), "n_test": int(n_test), "flip": float(flip),
+              "n_leaks": int(n_leaks), "n_within": int(n_within), "seed": int(seed)}
+    truth_path = out_dir.parent / (out_dir.name + ".truth.json")
+    stored = _check_existing(out_dir, FASHION_MARKER, params)
+    if stored is not None:
+        return stored["truth"]
+    rng = np.random.default_rng(seed)
+    tr_x, tr_y = load_fashion("train", root)
+    te_x, te_y = load_fashion("t10k", root)
+    if n_train > len(tr_x) or n_test > len(te_x) or n_leaks + n_within > n_train:
+        raise ValueError("n_train / n_test / n_leaks exceed what Fashion-MNIST holds")
+    tr_pick = rng.choice(len(tr_x), n_train, replace=False)
+    te_pick = rng.choice(len(te_x), n_test, replace=False)
+    rows = []  # (path, true label index, split)
+    with _staged(out_dir) as tmp:
+        for split, xs, ys, pick in (("train", tr_x, tr_y, tr_pick), ("test", te_x, te_y, te_pick)):
+            (tmp / split).mkdir()
+            for i in pick:
+                rel = f"{split}/img_{i:06d}.png"
+                Image.fromarray(xs[i], "L").save(tmp / rel, optimize=False)
+                rows.append((rel, int(ys[i]), split))
+        originals = len(rows)
+        flipped = rng.choice(originals, int(round(flip * originals)), replace=False)
+        given = [r[1] for r in rows]
+        flips = {}
+        for j in sorted(int(v) for v in flipped):
+            new = int(rng.integers(0, 9))
+            new += new >= rows[j][1]  # any class but the true one
+            given[j] = new
+            flips[rows[j][0]] = {"given": FASHION_CLASSES[new], "true": FASHION_CLASSES[rows[j][1]]}
+        sources = rng.choice(n_train, n_leaks + n_within, replace=False)
+        leaks, within = [], []
+        for c, s in enumerate(int(v) for v in sources):
+            src_rel, label, _ = rows[s]
+            arr = tr_x[tr_pick[s]]
+            if c < n_leaks:
+                transform = LEAK_TRANSFORMS[c % len(LEAK_TRANSFORMS)]
+                im, ext = _leak_copy(arr, transform)
+                rel, split = f"test/leak_{c:04d}.{ext}", "test"
+                leaks.append([rel, src_rel, transform])
+            else:
+                im, ext = _leak_copy(arr, "copy")
+                rel, split = f"train/copy_{c - n_leaks:04d}.png", "train"
+                within.append([rel, src_rel])
+            if ext == "jpg":
+                im.save(tmp / rel, "JPEG", quality=80)
+            else:
+                im.save(tmp / rel, optimize=False)
+            rows.append((rel, label, split))
+            given.append(label)
+
+        def write_csv(name, labels):
+            import csv
+
+            with open(tmp / name, "w", newline="", encoding="utf-8") as fh:
+                w = csv.writer(fh)
+                w.writerow(["path", "label", "split"])
+                for (rel, _, split), lab in zip(rows, labels):
+                    w.writerow([rel, FASHION_CLASSES[lab], split])
+
+        write_csv("labels.csv", given)
+        write_csv("labels_true.csv", [r[1] for r in rows])
+        truth = {"flips": flips, "n_items": len(rows), "leaks": leaks, "within_split": within,
+                 "labels_csv": "labels.csv"}
+        _write_json(tmp / FASHION_MARKER, {"generator": "vislint.testing.make_fashion_corpus",
+                                           "version": GENERATOR_VERSION, "params": params,
+                                           "truth": truth})
+    _write_json(truth_path, truth)
+    return truth
 
 
 # ---------------------------------------------------------------------------

@@ -42,8 +42,17 @@ class Walker {
 public:
     explicit Walker(Discovery* out) : out_(out) {}
 
-    void add(const std::string& path) {
-        if (seen_.insert(path).second) out_->files.push_back(path);
+    void add(const std::string& path, uint32_t root_length = 0) {
+        if (seen_.insert(path).second) {
+            out_->files.push_back(path);
+            out_->root_length.push_back(root_length);
+        }
+    }
+
+    void walk_root(const std::string& dir) {
+        root_ = uint32_t(dir.size() + (dir.back() == '/' ? 0 : 1));
+        walk(dir);
+        root_ = 0;
     }
 
     void walk(const std::string& dir) {
@@ -73,7 +82,7 @@ public:
             if (exists && S_ISDIR(es.st_mode)) {
                 walk(path);
             } else if (has_image_extension(name)) {
-                add(path); // includes dangling symlinks: they become `unreadable` rows
+                add(path, root_); // includes dangling symlinks: they become `unreadable` rows
             } else {
                 ++out_->skipped_files;
                 if (out_->skipped_examples.size() < 5) out_->skipped_examples.push_back(path);
@@ -85,6 +94,7 @@ private:
     Discovery* out_;
     std::unordered_set<std::string> seen_;
     std::set<std::pair<dev_t, ino_t>> visited_;
+    uint32_t root_ = 0;
 };
 
 } // namespace
@@ -103,7 +113,7 @@ Discovery discover(const std::vector<std::string>& inputs) {
         if (input.empty() || ::stat(input.c_str(), &st) != 0)
             throw Error("input not found: " + input);
         if (S_ISDIR(st.st_mode)) {
-            walker.walk(input);
+            walker.walk_root(input);
         } else if (has_image_extension(input)) {
             walker.add(input);
         } else if (is_list_file(input)) {

@@ -12,6 +12,9 @@ struct Discovery {
     // sorted by name (bytewise) and walked depth-first. Paths are as discovered: the input root
     // joined with the relative path, so absolute inputs give absolute paths. No duplicates.
     std::vector<std::string> files;
+    // Per file: length of the input folder prefix it was found under (including the '/'), 0 for
+    // files given directly or through a list file. Lets splits be read from the path below it.
+    std::vector<uint32_t> root_length;
     uint64_t skipped_files = 0;             // files without an image extension under folders
     std::vector<std::string> skipped_examples; // the first few of them
     std::vector<std::string> warnings;      // symlink loops, unreadable folders, ...

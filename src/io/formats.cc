@@ -123,6 +123,21 @@ Dimensions read_dimensions(Format f, const uint8_t* d, size_t n) {
     case Format::kGif:
         if (n >= 10) r = {le16(d + 6), le16(d + 8), true};
         break;
+    case Format::kJpeg: // walk the segments to the first SOFn (not DHT C4, JPG C8, DAC CC)
+        for (size_t i = 2; i + 9 < n;) {
+            if (d[i] != 0xFF) break;
+            uint8_t m = d[i + 1];
+            if (m == 0xFF) { ++i; continue; }
+            if (m == 0xD8 || (m >= 0xD0 && m <= 0xD7) || m == 0x01) { i += 2; continue; }
+            if (m == 0xD9 || m == 0xDA) break;
+            size_t len = (size_t(d[i + 2]) << 8) | d[i + 3];
+            if (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC) {
+                r = {int64_t((d[i + 7] << 8) | d[i + 8]), int64_t((d[i + 5] << 8) | d[i + 6]), true};
+                break;
+            }
+            i += 2 + len;
+        }
+        break;
     case Format::kBmp:
         if (n >= 26) {
             uint32_t hdr = le32(d + 14);
@@ -155,7 +170,6 @@ Dimensions read_dimensions(Format f, const uint8_t* d, size_t n) {
         if (pnm_int(d, n, &pos, &w) && pnm_int(d, n, &pos, &h)) r = {w, h, true};
         break;
     }
-    case Format::kJpeg: // the decoder reads JPEG headers itself (tjDecompressHeader3)
     case Format::kUnknown:
         break;
     }

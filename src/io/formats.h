@@ -25,7 +25,8 @@ struct Dimensions {
     bool known = false; // false when the header is too short or malformed to tell
 };
 
-// Width and height as stored in the header (before any EXIF rotation).
+// Width and height as stored in the header (before any EXIF rotation). For JPEG this is the first
+// SOFn segment (the decoder itself asks libjpeg-turbo).
 Dimensions read_dimensions(Format format, const uint8_t* data, size_t size);
 
 // The EXIF Orientation tag (1..8) of a JPEG's APP1 segment, 1 when absent or unreadable.

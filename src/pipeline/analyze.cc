@@ -2,7 +2,9 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cmath>
 #include <cstring>
+#include <stdexcept>
 #include <vector>
 
 #include "embed/embedder.h"
@@ -12,31 +14,50 @@
 
 namespace vislint::pipeline {
 
-void analyze_bytes(const AnalyzeOptions& options, const uint8_t* data, size_t size,
-                   store::ImageRecord* r, cv::Mat* model_input) {
-    r->ext_format = io::format_name(io::format_from_extension(r->path));
-    r->file_hash = hash::content_hash(data, size);
-    io::DecodedImage image;
+namespace {
+
+bool read_file(const std::string& path, int64_t size_hint, std::vector<uint8_t>* bytes, ImageStatus* status) {
+    FILE* f = std::fopen(path.c_str(), "rb");
+    if (!f) {
+        *status = ImageStatus::make(StatusCode::kUnreadable, std::strerror(errno));
+        return false;
+    }
+    if (size_hint > 0) bytes->reserve(size_t(size_hint));
+    uint8_t buf[1 << 16];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) bytes->insert(bytes->end(), buf, buf + n);
+    bool error = std::ferror(f);
+    int err = errno;
+    std::fclose(f);
+    if (error) {
+        *status = ImageStatus::make(StatusCode::kUnreadable, std::string("read error: ") + std::strerror(err));
+        return false;
+    }
+    return true;
+}
+
+// Everything after decoding: size, pixel hash, stats, perceptual hashes, model input.
+void analyze_decoded(const AnalyzeOptions& options, const io::DecodedImage& image,
+                     store::ImageRecord* r, cv::Mat* model_input) {
+    r->width = image.width;
+    r->height = image.height;
+    r->channels = image.channels;
+    r->bit_depth = image.bit_depth;
+    r->orientation = image.orientation;
+    r->pixel_hash = hash::pixel_hash(image.pixels);
+    cv::Mat work = io::working_image(image, options.working_side);
+    r->stats = quality::compute_stats(work);
+    cv::Mat gray = quality::to_gray(work);
+    r->phash = hash::phash(gray);
+    r->dhash = hash::dhash(gray);
+    if (model_input && options.model_size > 0) *model_input = embed::model_input(work, options.model_size);
+    r->has_pixels = true;
+}
+
+template <typename Body>
+void guard(store::ImageRecord* r, Body&& body) {
     try {
-        io::DecodeOptions dopt;
-        dopt.max_pixels = options.max_pixels;
-        dopt.working_side = options.working_side;
-        r->status = io::decode_image(data, size, dopt, &image);
-        r->format = io::format_name(image.format);
-        if (!r->status.ok()) return;
-        r->width = image.width;
-        r->height = image.height;
-        r->channels = image.channels;
-        r->bit_depth = image.bit_depth;
-        r->orientation = image.orientation;
-        r->pixel_hash = hash::pixel_hash(image.pixels);
-        cv::Mat work = io::working_image(image, options.working_side);
-        r->stats = quality::compute_stats(work);
-        cv::Mat gray = quality::to_gray(work);
-        r->phash = hash::phash(gray);
-        r->dhash = hash::dhash(gray);
-        if (model_input && options.model_size > 0) *model_input = embed::model_input(work, options.model_size);
-        r->has_pixels = true;
+        body();
     } catch (const std::exception& e) {
         // A decoder library threw on hostile data (or memory ran out for this one image): the
         // image is reported, the run goes on.
@@ -45,27 +66,83 @@ void analyze_bytes(const AnalyzeOptions& options, const uint8_t* data, size_t si
     }
 }
 
+} // namespace
+
+void analyze_bytes(const AnalyzeOptions& options, const uint8_t* data, size_t size,
+                   store::ImageRecord* r, cv::Mat* model_input) {
+    r->ext_format = io::format_name(io::format_from_extension(r->path));
+    r->file_hash = hash::content_hash(data, size);
+    guard(r, [&] {
+        io::DecodedImage image;
+        io::DecodeOptions dopt;
+        dopt.max_pixels = options.max_pixels;
+        dopt.working_side = options.working_side;
+        r->status = io::decode_image(data, size, dopt, &image);
+        r->format = io::format_name(image.format);
+        if (r->status.ok()) analyze_decoded(options, image, r, model_input);
+    });
+}
+
+void analyze_boxes(const AnalyzeOptions& options, store::ImageRecord* records, size_t n,
+                   std::vector<cv::Mat>* model_inputs) {
+    if (model_inputs) model_inputs->assign(n, cv::Mat());
+    if (n == 0) return;
+    const std::string& source = records[0].source;
+    for (size_t i = 0; i < n; ++i) {
+        records[i].ext_format = io::format_name(io::format_from_extension(source));
+        records[i].format = "unknown";
+    }
+    std::vector<uint8_t> bytes;
+    ImageStatus status;
+    io::DecodedImage image;
+    if (read_file(source, records[0].file_size, &bytes, &status)) {
+        try {
+            io::DecodeOptions dopt;
+            dopt.max_pixels = options.max_pixels;
+            dopt.working_side = 1 << 30; // crops need full resolution
+            status = io::decode_image(bytes.data(), bytes.size(), dopt, &image);
+        } catch (const std::exception& e) {
+            status = ImageStatus::make(StatusCode::kCorrupt, std::string("analysis failed: ") + e.what());
+        }
+    }
+    for (size_t i = 0; i < n; ++i) {
+        store::ImageRecord* r = &records[i];
+        r->format = io::format_name(image.format);
+        r->status = status;
+        if (!status.ok()) {
+            r->file_hash = hash::content_hash(bytes.data(), bytes.size());
+            continue;
+        }
+        guard(r, [&] {
+            double x = 0, y = 0, w = 0, h = 0;
+            if (std::sscanf(r->box.c_str(), "%lf,%lf,%lf,%lf", &x, &y, &w, &h) != 4)
+                throw std::runtime_error("bad box '" + r->box + "'");
+            // Displayed pixels -> decoded pixels (identical unless the decoder scaled).
+            double sx = double(image.pixels.cols) / image.width, sy = double(image.pixels.rows) / image.height;
+            double mx = options.box_margin * w, my = options.box_margin * h;
+            cv::Rect rect(cv::Point(int(std::floor((x - mx) * sx)), int(std::floor((y - my) * sy))),
+                          cv::Point(int(std::ceil((x + w + mx) * sx)), int(std::ceil((y + h + my) * sy))));
+            rect &= cv::Rect(0, 0, image.pixels.cols, image.pixels.rows);
+            if (rect.empty()) {
+                r->status = ImageStatus::make(StatusCode::kCorrupt, "box " + r->box + " lies outside the image");
+                return;
+            }
+            io::DecodedImage crop = image;
+            crop.pixels = image.pixels(rect).clone();
+            crop.width = rect.width;
+            crop.height = rect.height;
+            analyze_decoded(options, crop, r, model_inputs ? &(*model_inputs)[i] : nullptr);
+            r->file_hash = r->pixel_hash;
+        });
+    }
+}
+
 void analyze_file(const AnalyzeOptions& options, store::ImageRecord* r, cv::Mat* model_input) {
     r->ext_format = io::format_name(io::format_from_extension(r->path));
     r->format = "unknown";
-    FILE* f = std::fopen(r->path.c_str(), "rb");
-    if (!f) {
-        r->status = ImageStatus::make(StatusCode::kUnreadable, std::strerror(errno));
-        return;
-    }
     std::vector<uint8_t> bytes;
-    if (r->file_size > 0) bytes.reserve(size_t(r->file_size));
-    uint8_t buf[1 << 16];
-    size_t n;
-    while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) bytes.insert(bytes.end(), buf, buf + n);
-    bool error = std::ferror(f);
-    int err = errno;
-    std::fclose(f);
-    if (error) {
-        r->status = ImageStatus::make(StatusCode::kUnreadable, std::string("read error: ") + std::strerror(err));
-        return;
-    }
-    analyze_bytes(options, bytes.data(), bytes.size(), r, model_input);
+    if (read_file(r->path, r->file_size, &bytes, &r->status))
+        analyze_bytes(options, bytes.data(), bytes.size(), r, model_input);
 }
 
 } // namespace vislint::pipeline

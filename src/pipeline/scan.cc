@@ -25,10 +25,12 @@
 #include "common/median.h"
 #include "embed/embedder.h"
 #include "graph/duplicates.h"
+#include "graph/labels.h"
 #include "graph/similarity.h"
 #include "index/knn_index.h"
 #include "io/discover.h"
 #include "pipeline/analyze.h"
+#include "pipeline/items.h"
 #include "quality/flags.h"
 #include "store/db.h"
 #include "store/features.h"
@@ -97,26 +99,29 @@ struct Planned {
     std::vector<int64_t> removed_ids;
 };
 
-Planned plan(store::Db& db, const std::vector<std::string>& files, bool reuse, Reporter& rep) {
+Planned plan(store::Db& db, const std::vector<pipeline::Item>& items, bool reuse, Reporter& rep) {
     struct Known {
         int64_t id, size, mtime;
+        std::string box;
     };
     std::unordered_map<std::string, Known> known;
     int64_t next_id = 0;
     {
-        store::Stmt s(db.handle(), "SELECT id, path, file_size, mtime_ns FROM images");
+        store::Stmt s(db.handle(), "SELECT id, path, file_size, mtime_ns, box FROM images");
         while (s.step()) {
-            known[s.text(1)] = {s.int64(0), s.is_null(2) ? -1 : s.int64(2), s.int64(3)};
+            known[s.text(1)] = {s.int64(0), s.is_null(2) ? -1 : s.int64(2), s.int64(3), s.text(4)};
             next_id = std::max(next_id, s.int64(0) + 1);
         }
     }
     Planned p;
-    for (size_t i = 0; i < files.size(); ++i) {
-        if (!rep.report("index", i + 1, files.size())) throw Cancelled("cancelled while indexing");
+    for (size_t i = 0; i < items.size(); ++i) {
+        if (!rep.report("index", i + 1, items.size())) throw Cancelled("cancelled while indexing");
         store::ImageRecord r;
-        r.path = files[i];
+        r.path = items[i].path;
+        r.source = items[i].source;
+        r.box = items[i].box;
         struct stat st;
-        if (::stat(r.path.c_str(), &st) == 0) {
+        if (::stat((r.source.empty() ? r.path : r.source).c_str(), &st) == 0) {
             r.file_size = st.st_size;
             r.mtime_ns = int64_t(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
         }
@@ -124,7 +129,7 @@ Planned plan(store::Db& db, const std::vector<std::string>& files, bool reuse, R
         if (it != known.end()) {
             r.id = it->second.id;
             bool unchanged = reuse && r.file_size >= 0 && it->second.size == r.file_size &&
-                             it->second.mtime == r.mtime_ns;
+                             it->second.mtime == r.mtime_ns && it->second.box == r.box;
             known.erase(it);
             if (unchanged) {
                 ++p.reused;
@@ -149,6 +154,7 @@ struct AnalyseContext {
     std::vector<std::unique_ptr<embed::Embedder>>* embedders = nullptr;
     int batch_size = 16;
     store::FeatureFile* features = nullptr;
+    double box_margin = 0.1;
 };
 
 // Analyses `todo` and writes each record as it arrives.
@@ -166,6 +172,7 @@ void analyse_all(store::Db& db, std::vector<store::ImageRecord>& todo, AnalyseCo
     aopt.max_pixels = ctx.max_pixels;
     aopt.working_side = kWorkingSide;
     aopt.model_size = ctx.model ? ctx.model->input_size : 0;
+    aopt.box_margin = ctx.box_margin;
 
     struct Job {
         size_t index;
@@ -176,6 +183,12 @@ void analyse_all(store::Db& db, std::vector<store::ImageRecord>& todo, AnalyseCo
     std::vector<std::unique_ptr<embed::Embedder>>& embedders = *ctx.embedders;
     while (int(embedders.size()) < n_embed) embedders.push_back(std::make_unique<embed::Embedder>(*ctx.model));
     const int dim = n_embed ? embedders[0]->dim() : 0;
+
+    // Units of work: one file, or all crops of one file (consecutive in `todo`, decoded once).
+    std::vector<size_t> unit_start;
+    for (size_t i = 0; i < total; ++i)
+        if (i == 0 || todo[i].source.empty() || todo[i].source != todo[i - 1].source) unit_start.push_back(i);
+    unit_start.push_back(total);
 
     BoundedQueue<size_t> done(size_t(threads) * 64);
     BoundedQueue<Job> jobs(size_t(std::max(1, n_embed)) * size_t(ctx.batch_size) * 2);
@@ -195,13 +208,25 @@ void analyse_all(store::Db& db, std::vector<store::ImageRecord>& todo, AnalyseCo
     };
     auto decoder = [&] {
         guarded([&] {
+            auto push = [&](size_t i, cv::Mat&& input) {
+                return (ctx.model && !input.empty()) ? jobs.push({i, std::move(input)}) : done.push(i);
+            };
+            std::vector<cv::Mat> inputs;
             for (;;) {
                 if (stop.load()) break;
-                size_t i = next.fetch_add(1);
-                if (i >= total) break;
-                cv::Mat input;
-                pipeline::analyze_file(aopt, &todo[i], ctx.model ? &input : nullptr);
-                bool pushed = (ctx.model && !input.empty()) ? jobs.push({i, std::move(input)}) : done.push(i);
+                size_t u = next.fetch_add(1);
+                if (u + 1 >= unit_start.size()) break;
+                const size_t b = unit_start[u], e = unit_start[u + 1];
+                bool pushed = true;
+                if (todo[b].source.empty()) {
+                    cv::Mat input;
+                    pipeline::analyze_file(aopt, &todo[b], ctx.model ? &input : nullptr);
+                    pushed = push(b, std::move(input));
+                } else {
+                    pipeline::analyze_boxes(aopt, &todo[b], e - b, ctx.model ? &inputs : nullptr);
+                    for (size_t i = b; i < e && pushed; ++i)
+                        pushed = push(i, ctx.model ? std::move(inputs[i - b]) : cv::Mat());
+                }
                 if (!pushed) break;
             }
         });
@@ -350,6 +375,59 @@ Embedded build_knn(store::Db& db, const ScanOptions& o, const std::vector<graph:
     return e;
 }
 
+// label_issue rows from the kNN vote; every labelled image gets its score and the vote's winner
+// in `labels`, and the flagged ones their voters in `label_votes`.
+template <typename Add>
+void find_label_issues(store::Db& db, const graph::Neighbours& nn, const std::vector<graph::DupItem>& sub,
+                       const std::vector<std::string>& label_of, const Thresholds& t, Add&& add) {
+    std::unordered_map<std::string, int> class_of;
+    std::vector<std::string> names;
+    std::vector<int> labels(sub.size(), -1);
+    for (size_t p = 0; p < sub.size(); ++p) {
+        size_t id = size_t(sub[p].id);
+        if (id >= label_of.size() || label_of[id].empty()) continue;
+        auto [it, inserted] = class_of.emplace(label_of[id], int(names.size()));
+        if (inserted) names.push_back(label_of[id]);
+        labels[p] = it->second;
+    }
+    if (names.size() < 2) return; // one class: nothing to disagree with
+    store::Stmt upd(db.handle(), "UPDATE labels SET label_score = ?, suggested = ? WHERE image_id = ?");
+    store::Stmt votes(db.handle(), "INSERT INTO label_votes(image_id, rank, neighbour_id) VALUES(?,?,?)");
+    for (const graph::LabelVote& v : graph::vote_labels(nn, labels, int(names.size()))) {
+        const int64_t id = sub[v.position].id;
+        upd.bind(1, v.score).bind(2, names[size_t(v.suggested)]).bind(3, id).run();
+        if (v.suggested == v.given || v.score < t.label_issue) continue;
+        int64_t other = -1;
+        for (size_t q : v.voters)
+            if (labels[q] == v.suggested) {
+                other = sub[q].id;
+                break;
+            }
+        add("label_issue", id, other >= 0 ? &other : nullptr, v.score, &t.label_issue, names[size_t(v.suggested)]);
+        for (size_t r = 0; r < v.voters.size(); ++r)
+            votes.bind(1, id).bind(2, int64_t(r)).bind(3, sub[v.voters[r]].id).run();
+    }
+}
+
+// Rewrites the labels table: label and split of every item of this scan, by image id.
+void write_labels(store::Db& db, const std::vector<pipeline::Item>& items) {
+    std::unordered_map<std::string, const pipeline::Item*> by_path;
+    for (const auto& it : items)
+        if (!it.label.empty() || !it.split.empty()) by_path.emplace(it.path, &it);
+    db.exec("BEGIN; DELETE FROM labels;");
+    store::Stmt sel(db.handle(), "SELECT id, path FROM images");
+    store::Stmt ins(db.handle(), "INSERT INTO labels(image_id, label, split) VALUES(?,?,?)");
+    while (sel.step()) {
+        auto it = by_path.find(sel.text(1));
+        if (it == by_path.end()) continue;
+        ins.bind(1, sel.int64(0));
+        if (it->second->label.empty()) ins.bind_null(2); else ins.bind(2, it->second->label);
+        if (it->second->split.empty()) ins.bind_null(3); else ins.bind(3, it->second->split);
+        ins.run();
+    }
+    db.exec("COMMIT");
+}
+
 // Re-derives every issue row and duplicate group from the images table.
 void derive_issues(store::Db& db, const ScanOptions& o, int threads, Reporter& rep,
                    std::map<std::string, double>* timings) {
@@ -425,8 +503,24 @@ void derive_issues(store::Db& db, const ScanOptions& o, int threads, Reporter& r
     auto t2 = Clock::now();
     db.exec("DELETE FROM clusters");
     db.exec("UPDATE images SET outlier_score = NULL, outlier_z = NULL, nn_id = NULL, nn_sim = NULL");
+    // Labels and splits by image id.
+    std::vector<std::string> label_of, split_of;
+    {
+        store::Stmt ls(db.handle(), "SELECT image_id, label, split FROM labels");
+        while (ls.step()) {
+            size_t id = size_t(ls.int64(0));
+            if (id >= label_of.size()) {
+                label_of.resize(id + 1);
+                split_of.resize(id + 1);
+            }
+            label_of[id] = ls.text(1);
+            split_of[id] = ls.text(2);
+        }
+    }
+    db.exec("UPDATE labels SET label_score = NULL, suggested = NULL; DELETE FROM label_votes;");
+    graph::NearResult near;
     if (o.model.model == "none") {
-        graph::NearResult near = graph::find_near_by_hash(items, exact, t.hash_radius, t.dhash_radius, threads);
+        near = graph::find_near_by_hash(items, exact, t.hash_radius, t.dhash_radius, threads);
         for (const auto& p : near.pairs) add("near_duplicate", p.a, &p.b, p.score, &p.threshold, p.detail);
         write_groups(near.groups);
     } else {
@@ -459,8 +553,14 @@ void derive_issues(store::Db& db, const ScanOptions& o, int threads, Reporter& r
                           s.score, s.z, t.outlier_z);
             add("outlier", sub[p].id, other >= 0 ? &other : nullptr, s.score, &res.outlier_threshold, detail);
         }
+        if (!label_of.empty()) find_label_issues(db, nn, sub, label_of, t, add);
+        near = std::move(res.near);
     }
     (*timings)["similarity"] = seconds_since(t2);
+    if (!split_of.empty()) {
+        for (const auto& l : graph::find_leaks(exact, near, split_of))
+            add("leak", l.a, &l.b, l.score, &l.threshold, l.detail);
+    }
     db.exec("COMMIT");
     rep.report("duplicates", 1, 1, true);
 }
@@ -501,10 +601,22 @@ void write_run_json(const ScanOptions& o, const ScanSummary& s, int threads, con
                       {"dhash_radius", t.dhash_radius},
                       {"near_duplicate", t.near_duplicate},
                       {"cluster", t.cluster},
-                      {"outlier_z", t.outlier_z}}}};
+                      {"outlier_z", t.outlier_z},
+                      {"label_issue", t.label_issue}}},
+                    {"labels",
+                     {{"labels", o.labels.labels},
+                      {"label_rows", o.labels.rows.size()},
+                      {"coco", o.labels.coco},
+                      {"yolo", o.labels.yolo},
+                      {"objects", o.labels.objects},
+                      {"min_box_side", o.labels.min_box_side},
+                      {"box_margin", o.labels.box_margin},
+                      {"splits", o.labels.auto_splits ? "auto" : "none"}}}};
     j["counts"] = {{"images", s.images},       {"analysed", s.analysed},
                    {"reused", s.reused},       {"removed", s.removed},
-                   {"skipped_files", s.skipped_files}, {"issues", s.issue_counts}};
+                   {"skipped_files", s.skipped_files}, {"labelled", s.labelled},
+                   {"missing_label_files", s.missing_label_files}, {"skipped_boxes", s.skipped_boxes},
+                   {"issues", s.issue_counts}};
     j["timings_seconds"] = s.timings;
     std::string path = (fs::path(o.work_dir) / "run.json").string();
     std::string tmp = path + ".tmp";
@@ -525,7 +637,14 @@ void validate(const ScanOptions& o) {
     auto need = [](bool ok, const std::string& msg) {
         if (!ok) throw Error(msg);
     };
-    need(!o.inputs.empty(), "no input given: pass one or more folders, images or list files");
+    const LabelOptions& lo = o.labels;
+    need(!o.inputs.empty() || (!lo.labels.empty() && lo.labels != "folder") || !lo.rows.empty() ||
+             !lo.coco.empty() || !lo.yolo.empty(),
+         "no input given: pass one or more folders, images or list files");
+    need(!lo.objects || !lo.coco.empty() || !lo.yolo.empty(), "--objects needs boxes: pass --coco FILE or --yolo DIR");
+    need(lo.min_box_side >= 1, "--min-box-side must be >= 1");
+    need(lo.box_margin >= 0 && lo.box_margin <= 1, "--box-margin must be between 0 and 1");
+    need(t.label_issue >= 0 && t.label_issue <= 1, "--label-issue-threshold must be between 0 and 1");
     need(!o.work_dir.empty(), "no work dir given: pass -o WORK_DIR");
     need(!o.model.model.empty(), "--model must be 'default', 'none' or a path to an .onnx file");
     need(o.model.batch_size >= 1 && o.model.batch_size <= 1024, "--batch-size must be between 1 and 1024");
@@ -560,7 +679,10 @@ ScanSummary scan(const ScanOptions& options, Progress* progress) {
                             : std::max(1, int(std::thread::hardware_concurrency()));
 
     auto t0 = Clock::now();
-    io::Discovery found = io::discover(options.inputs);
+    const LabelOptions& lo = options.labels;
+    io::Annotations annotations = pipeline::read_annotations(lo, options.inputs);
+    io::Discovery found = io::discover(options.inputs.empty() ? pipeline::inputs_from_labels(lo, annotations)
+                                                              : options.inputs);
     summary.skipped_files = found.skipped_files;
     for (const auto& w : found.warnings) rep.log("warning", w);
     if (found.skipped_files > 0) {
@@ -568,6 +690,11 @@ ScanSummary scan(const ScanOptions& options, Progress* progress) {
                           " file(s) without an image extension, e.g. " + found.skipped_examples[0];
         rep.log("info", msg);
     }
+    pipeline::ItemPlan items = pipeline::build_items(lo, found, std::move(annotations));
+    for (const auto& w : items.warnings) rep.log("warning", w);
+    summary.labelled = items.labelled;
+    summary.missing_label_files = items.missing_label_files;
+    summary.skipped_boxes = items.skipped_boxes;
     summary.timings["discover"] = seconds_since(t0);
     check_work_dir(options);
 
@@ -588,7 +715,7 @@ ScanSummary scan(const ScanOptions& options, Progress* progress) {
     }
 
     auto t1 = Clock::now();
-    Planned planned = plan(db, found.files, reuse, rep);
+    Planned planned = plan(db, items.items, reuse, rep);
     summary.reused = planned.reused;
     summary.removed = planned.removed_ids.size();
     if (!planned.removed_ids.empty()) {
@@ -616,6 +743,7 @@ ScanSummary scan(const ScanOptions& options, Progress* progress) {
         ctx.max_pixels = options.max_pixels;
         ctx.model = model.get();
         ctx.batch_size = options.model.batch_size;
+        ctx.box_margin = lo.box_margin;
         std::unique_ptr<store::FeatureFile> features;
         std::vector<std::unique_ptr<embed::Embedder>> embedders;
         ctx.embedders = &embedders;
@@ -645,6 +773,8 @@ ScanSummary scan(const ScanOptions& options, Progress* progress) {
     }
 
     auto t3 = Clock::now();
+    write_labels(db, items.items);
+    std::vector<pipeline::Item>().swap(items.items);
     derive_issues(db, options, threads, rep, &summary.timings);
     summary.timings["issues"] = seconds_since(t3);
 

@@ -7,7 +7,7 @@
 namespace vislint::store {
 namespace {
 
-const char* kSchemaVersion = "2";
+const char* kSchemaVersion = "3";
 
 const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
@@ -24,7 +24,8 @@ CREATE TABLE IF NOT EXISTS images(
   brightness REAL, brightness_p01 REAL, brightness_p99 REAL, contrast REAL, blur REAL, entropy REAL, saturation REAL,
   colour_fraction REAL, is_grayscale INTEGER,
   file_hash TEXT, pixel_hash TEXT, phash INTEGER, dhash INTEGER,
-  has_embedding INTEGER, outlier_score REAL, outlier_z REAL, nn_id INTEGER, nn_sim REAL);
+  has_embedding INTEGER, outlier_score REAL, outlier_z REAL, nn_id INTEGER, nn_sim REAL,
+  source_path TEXT, box TEXT);
 CREATE TABLE IF NOT EXISTS issues(
   id INTEGER PRIMARY KEY,
   type TEXT NOT NULL,
@@ -48,6 +49,17 @@ CREATE TABLE IF NOT EXISTS duplicate_groups(
   image_id INTEGER NOT NULL,
   is_keeper INTEGER NOT NULL,
   PRIMARY KEY(group_id, image_id));
+CREATE TABLE IF NOT EXISTS labels(
+  image_id INTEGER PRIMARY KEY,
+  label TEXT,
+  split TEXT,
+  label_score REAL,
+  suggested TEXT);
+CREATE TABLE IF NOT EXISTS label_votes(
+  image_id INTEGER NOT NULL,
+  rank INTEGER NOT NULL,
+  neighbour_id INTEGER NOT NULL,
+  PRIMARY KEY(image_id, rank));
 )sql";
 
 hash::Hash128 parse_hash(const std::string& hex) {
@@ -109,7 +121,8 @@ Db::Db(const std::string& path, bool read_only) {
         if (v != kSchemaVersion) {
             exec("DROP TABLE IF EXISTS images; DROP TABLE IF EXISTS issues; "
                  "DROP TABLE IF EXISTS clusters; DROP TABLE IF EXISTS embedding_index; "
-                 "DROP TABLE IF EXISTS duplicate_groups; DELETE FROM meta;");
+                 "DROP TABLE IF EXISTS duplicate_groups; DROP TABLE IF EXISTS labels; "
+                 "DROP TABLE IF EXISTS label_votes; DELETE FROM meta;");
         }
         exec(kSchema);
         set_meta("schema_version", kSchemaVersion);
@@ -142,8 +155,8 @@ const std::string& image_upsert_sql() {
         "INSERT OR REPLACE INTO images(id, path, file_size, mtime_ns, status, error, format, "
         "ext_format, width, height, channels, bit_depth, orientation, brightness, brightness_p01, "
         "brightness_p99, contrast, blur, entropy, saturation, colour_fraction, is_grayscale, "
-        "file_hash, pixel_hash, phash, dhash, has_embedding) "
-        "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+        "file_hash, pixel_hash, phash, dhash, has_embedding, source_path, box) "
+        "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
     return kSql;
 }
 
@@ -151,6 +164,8 @@ void bind_image(Stmt& s, const ImageRecord& r) {
     s.bind(1, r.id).bind(2, r.path).bind(3, r.file_size).bind(4, r.mtime_ns);
     s.bind(5, std::string(status_code_name(r.status.code)));
     s.bind(27, int64_t(r.has_embedding));
+    if (r.source.empty()) s.bind_null(28); else s.bind(28, r.source);
+    if (r.box.empty()) s.bind_null(29); else s.bind(29, r.box);
     if (r.status.ok()) s.bind_null(6); else s.bind(6, r.status.to_string());
     s.bind(7, r.format).bind(8, r.ext_format);
     if (!r.has_pixels) {

@@ -12,7 +12,9 @@ namespace vislint::store {
 
 struct ImageRecord {
     int64_t id = 0;
-    std::string path;
+    std::string path;       // the item: a file, or "file#box_id" for an object crop
+    std::string source;     // the file to read when it is not `path` (object crops)
+    std::string box;        // object crops: "x,y,w,h" in displayed pixels (before the margin)
     int64_t file_size = -1; // -1 when the file could not be stat'ed
     int64_t mtime_ns = 0;
     ImageStatus status;

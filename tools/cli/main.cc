@@ -73,6 +73,10 @@ int cmd_scan(vislint::ScanOptions opt, bool quiet) {
     std::cout << "\n";
     if (s.skipped_files)
         std::cout << s.skipped_files << " file(s) without an image extension were not scanned\n";
+    if (s.labelled) std::cout << s.labelled << " labelled item(s)\n";
+    if (s.missing_label_files)
+        std::cout << s.missing_label_files << " label row(s) name files that do not exist (not fatal)\n";
+    if (s.skipped_boxes) std::cout << s.skipped_boxes << " box(es) too small or outside their image were skipped\n";
     std::cout << "\n";
     std::vector<std::vector<std::string>> rows;
     for (const auto& t : vislint::issue_types())
@@ -155,7 +159,7 @@ int main(int argc, char** argv) {
     vislint::Thresholds& t = opt.thresholds;
     bool quiet = false;
     CLI::App* scan = app.add_subcommand("scan", "scan folders / images / list files into a work dir");
-    scan->add_option("inputs", opt.inputs, "folders (recursive), image files, or .txt lists of paths")->required();
+    scan->add_option("inputs", opt.inputs, "folders (recursive), image files, or .txt lists of paths (optional with --labels CSV, --coco or --yolo)");
     scan->add_option("-o,--output", opt.work_dir, "work dir for results (created; never inside an input)")->required();
     scan->add_option("--model", opt.model.model, "embedding model: 'default' (EfficientNet-Lite0), 'none' (hash-only) or PATH.onnx")->capture_default_str();
     scan->add_option("--model-size", opt.model.input_size, "model input side in px (0 = the model's default)");
@@ -179,6 +183,17 @@ int main(int argc, char** argv) {
     scan->add_option("--min-side", t.odd_size_min_side, "odd_size when the shorter side is below (px)")->capture_default_str();
     scan->add_option("--hash-radius", t.hash_radius, "near_duplicate pHash Hamming radius (model none)")->capture_default_str();
     scan->add_option("--dhash-radius", t.dhash_radius, "near_duplicate also needs dHash within this radius")->capture_default_str();
+    std::string splits = "auto";
+    vislint::LabelOptions& lo = opt.labels;
+    scan->add_option("--labels", lo.labels, "labels: 'folder' (parent folder name) or a CSV with path,label[,split] columns");
+    scan->add_option("--coco", lo.coco, "COCO JSON: image labels from its boxes (and boxes for --objects)");
+    scan->add_option("--yolo", lo.yolo, "YOLO dataset folder (images/, labels/, data.yaml or classes.txt)");
+    scan->add_flag("--objects", lo.objects, "analyse every COCO / YOLO box as an item of its own (image.jpg#box_id)");
+    scan->add_option("--min-box-side", lo.min_box_side, "--objects: skip boxes with a side below this (px)")->capture_default_str();
+    scan->add_option("--box-margin", lo.box_margin, "--objects: crop margin as a fraction of the box side")->capture_default_str();
+    scan->add_option("--splits", splits, "auto: splits from train/val/test folder names; none: off (a CSV split column always counts)")
+        ->check(CLI::IsMember({"auto", "none"}))->capture_default_str();
+    scan->add_option("--label-issue-threshold", t.label_issue, "label_issue when the kNN vote's confidence that the label is wrong is at least")->capture_default_str();
     scan->add_flag("-q,--quiet", quiet, "no progress bar");
 
     std::string work_dir, type, format = "table", stats_format = "csv";
@@ -213,7 +228,10 @@ int main(int argc, char** argv) {
         return 2;
     }
     try {
-        if (*scan) return cmd_scan(opt, quiet);
+        if (*scan) {
+            lo.auto_splits = splits == "auto";
+            return cmd_scan(opt, quiet);
+        }
         if (*issues) return cmd_issues(work_dir, type, format);
         if (*stats) return cmd_stats(work_dir, stats_format);
         if (*similar) return cmd_similar(work_dir, query, top_k, similar_format);

@@ -1,0 +1,190 @@
+// Label sources: CSV, COCO, YOLO, splits from paths; and the leak rule.
+#include <filesystem>
+#include <fstream>
+#include <functional>
+
+#include <gtest/gtest.h>
+
+#include "graph/labels.h"
+#include "io/formats.h"
+#include "io/labels.h"
+#include "test_util.h"
+#include "vislint/status.h"
+
+namespace fs = std::filesystem;
+using namespace vislint;
+namespace vt = vislint::testing;
+
+namespace {
+
+void write_text(const std::string& path, const std::string& text) {
+    fs::create_directories(fs::path(path).parent_path());
+    std::ofstream(path, std::ios::binary) << text;
+}
+
+// A folder with two real images: a.png and sub/b.jpg.
+std::string image_folder(const std::string& name) {
+    std::string dir = vt::temp_dir(name);
+    cv::Mat img = vt::load_bgr(vt::kTuxPng);
+    vt::write_file(dir + "/a.png", vt::encode(img, ".png"));
+    fs::create_directories(dir + "/sub");
+    vt::write_file(dir + "/sub/b.jpg", vt::encode(img, ".jpg"));
+    return dir;
+}
+
+std::string error_of(const std::function<void()>& f) {
+    try {
+        f();
+    } catch (const Error& e) {
+        return e.what();
+    }
+    return "(no error)";
+}
+
+} // namespace
+
+TEST(LabelsCsv, ReadsQuotedFieldsBomCrlfAndCountsMissingFiles) {
+    std::string dir = image_folder("labels_csv");
+    write_text(dir + "/labels.csv", "\xEF\xBB\xBFsplit,Path,label\r\n"
+                                    "train,a.png,\"cat, striped\"\r\n"
+                                    "validation,sub/b.jpg,\"say \"\"dog\"\"\"\r\n"
+                                    "test,missing.png,bird\r\n");
+    io::Annotations a = io::read_labels_csv(dir + "/labels.csv");
+    ASSERT_EQ(a.by_key.size(), 2u);
+    const auto& cat = a.by_key.at(io::path_key(dir + "/a.png"));
+    EXPECT_EQ(cat.label, "cat, striped");
+    EXPECT_EQ(cat.split, "train");
+    const auto& dog = a.by_key.at(io::path_key(dir + "/sub/b.jpg"));
+    EXPECT_EQ(dog.label, "say \"dog\"");
+    EXPECT_EQ(dog.split, "val"); // canonical name
+    EXPECT_EQ(a.missing_files, 1u);
+    EXPECT_NE(a.missing_examples.at(0).find("missing.png"), std::string::npos);
+}
+
+TEST(LabelsCsv, MalformedInputNamesFileAndLine) {
+    std::string dir = image_folder("labels_csv_bad");
+    write_text(dir + "/short.csv", "path,label\na.png,cat\nsub/b.jpg\n");
+    EXPECT_NE(error_of([&] { io::read_labels_csv(dir + "/short.csv"); }).find("short.csv:3: expected 2 fields"),
+              std::string::npos);
+    write_text(dir + "/nohead.csv", "file_name,category\na.png,cat\n");
+    EXPECT_NE(error_of([&] { io::read_labels_csv(dir + "/nohead.csv"); }).find("nohead.csv:1: the header must name"),
+              std::string::npos);
+    write_text(dir + "/quote.csv", "path,label\na.png,\"cat\n");
+    EXPECT_NE(error_of([&] { io::read_labels_csv(dir + "/quote.csv"); }).find("quote.csv:2: quoted field"),
+              std::string::npos);
+    EXPECT_NE(error_of([&] { io::read_labels_csv(dir + "/absent.csv"); }).find("cannot read labels file"),
+              std::string::npos);
+}
+
+TEST(Coco, EveryBoxOfEveryImageAndMajorityLabel) {
+    std::string dir = image_folder("coco");
+    write_text(dir + "/ann.json", R"({
+      "images": [{"id": 1, "file_name": "a.png"}, {"id": 2, "file_name": "sub/b.jpg"},
+                 {"id": 3, "file_name": "gone.png"}],
+      "categories": [{"id": 7, "name": "penguin"}, {"id": 9, "name": "fish"}],
+      "annotations": [
+        {"id": 10, "image_id": 1, "category_id": 7, "bbox": [1, 2, 30, 40]},
+        {"id": 11, "image_id": 1, "category_id": 9, "bbox": [5, 5, 10, 10]},
+        {"id": 12, "image_id": 1, "category_id": 9, "bbox": [20, 5, 10, 10]},
+        {"id": 13, "image_id": 3, "category_id": 7, "bbox": [0, 0, 5, 5]}]})");
+    io::Annotations a = io::read_coco(dir + "/ann.json", {});
+    EXPECT_EQ(a.missing_files, 1u);
+    const auto& img = a.by_key.at(io::path_key(dir + "/a.png"));
+    ASSERT_EQ(img.boxes.size(), 3u);
+    EXPECT_EQ(img.boxes[0].id, 10);
+    EXPECT_EQ(img.boxes[0].label, "penguin");
+    EXPECT_DOUBLE_EQ(img.boxes[0].w, 30);
+    EXPECT_EQ(img.label, "fish"); // two boxes beat one
+    const auto& b = a.by_key.at(io::path_key(dir + "/sub/b.jpg"));
+    EXPECT_TRUE(b.has_boxes);
+    EXPECT_TRUE(b.boxes.empty());
+}
+
+TEST(Coco, MalformedInputNamesTheField) {
+    std::string dir = image_folder("coco_bad");
+    auto err = [&](const std::string& json) {
+        write_text(dir + "/bad.json", json);
+        return error_of([&] { io::read_coco(dir + "/bad.json", {}); });
+    };
+    EXPECT_NE(err("{").find("bad.json: not valid JSON"), std::string::npos);
+    EXPECT_NE(err(R"({"categories": []})").find("images is missing"), std::string::npos);
+    EXPECT_NE(err(R"({"images": [{"id": 1}], "categories": []})").find("images[0].file_name is missing"),
+              std::string::npos);
+    EXPECT_NE(err(R"({"images": [{"id": 1, "file_name": "a.png"}], "categories": [{"id": 1, "name": "x"}],
+                     "annotations": [{"image_id": 1, "category_id": 1, "bbox": [1, 2, 3]}]})")
+                  .find("annotations[0].bbox must be [x, y, width, height]"),
+              std::string::npos);
+    EXPECT_NE(err(R"({"images": [{"id": 1, "file_name": "a.png"}], "categories": [{"id": 1, "name": "x"}],
+                     "annotations": [{"image_id": 5, "category_id": 1, "bbox": [1, 2, 3, 4]}]})")
+                  .find("annotations[0].image_id 5 is not in images"),
+              std::string::npos);
+}
+
+TEST(Yolo, LabelFilesBesideImagesFolderAndNames) {
+    std::string dir = vt::temp_dir("yolo");
+    cv::Mat img = vt::load_bgr(vt::kLizardPng);
+    vt::write_file(dir + "/images/train/x.png", vt::encode(img, ".png"));
+    vt::write_file(dir + "/images/train/y.png", vt::encode(img, ".png"));
+    write_text(dir + "/labels/train/x.txt", "1 0.5 0.5 0.2 0.4\n0 0.25 0.25 0.5 0.5\n\n1 0.1 0.1 0.1 0.1\n");
+    write_text(dir + "/data.yaml", "path: .\ntrain: images/train\nnames:\n  0: lizard\n  1: 'rock'\n");
+    io::Annotations a = io::read_yolo(dir, {dir + "/images/train/x.png", dir + "/images/train/y.png"});
+    const auto& x = a.by_key.at(io::path_key(dir + "/images/train/x.png"));
+    ASSERT_EQ(x.boxes.size(), 3u);
+    EXPECT_EQ(x.boxes[0].label, "rock");
+    EXPECT_TRUE(x.boxes[0].normalised);
+    EXPECT_DOUBLE_EQ(x.boxes[0].x, 0.4);
+    EXPECT_DOUBLE_EQ(x.boxes[0].y, 0.3);
+    EXPECT_EQ(x.boxes[2].id, 4); // line number
+    EXPECT_EQ(x.label, "rock");
+    EXPECT_TRUE(a.by_key.at(io::path_key(dir + "/images/train/y.png")).boxes.empty());
+
+    write_text(dir + "/data.yaml", "names: [lizard, rock]\n");
+    write_text(dir + "/labels/train/x.txt", "1 0.5 0.5 0.2\n");
+    EXPECT_NE(error_of([&] { io::read_yolo(dir, {dir + "/images/train/x.png"}); }).find("x.txt:1: expected 'class"),
+              std::string::npos);
+    write_text(dir + "/labels/train/x.txt", "0 0.5 0.5 0.2 0.2\n2 0.5 0.5 0.2 0.2\n");
+    EXPECT_NE(error_of([&] { io::read_yolo(dir, {dir + "/images/train/x.png"}); }).find("x.txt:2: class 2 is not one of the 2"),
+              std::string::npos);
+    fs::remove(dir + "/data.yaml");
+    EXPECT_NE(error_of([&] { io::read_yolo(dir, {}); }).find("no data.yaml"), std::string::npos);
+}
+
+TEST(Splits, FromPathComponentsBelowTheRootOnly) {
+    const std::string root = "/data/test/ds/";
+    const uint32_t len = uint32_t(root.size());
+    EXPECT_EQ(io::split_from_path(root + "train/cat/1.jpg", len), "train");
+    EXPECT_EQ(io::split_from_path(root + "Validation/1.jpg", len), "val");
+    EXPECT_EQ(io::split_from_path(root + "cat/1.jpg", len), ""); // "test" above the root is ignored
+    EXPECT_EQ(io::split_from_path(root + "cat/test.jpg", len), ""); // a file name is not a split
+    EXPECT_EQ(io::split_from_path("/x/train/1.jpg", 0), "");       // no root: no automatic split
+    EXPECT_EQ(io::folder_label(root + "train/cat/1.jpg"), "cat");
+    EXPECT_EQ(io::folder_label(root + "train/1.jpg"), "");
+}
+
+TEST(Leaks, CrossSplitPairsOnlyOneRowPerImageAndSplit) {
+    graph::ExactResult exact;
+    exact.groups.push_back({"exact", {0, 1, 2}, 0}); // 0 train, 1 train, 2 test
+    graph::NearResult near;
+    near.pairs.push_back({3, 4, 0.95, 0, "", 0.9}); // 3 train, 4 val: a leak
+    near.pairs.push_back({5, 6, 0.97, 0, "", 0.9}); // both test: not a leak
+    near.pairs.push_back({4, 7, 0.93, 0, "", 0.9}); // 7 has no split: not a leak
+    std::vector<std::string> split = {"train", "train", "test", "train", "val", "test", "test", ""};
+    std::vector<graph::Leak> leaks = graph::find_leaks(exact, near, split);
+    ASSERT_EQ(leaks.size(), 2u);
+    EXPECT_EQ(leaks[0].a, 2); // the test image, once, against the first train member
+    EXPECT_EQ(leaks[0].b, 0);
+    EXPECT_NE(leaks[0].detail.find("test image duplicates a train image (exact copy)"), std::string::npos);
+    EXPECT_EQ(leaks[1].a, 4);
+    EXPECT_EQ(leaks[1].b, 3);
+    EXPECT_DOUBLE_EQ(leaks[1].score, 0.95);
+}
+
+TEST(Formats, JpegDimensionsFromTheFrameHeader) {
+    cv::Mat img = vt::load_bgr(vt::kTuxPng);
+    vt::Bytes jpeg = vt::with_exif_orientation(vt::encode(img, ".jpg"), 6);
+    io::Dimensions d = io::read_dimensions(io::Format::kJpeg, jpeg.data(), jpeg.size());
+    ASSERT_TRUE(d.known);
+    EXPECT_EQ(d.width, img.cols); // as stored: EXIF rotation is not applied here
+    EXPECT_EQ(d.height, img.rows);
+    EXPECT_FALSE(io::read_dimensions(io::Format::kJpeg, jpeg.data(), 20).known);
+}
