@@ -12,6 +12,9 @@ mkdir -p "$VENVS"
 FASTDUP_VER=2.54
 IMAGEDEDUP_VER=0.3.3.post2
 CLEANVISION_VER=0.3.7
+CLEANLAB_VER=2.9.0
+# cleanlab's requirements that matter for results, pinned to what pip resolved (Python 3.11)
+CLEANLAB_DEPS="scikit-learn==1.9.1 pandas==3.1.1 numpy==2.4.6"
 # imagededup's non-torch requirements, pinned to what was tested
 IMAGEDEDUP_DEPS="numpy==2.4.6 Pillow==13.0.0 PyWavelets==1.9.0 scikit-learn==1.9.1 scipy==1.17.1 tqdm==4.70.1 matplotlib==3.11.2"
 
@@ -45,3 +48,5 @@ for s in ('methods','utils'):
 import imagededup; from imagededup.methods.hashing import PHash; print(imagededup.__version__, '(hashing only, no torch)')" \
   --no-deps "imagededup==$IMAGEDEDUP_VER" --next-- $IMAGEDEDUP_DEPS
 install cleanvision "import cleanvision; print(cleanvision.__version__)" "cleanvision==$CLEANVISION_VER"
+install cleanlab "import cleanlab, sklearn; print(cleanlab.__version__, '(sklearn', sklearn.__version__ + ')')" \
+  "cleanlab==$CLEANLAB_VER" $CLEANLAB_DEPS
