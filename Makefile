@@ -78,10 +78,13 @@ test-python:
 bench: setup
 	bash bench/peers/setup_peers.sh
 	$(VPY) bench/quality.py --write-docs
+	$(VPY) bench/labels.py --write-docs
 	$(VPY) bench/throughput_peers.py --write-docs
 	$(VPY) bench/bench_scan.py --write-docs
 	cmake -S . -B build/bench-cpp -DVISLINT_BUILD_BENCH=ON -DVISLINT_BUILD_CLI=OFF >/dev/null
-	cmake --build build/bench-cpp -j$(JOBS) --target knn_bench
+	cmake --build build/bench-cpp -j$(JOBS) --target knn_bench profile_stages
+	find build/bench/corpus-20000 -name '*.jpg' | sort | head -n 2000 > build/bench/profile_files.txt
+	build/bench-cpp/profile_stages --list build/bench/profile_files.txt --n 2000 --json build/bench/profile.json
 	build/bench-cpp/knn_bench --n 1000000 --d 1280 --k 10 --clusters 1000 --threads $(JOBS) \
 		--json build/bench/knn_d1280.json
 
