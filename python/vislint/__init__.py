@@ -67,7 +67,7 @@ def _log(level: str, message: str) -> None:
 
 
 def scan(inputs: Union[None, PathLike, Iterable[PathLike]], work_dir: PathLike, *,
-         progress: bool = True, labels=None, **options) -> "Scan":
+         progress: bool = True, labels=None, report: bool = True, **options) -> "Scan":
     """Scan folders, image files or list files into ``work_dir`` and return the result.
 
     Options (all optional; same meaning as the CLI flags with dashes): ``model`` ("none"),
@@ -85,7 +85,8 @@ def scan(inputs: Union[None, PathLike, Iterable[PathLike]], work_dir: PathLike, 
     folder), ``objects=True`` (every box becomes an item ``image.jpg#box_id``),
     ``min_box_side``, ``box_margin``, ``splits`` ("auto": from train/val/test folder names, or
     "none"), ``label_issue_threshold``. With labels, ``inputs`` may be None: the images the
-    labels name are scanned. An unknown option or a bad value raises
+    labels name are scanned. ``report=False`` skips writing the HTML report
+    (``work_dir/report/index.html``, see :meth:`Scan.report`). An unknown option or a bad value raises
     VislintError. The scan runs with the GIL released; Ctrl-C cancels it cleanly (what was
     analysed is kept and a re-run resumes) and raises KeyboardInterrupt.
     """
@@ -103,6 +104,8 @@ def scan(inputs: Union[None, PathLike, Iterable[PathLike]], work_dir: PathLike, 
     bar = _TqdmProgress(progress)
     try:
         _core.scan(inputs, os.fspath(work_dir), dict(options), bar, _log)
+        if report:
+            _core.write_report(os.fspath(work_dir), bar)
     finally:
         bar.close()
     return Scan(work_dir)
@@ -341,6 +344,75 @@ class Scan:
             else:
                 raise VislintError("query must be a path, an H x W x 3 image or a 1-D embedding")
         return pd.DataFrame(hits, columns=["path", "score"])
+
+    def report(self, open: bool = False, progress: bool = True) -> Path:
+        """Write (or refresh) the HTML report, ``work_dir/report/index.html``, and return its
+        path. It opens from disk in any browser; ``open=True`` also opens it with the
+        ``webbrowser`` module."""
+        bar = _TqdmProgress(progress)
+        try:
+            page = Path(_core.write_report(str(self.work_dir), bar))
+        finally:
+            bar.close()
+        if open:
+            import webbrowser
+
+            webbrowser.open(page.resolve().as_uri())
+        return page
+
+    def _repr_html_(self) -> str:
+        """Jupyter: the summary table (issue types with a count)."""
+        import html
+
+        s = self.summary()
+        rows = "".join(f"<tr><td>{html.escape(t)}</td><td style='text-align:right'>{c}</td></tr>"
+                       for t, c in zip(s["type"], s["count"]))
+        n = self._query("SELECT count(*) AS n FROM images")["n"][0]
+        return (f"<div><b>vislint scan</b> of {int(n)} images &mdash; "
+                f"<code>{html.escape(str(self.work_dir))}</code>"
+                f"<table><tr><th>issue type</th><th>count</th></tr>{rows}</table></div>")
+
+    def show(self, type: str, n: int = 20):
+        """Jupyter: an inline gallery of the ``n`` strongest rows of one issue type (thumbnails
+        inlined as data URIs; pairs side by side). Returns an ``IPython.display.HTML`` object
+        when IPython is available, else the HTML string."""
+        import base64
+        import html
+
+        df = self.issues(type).head(n)
+        thumbs = self.work_dir / "report" / "thumbs"
+        hashes = dict(self._query(
+            "SELECT path, CASE WHEN source_path IS NULL THEN file_hash ELSE pixel_hash END AS h "
+            "FROM images").itertuples(index=False, name=None))
+
+        def img(path) -> str:
+            if path is None or (isinstance(path, float) and path != path):
+                return ""
+            t = thumbs / f"{hashes.get(path)}.jpg"
+            if not t.is_file():
+                return ("<div style='width:120px;height:90px;background:#ddd;display:inline-block'>"
+                        "</div>")
+            b64 = base64.b64encode(t.read_bytes()).decode()
+            return f"<img src='data:image/jpeg;base64,{b64}' style='max-width:160px;max-height:160px'>"
+
+        if not thumbs.is_dir():
+            self.report(progress=False)
+        cards = []
+        for r in df.itertuples(index=False):
+            other = r.other_path if isinstance(r.other_path, str) else None
+            cards.append(
+                "<div style='display:inline-block;vertical-align:top;margin:4px;padding:4px;"
+                "border:1px solid #ccc;max-width:360px'>"
+                f"{img(r.path)}{img(other)}<div style='font-size:11px;word-break:break-all'>"
+                f"{html.escape(str(r.path))}" + (f"<br>{html.escape(other)}" if other else "") +
+                f"<br>score {r.score:.4g} &middot; {html.escape(str(r.detail))}</div></div>")
+        out = f"<div><b>{html.escape(type)}</b>: {len(df)} of {len(self.issues(type))}<br>{''.join(cards)}</div>"
+        try:
+            from IPython.display import HTML
+
+            return HTML(out)
+        except ImportError:
+            return out
 
     def __repr__(self) -> str:
         s = self.summary()

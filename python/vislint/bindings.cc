@@ -10,6 +10,7 @@
 
 #include "vislint/embed.h"
 #include "vislint/issue.h"
+#include "vislint/report.h"
 #include "vislint/results.h"
 #include "vislint/scan.h"
 
@@ -206,6 +207,27 @@ PYBIND11_MODULE(_core, m) {
         }
         return hits_to_list(hits);
     }, py::arg("work_dir"), py::arg("bgr"), py::arg("k") = 10);
+
+    m.def(
+        "write_report",
+        [](const std::string& work_dir, py::object progress) {
+            PyProgress cb(progress);
+            std::string page;
+            try {
+                py::gil_scoped_release release;
+                page = vislint::write_report(work_dir, {}, &cb);
+            } catch (const vislint::Cancelled&) {
+                if (cb.error_) throw std::move(*cb.error_);
+                if (cb.interrupted_) {
+                    PyErr_SetNone(PyExc_KeyboardInterrupt);
+                    throw py::error_already_set();
+                }
+                throw;
+            }
+            return page;
+        },
+        py::arg("work_dir"), py::arg("progress") = py::none(),
+        "Write WORK_DIR/report/index.html (+ thumbs/); returns its path. Releases the GIL.");
 
     m.def("embed_image", [](const std::string& path, py::dict options) {
         vislint::ModelOptions mo;

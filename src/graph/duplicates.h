@@ -26,6 +26,12 @@ struct DupPair {
     double threshold = 1.0; // the score this pair had to reach (its rule's threshold)
 };
 
+// How far a pair's score lies above its rule's threshold, 0..1 whatever the rule's scale
+// (cosine similarity, 1 - pHash distance / 64, or 1 for identical content).
+inline double evidence_margin(double score, double threshold) {
+    return threshold >= 1.0 ? 1.0 : (score - threshold) / (1.0 - threshold);
+}
+
 struct DupGroup {
     std::string kind;            // "exact" or "near"
     std::vector<int64_t> members; // ascending ids

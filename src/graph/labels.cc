@@ -96,10 +96,15 @@ std::vector<Leak> find_leaks(const ExactResult& exact, const NearResult& near,
         if (sx.empty() || sy.empty() || sx == sy) return;
         if (split_before(sx, sy)) std::swap(x, y); // x: the later split
         auto key = std::make_pair(x, split(y));
+        // The best partner has the strongest evidence on its own rule's scale.
+        const double m = evidence_margin(score, threshold);
         auto it = best.find(key);
-        if (it == best.end() || score > it->second.score ||
-            (score == it->second.score && y < it->second.b))
+        if (it == best.end()) {
             best[key] = Leak{x, y, score, threshold, ""};
+            return;
+        }
+        const double mo = evidence_margin(it->second.score, it->second.threshold);
+        if (m > mo || (m == mo && y < it->second.b)) it->second = Leak{x, y, score, threshold, ""};
     };
     for (const DupGroup& g : exact.groups) {
         // Every pair of an exact group is a duplicate pair; one member per split suffices.
@@ -118,7 +123,8 @@ std::vector<Leak> find_leaks(const ExactResult& exact, const NearResult& near,
         out.push_back(std::move(leak));
     }
     std::sort(out.begin(), out.end(), [](const Leak& x, const Leak& y) {
-        return x.score != y.score ? x.score > y.score : x.a < y.a;
+        double mx = evidence_margin(x.score, x.threshold), my = evidence_margin(y.score, y.threshold);
+        return mx != my ? mx > my : x.a < y.a;
     });
     return out;
 }

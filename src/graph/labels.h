@@ -36,8 +36,8 @@ struct Leak {
 };
 
 // A leak is a duplicate pair across splits. For each image and each earlier split (train before
-// val before test, then other names alphabetically) it reports the most similar duplicate in
-// that split: exact groups count every member pair, near duplicates their pairs. `split_of`
+// val before test, then other names alphabetically) it reports the duplicate in that split with
+// the strongest evidence (evidence_margin: rules score on different scales): exact groups count every member pair, near duplicates their pairs. `split_of`
 // holds the split per image id (indexed by id; "" = none, never a leak).
 std::vector<Leak> find_leaks(const ExactResult& exact, const NearResult& near,
                              const std::vector<std::string>& split_of);

@@ -31,8 +31,12 @@ SimilarityResult analyse_similarity(const Neighbours& nn, const std::vector<DupI
         }
     for (const auto& p : extra_pairs)
         pairs.push_back({std::min(p.a, p.b), std::max(p.a, p.b), p.score, p.detail, p.threshold});
+    // A pair found by both rules keeps its strongest evidence: the larger margin over its own
+    // rule's threshold (cosine and hash scores are on different scales).
     std::sort(pairs.begin(), pairs.end(), [](const IndexPair& x, const IndexPair& y) {
-        return x.a != y.a ? x.a < y.a : x.b < y.b;
+        if (x.a != y.a) return x.a < y.a;
+        if (x.b != y.b) return x.b < y.b;
+        return evidence_margin(x.score, x.threshold) > evidence_margin(y.score, y.threshold);
     });
     pairs.erase(std::unique(pairs.begin(), pairs.end(),
                             [](const IndexPair& x, const IndexPair& y) { return x.a == y.a && x.b == y.b; }),

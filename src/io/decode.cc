@@ -1,3 +1,6 @@
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include "io/decode.h"
 
 #include <algorithm>
@@ -315,6 +318,26 @@ cv::Mat working_image(const DecodedImage& image, int working_side) {
         bgr = small;
     }
     return bgr;
+}
+
+bool read_file(const std::string& path, int64_t size_hint, std::vector<uint8_t>* bytes, ImageStatus* status) {
+    FILE* f = std::fopen(path.c_str(), "rb");
+    if (!f) {
+        *status = ImageStatus::make(StatusCode::kUnreadable, std::strerror(errno));
+        return false;
+    }
+    if (size_hint > 0) bytes->reserve(size_t(size_hint));
+    uint8_t buf[1 << 16];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) bytes->insert(bytes->end(), buf, buf + n);
+    bool error = std::ferror(f);
+    int err = errno;
+    std::fclose(f);
+    if (error) {
+        *status = ImageStatus::make(StatusCode::kUnreadable, std::string("read error: ") + std::strerror(err));
+        return false;
+    }
+    return true;
 }
 
 } // namespace vislint::io

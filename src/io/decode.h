@@ -15,6 +15,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include <opencv2/core.hpp>
 
@@ -36,6 +38,10 @@ struct DecodedImage {
     int orientation = 1;       // EXIF orientation that was applied (1 = none)
     cv::Mat pixels;            // 8-bit, 1/3/4 channels (BGR order), at decode resolution
 };
+
+// Reads a whole file (size_hint: expected size, or <= 0). On failure sets `status` (unreadable,
+// with the system's reason) and returns false.
+bool read_file(const std::string& path, int64_t size_hint, std::vector<uint8_t>* bytes, ImageStatus* status);
 
 // Decodes `size` bytes. On failure returns a non-ok status (truncated / corrupt / unsupported /
 // too_large / empty) and leaves `out->pixels` empty; never throws for bad data.

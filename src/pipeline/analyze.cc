@@ -16,26 +16,6 @@ namespace vislint::pipeline {
 
 namespace {
 
-bool read_file(const std::string& path, int64_t size_hint, std::vector<uint8_t>* bytes, ImageStatus* status) {
-    FILE* f = std::fopen(path.c_str(), "rb");
-    if (!f) {
-        *status = ImageStatus::make(StatusCode::kUnreadable, std::strerror(errno));
-        return false;
-    }
-    if (size_hint > 0) bytes->reserve(size_t(size_hint));
-    uint8_t buf[1 << 16];
-    size_t n;
-    while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) bytes->insert(bytes->end(), buf, buf + n);
-    bool error = std::ferror(f);
-    int err = errno;
-    std::fclose(f);
-    if (error) {
-        *status = ImageStatus::make(StatusCode::kUnreadable, std::string("read error: ") + std::strerror(err));
-        return false;
-    }
-    return true;
-}
-
 // Everything after decoding: size, pixel hash, stats, perceptual hashes, model input.
 void analyze_decoded(const AnalyzeOptions& options, const io::DecodedImage& image,
                      store::ImageRecord* r, cv::Mat* model_input) {
@@ -95,7 +75,7 @@ void analyze_boxes(const AnalyzeOptions& options, store::ImageRecord* records, s
     std::vector<uint8_t> bytes;
     ImageStatus status;
     io::DecodedImage image;
-    if (read_file(source, records[0].file_size, &bytes, &status)) {
+    if (io::read_file(source, records[0].file_size, &bytes, &status)) {
         try {
             io::DecodeOptions dopt;
             dopt.max_pixels = options.max_pixels;
@@ -141,7 +121,7 @@ void analyze_file(const AnalyzeOptions& options, store::ImageRecord* r, cv::Mat*
     r->ext_format = io::format_name(io::format_from_extension(r->path));
     r->format = "unknown";
     std::vector<uint8_t> bytes;
-    if (read_file(r->path, r->file_size, &bytes, &r->status))
+    if (io::read_file(r->path, r->file_size, &bytes, &r->status))
         analyze_bytes(options, bytes.data(), bytes.size(), r, model_input);
 }
 

@@ -168,9 +168,16 @@ TEST(Leaks, CrossSplitPairsOnlyOneRowPerImageAndSplit) {
     near.pairs.push_back({3, 4, 0.95, 0, "", 0.9}); // 3 train, 4 val: a leak
     near.pairs.push_back({5, 6, 0.97, 0, "", 0.9}); // both test: not a leak
     near.pairs.push_back({4, 7, 0.93, 0, "", 0.9}); // 7 has no split: not a leak
-    std::vector<std::string> split = {"train", "train", "test", "train", "val", "test", "test", ""};
+    std::vector<std::string> split = {"train", "train", "test", "train", "val", "test", "test", "", "train"};
     std::vector<graph::Leak> leaks = graph::find_leaks(exact, near, split);
     ASSERT_EQ(leaks.size(), 2u);
+    // A stronger match on another rule's scale wins: pHash distance 1 (score 0.984, 0.9 of the
+    // way from the hash rule's threshold 0.844 to 1) beats cosine 0.95 (half way from 0.90).
+    near.pairs.push_back({8, 4, 1.0 - 1.0 / 64, 1, "", 1.0 - 10.0 / 64}); // 8 train, distance 1
+    std::vector<graph::Leak> again = graph::find_leaks(exact, near, split);
+    ASSERT_EQ(again.size(), 2u);
+    EXPECT_EQ(again[1].a, 4);
+    EXPECT_EQ(again[1].b, 8);
     EXPECT_EQ(leaks[0].a, 2); // the test image, once, against the first train member
     EXPECT_EQ(leaks[0].b, 0);
     EXPECT_NE(leaks[0].detail.find("test image duplicates a train image (exact copy)"), std::string::npos);

@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <sstream>
 
@@ -10,6 +11,7 @@
 
 #include "progress_bar.h"
 #include "vislint/issue.h"
+#include "vislint/report.h"
 #include "vislint/results.h"
 #include "vislint/scan.h"
 
@@ -51,7 +53,30 @@ void print_table(const std::vector<std::string>& head, const std::vector<std::ve
     for (const auto& r : rows) line(r);
 }
 
-int cmd_scan(vislint::ScanOptions opt, bool quiet) {
+// Writes the report; with `open`, hands it to the desktop's opener when there is one.
+int cmd_report(const std::string& work_dir, bool open, bool quiet) {
+    vislint::cli::install_interrupt_handler();
+    vislint::cli::ProgressBar bar(!quiet && ::isatty(STDERR_FILENO), !quiet);
+    std::string page;
+    try {
+        page = vislint::write_report(work_dir, {}, &bar);
+    } catch (const vislint::Cancelled& e) {
+        bar.finish();
+        std::cerr << "vislint: " << e.what() << "\n";
+        return 130;
+    }
+    bar.finish();
+    std::cout << "report: " << page << "\n";
+    if (open) {
+        std::string cmd = "xdg-open '" + page + "' >/dev/null 2>&1 &";
+        if (page.find('\'') != std::string::npos || std::system("command -v xdg-open >/dev/null 2>&1") != 0 ||
+            std::system(cmd.c_str()) != 0)
+            std::cout << "(no desktop opener found: open the file above in a browser)\n";
+    }
+    return 0;
+}
+
+int cmd_scan(vislint::ScanOptions opt, bool quiet, bool report) {
     vislint::cli::install_interrupt_handler();
     vislint::cli::ProgressBar bar(!quiet && ::isatty(STDERR_FILENO), !quiet);
     vislint::ScanSummary s;
@@ -82,6 +107,10 @@ int cmd_scan(vislint::ScanOptions opt, bool quiet) {
     for (const auto& t : vislint::issue_types())
         rows.push_back({t, std::to_string(s.issue_counts[t])});
     print_table({"issue type", "count"}, rows);
+    if (report) {
+        int rc = cmd_report(opt.work_dir, false, quiet);
+        if (rc != 0) return rc;
+    }
     std::cout << "\nresults: " << s.db_path << "\n"
               << "details: vislint issues " << opt.work_dir << " [--type TYPE] [--format csv]\n";
     return 0;
@@ -194,6 +223,8 @@ int main(int argc, char** argv) {
     scan->add_option("--splits", splits, "auto: splits from train/val/test folder names; none: off (a CSV split column always counts)")
         ->check(CLI::IsMember({"auto", "none"}))->capture_default_str();
     scan->add_option("--label-issue-threshold", t.label_issue, "label_issue when the kNN vote's confidence that the label is wrong is at least")->capture_default_str();
+    bool no_report = false, open_report = false;
+    scan->add_flag("--no-report", no_report, "do not write WORK_DIR/report/index.html");
     scan->add_flag("-q,--quiet", quiet, "no progress bar");
 
     std::string work_dir, type, format = "table", stats_format = "csv";
@@ -210,6 +241,11 @@ int main(int argc, char** argv) {
     similar->add_option("image", query, "an image file, inside or outside the dataset")->required();
     similar->add_option("-k", top_k, "how many results")->capture_default_str();
     similar->add_option("--format", similar_format, "table, csv or json")->check(CLI::IsMember({"table", "csv", "json"}));
+
+    CLI::App* report = app.add_subcommand("report", "write the HTML report of a scan (WORK_DIR/report/index.html)");
+    report->add_option("work_dir", work_dir, "work dir of a scan")->required();
+    report->add_flag("--open", open_report, "open it in the desktop's browser");
+    report->add_flag("-q,--quiet", quiet, "no progress bar");
 
     CLI::App* stats = app.add_subcommand("stats", "per-image statistics of a scan");
     stats->add_option("work_dir", work_dir, "work dir of a scan")->required();
@@ -230,10 +266,11 @@ int main(int argc, char** argv) {
     try {
         if (*scan) {
             lo.auto_splits = splits == "auto";
-            return cmd_scan(opt, quiet);
+            return cmd_scan(opt, quiet, !no_report);
         }
         if (*issues) return cmd_issues(work_dir, type, format);
         if (*stats) return cmd_stats(work_dir, stats_format);
+        if (*report) return cmd_report(work_dir, open_report, quiet);
         if (*similar) return cmd_similar(work_dir, query, top_k, similar_format);
     } catch (const vislint::Error& e) {
         std::cerr << "vislint: error: " << e.what() << "\n";

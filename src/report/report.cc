@@ -1,0 +1,340 @@
+// The HTML report: read the work dir, make the thumbnails it needs, inject the findings as JSON
+// into the template (src/report/report.html, compiled in; its data contract is
+// src/report/DATA.md). Rendering happens in the page's own JavaScript.
+#include "vislint/report.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <thread>
+#include <unordered_map>
+
+#include <nlohmann/json.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "io/decode.h"
+#include "store/db.h"
+#include "vislint/issue.h"
+#include "vislint/status.h"
+
+extern const char* const kReportTemplate;
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace vislint {
+namespace {
+
+constexpr const char* kPlaceholder = "/*VISLINT_DATA*/null";
+
+struct Item {
+    int64_t id = 0;
+    std::string path, source, box, status, file_hash, label, split;
+    int width = 0, height = 0;
+    std::string thumb; // relative to the report folder; "" = none
+};
+
+json histogram(std::vector<double> v, int bins) {
+    json h = {{"edges", json::array()}, {"counts", json::array()}};
+    if (v.empty()) return h;
+    auto [lo_it, hi_it] = std::minmax_element(v.begin(), v.end());
+    double lo = *lo_it, hi = *hi_it;
+    if (hi <= lo) hi = lo + 1;
+    std::vector<int64_t> counts(size_t(bins), 0);
+    for (double x : v) counts[size_t(std::min(bins - 1, int((x - lo) / (hi - lo) * bins)))]++;
+    for (int b = 0; b <= bins; ++b) h["edges"].push_back(lo + (hi - lo) * b / bins);
+    h["counts"] = counts;
+    return h;
+}
+
+// A thumbnail (longer side `side`, JPEG) of an item; false when the image cannot be read now.
+bool make_thumbnail(const Item& it, int side, double box_margin, const std::string& out_path) {
+    std::vector<uint8_t> bytes;
+    ImageStatus status;
+    const std::string& file = it.source.empty() ? it.path : it.source;
+    if (!io::read_file(file, 0, &bytes, &status)) return false;
+    io::DecodeOptions dopt;
+    dopt.working_side = it.box.empty() ? side : (1 << 30);
+    io::DecodedImage image;
+    if (!io::decode_image(bytes.data(), bytes.size(), dopt, &image).ok()) return false;
+    if (!it.box.empty()) {
+        double x = 0, y = 0, w = 0, h = 0;
+        if (std::sscanf(it.box.c_str(), "%lf,%lf,%lf,%lf", &x, &y, &w, &h) != 4) return false;
+        double mx = box_margin * w, my = box_margin * h;
+        cv::Rect r(cv::Point(int(std::floor(x - mx)), int(std::floor(y - my))),
+                   cv::Point(int(std::ceil(x + w + mx)), int(std::ceil(y + h + my))));
+        r &= cv::Rect(0, 0, image.pixels.cols, image.pixels.rows);
+        if (r.empty()) return false;
+        image.pixels = image.pixels(r).clone();
+        image.width = r.width;
+        image.height = r.height;
+    }
+    cv::Mat small = io::working_image(image, side);
+    std::vector<uint8_t> jpeg;
+    if (!cv::imencode(".jpg", small, jpeg, {cv::IMWRITE_JPEG_QUALITY, 80})) return false;
+    std::string tmp = out_path + ".tmp";
+    {
+        std::ofstream out(tmp, std::ios::binary);
+        out.write(reinterpret_cast<const char*>(jpeg.data()), std::streamsize(jpeg.size()));
+        if (!out) return false;
+    }
+    std::error_code ec;
+    fs::rename(tmp, out_path, ec);
+    return !ec;
+}
+
+std::string now_iso8601() {
+    std::time_t now = std::time(nullptr);
+    char buf[32];
+    std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
+    return buf;
+}
+
+} // namespace
+
+std::string write_report(const std::string& work_dir, const ReportOptions& options, Progress* progress) {
+    const fs::path db_path = fs::path(work_dir) / store::kDbName;
+    if (!fs::is_regular_file(db_path))
+        throw Error("not a vislint work dir (no " + std::string(store::kDbName) + "): " + work_dir +
+                    "; run `vislint scan INPUT -o " + work_dir + "` first");
+    store::Db db(db_path.string(), true);
+    const fs::path report_dir = fs::path(work_dir) / "report";
+    const fs::path thumbs_dir = report_dir / "thumbs";
+    std::error_code ec;
+    fs::create_directories(thumbs_dir, ec);
+    if (ec) throw Error("cannot create " + thumbs_dir.string() + ": " + ec.message());
+
+    json run = json::object();
+    if (std::ifstream in(fs::path(work_dir) / "run.json"); in) {
+        try {
+            in >> run;
+        } catch (const json::exception&) {
+            run = json::object();
+        }
+    }
+    double box_margin = run.value("/options/labels/box_margin"_json_pointer, 0.1);
+
+    // Every item, with label and split. Items not shown are dropped below.
+    std::vector<Item> items;
+    std::unordered_map<int64_t, size_t> by_id;
+    json overview = {{"formats", json::object()}, {"splits", json::object()}, {"labels", json::object()}};
+    std::vector<double> widths, heights, brightness, blur, sizes;
+    int64_t broken = 0, labelled = 0;
+    {
+        store::Stmt s(db.handle(),
+                      "SELECT i.id, i.path, i.source_path, i.box, i.status, i.file_hash, l.label, l.split, "
+                      "i.width, i.height, i.format, i.brightness, i.blur, i.file_size, i.pixel_hash "
+                      "FROM images i LEFT JOIN labels l ON l.image_id = i.id ORDER BY i.id");
+        while (s.step()) {
+            Item it;
+            it.id = s.int64(0);
+            it.path = s.text(1);
+            it.source = s.text(2);
+            it.box = s.text(3);
+            it.status = s.text(4);
+            it.file_hash = it.source.empty() ? s.text(5) : s.text(14);
+            it.label = s.text(6);
+            it.split = s.text(7);
+            it.width = int(s.int64(8));
+            it.height = int(s.int64(9));
+            const std::string format = s.text(10);
+            if (!format.empty()) overview["formats"][format] = overview["formats"].value(format, 0) + 1;
+            if (!it.split.empty()) overview["splits"][it.split] = overview["splits"].value(it.split, 0) + 1;
+            if (!it.label.empty()) {
+                overview["labels"][it.label] = overview["labels"].value(it.label, 0) + 1;
+                ++labelled;
+            }
+            if (it.status != "ok") {
+                ++broken;
+            } else if (!s.is_null(8)) {
+                widths.push_back(it.width);
+                heights.push_back(it.height);
+                brightness.push_back(s.real(11));
+                blur.push_back(std::log10(std::max(s.real(12), 1e-6)));
+                if (s.int64(13) > 0) sizes.push_back(std::log10(double(s.int64(13))));
+            }
+            by_id[it.id] = items.size();
+            items.push_back(std::move(it));
+        }
+    }
+    overview["images"] = items.size();
+    overview["broken"] = broken;
+    overview["labelled"] = labelled;
+    json histograms = {{"width", histogram(widths, 30)},        {"height", histogram(heights, 30)},
+                       {"brightness", histogram(brightness, 32)}, {"blur", histogram(blur, 30)},
+                       {"file_size", histogram(sizes, 30)}};
+
+    // What the page shows, by item index into `shown`.
+    std::vector<int64_t> shown;
+    std::unordered_map<int64_t, int64_t> index_of;
+    auto ref = [&](int64_t id) -> json {
+        if (!by_id.count(id)) return nullptr;
+        auto [it, inserted] = index_of.emplace(id, int64_t(shown.size()));
+        if (inserted) shown.push_back(id);
+        return it->second;
+    };
+
+    json counts = json::object();
+    for (const auto& t : issue_types()) counts[t] = 0;
+    json issues = json::array();
+    {
+        std::string order = "CASE i.type";
+        for (size_t t = 0; t < issue_types().size(); ++t)
+            order += " WHEN '" + issue_types()[t] + "' THEN " + std::to_string(t);
+        order += " END";
+        store::Stmt s(db.handle(), "SELECT i.type, i.image_id, i.other_id, i.score, i.threshold, i.detail "
+                                   "FROM issues i ORDER BY " + order + ", i.score DESC, i.image_id");
+        while (s.step()) {
+            const std::string type = s.text(0);
+            counts[type] = counts.value(type, 0) + 1;
+            issues.push_back({{"type", type},
+                              {"image", ref(s.int64(1))},
+                              {"other", s.is_null(2) ? json(nullptr) : ref(s.int64(2))},
+                              {"score", s.real(3)},
+                              {"threshold", s.is_null(4) ? json(nullptr) : json(s.real(4))},
+                              {"detail", s.text(5)}});
+        }
+    }
+    overview["counts"] = counts;
+
+    json groups = json::array();
+    {
+        store::Stmt s(db.handle(), "SELECT group_id, kind, image_id, is_keeper FROM duplicate_groups "
+                                   "ORDER BY group_id, image_id");
+        int64_t current = -1;
+        while (s.step()) {
+            if (s.int64(0) != current) {
+                current = s.int64(0);
+                groups.push_back({{"kind", s.text(1)}, {"members", json::array()}, {"keeper", nullptr}});
+            }
+            json idx = ref(s.int64(2));
+            groups.back()["members"].push_back(idx);
+            if (s.int64(3)) groups.back()["keeper"] = idx;
+        }
+    }
+
+    json clusters = json::array();
+    {
+        store::Stmt s(db.handle(), "SELECT c.cluster_id, c.image_id, l.label FROM clusters c "
+                                   "LEFT JOIN labels l ON l.image_id = c.image_id ORDER BY c.cluster_id, c.image_id");
+        int64_t current = -1;
+        while (s.step()) {
+            if (s.int64(0) != current) {
+                current = s.int64(0);
+                if (int(clusters.size()) >= options.max_clusters) break;
+                clusters.push_back({{"size", 0}, {"members", json::array()}, {"labels", json::object()}});
+            }
+            json& c = clusters.back();
+            c["size"] = c["size"].get<int64_t>() + 1;
+            if (int(c["members"].size()) < options.max_cluster_members) c["members"].push_back(ref(s.int64(1)));
+            if (!s.is_null(2)) c["labels"][s.text(2)] = c["labels"].value(s.text(2), 0) + 1;
+        }
+    }
+
+    json label_votes = json::object();
+    {
+        store::Stmt s(db.handle(), "SELECT image_id, neighbour_id FROM label_votes ORDER BY image_id, rank");
+        while (s.step()) label_votes[std::to_string(ref(s.int64(0)).get<int64_t>())].push_back(ref(s.int64(1)));
+    }
+    json neighbours = json::object();
+    {
+        store::Stmt s(db.handle(), "SELECT i.id, i.nn_id FROM images i JOIN issues s ON s.image_id = i.id "
+                                   "WHERE s.type = 'outlier' AND i.nn_id IS NOT NULL");
+        while (s.step()) neighbours[std::to_string(ref(s.int64(0)).get<int64_t>())] = json::array({ref(s.int64(1))});
+    }
+
+    // Thumbnails of the shown items: one per content hash, made once, reused by later reports.
+    std::vector<size_t> to_make;
+    std::set<std::string> wanted;
+    for (int64_t id : shown) {
+        Item& it = items[by_id[id]];
+        if (it.status != "ok" || it.file_hash.empty()) continue;
+        it.thumb = "thumbs/" + it.file_hash + ".jpg";
+        if (wanted.insert(it.thumb).second && !fs::exists(report_dir / it.thumb)) to_make.push_back(by_id[id]);
+    }
+    {
+        const int threads = options.threads > 0 ? options.threads : std::max(1, int(std::thread::hardware_concurrency()));
+        std::atomic<size_t> next{0}, done{0};
+        std::atomic<bool> stop{false};
+        std::vector<std::thread> pool;
+        for (int t = 0; t < threads; ++t)
+            pool.emplace_back([&] {
+                for (size_t i; !stop && (i = next.fetch_add(1)) < to_make.size(); ++done) {
+                    const Item& it = items[to_make[i]];
+                    try {
+                        make_thumbnail(it, options.thumb_side, box_margin, (report_dir / it.thumb).string());
+                    } catch (const std::exception&) {
+                        // No thumbnail: the page shows a placeholder.
+                    }
+                }
+            });
+        bool cancelled = false;
+        while (done < to_make.size() && !stop) {
+            if (progress && !progress->progress("thumbnails", done, to_make.size())) stop = cancelled = true;
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+        for (auto& th : pool) th.join();
+        if (cancelled) throw Cancelled("report cancelled while making thumbnails");
+        if (progress) progress->progress("thumbnails", to_make.size(), to_make.size());
+    }
+    // Thumbnails no longer shown are removed (the folder is ours).
+    for (const auto& e : fs::directory_iterator(thumbs_dir, ec))
+        if (!wanted.count("thumbs/" + e.path().filename().string())) fs::remove(e.path(), ec);
+
+    json images = json::array();
+    for (int64_t id : shown) {
+        const Item& it = items[by_id[id]];
+        bool has_thumb = !it.thumb.empty() && fs::exists(report_dir / it.thumb);
+        images.push_back({{"path", it.path},
+                          {"thumb", has_thumb ? json(it.thumb) : json(nullptr)},
+                          {"label", it.label.empty() ? json(nullptr) : json(it.label)},
+                          {"split", it.split.empty() ? json(nullptr) : json(it.split)},
+                          {"width", it.width},
+                          {"height", it.height},
+                          {"status", it.status}});
+    }
+
+    json data = {{"version", VISLINT_VERSION},     {"generated_at", now_iso8601()},
+                 {"work_dir", work_dir},           {"run", run},
+                 {"overview", overview},           {"histograms", histograms},
+                 {"images", images},               {"issues", issues},
+                 {"groups", groups},               {"clusters", clusters},
+                 {"label_votes", label_votes},     {"neighbours", neighbours}};
+    // Inside <script>, "</script" would end the element early, and "<!--" changes how it is
+    // parsed: '<', '>' and '&' only occur inside JSON strings, so write them as \u escapes.
+    std::string payload = data.dump(-1, ' ', false, json::error_handler_t::replace);
+    std::string safe;
+    safe.reserve(payload.size() + 64);
+    for (char c : payload) {
+        if (c == '<') safe += "\\u003c";
+        else if (c == '>') safe += "\\u003e";
+        else if (c == '&') safe += "\\u0026";
+        else safe += c;
+    }
+    std::string page = kReportTemplate;
+    size_t at = page.find(kPlaceholder);
+    if (at == std::string::npos) throw Error("report template has no data placeholder (build error)");
+    page.replace(at, std::strlen(kPlaceholder), safe);
+
+    const fs::path out = report_dir / "index.html";
+    const fs::path tmp = report_dir / "index.html.tmp";
+    {
+        std::ofstream f(tmp, std::ios::binary);
+        f << page;
+        if (!f) throw Error("cannot write " + tmp.string());
+    }
+    fs::rename(tmp, out, ec);
+    if (ec) throw Error("cannot write " + out.string() + ": " + ec.message());
+    return out.string();
+}
+
+} // namespace vislint
