@@ -79,6 +79,7 @@ bench: setup
 	bash bench/peers/setup_peers.sh
 	$(VPY) bench/quality.py --write-docs
 	$(VPY) bench/labels.py --write-docs
+	$(VPY) bench/report_open.py --write-docs
 	$(VPY) bench/throughput_peers.py --write-docs
 	$(VPY) bench/bench_scan.py --write-docs
 	cmake -S . -B build/bench-cpp -DVISLINT_BUILD_BENCH=ON -DVISLINT_BUILD_CLI=OFF >/dev/null
