@@ -49,7 +49,7 @@ import quality as Q  # noqa: E402  (bench/quality.py: corpus builder and metric 
 from quality import BENCH, DOCS, REPO, auroc, prf, rel  # noqa: E402
 
 BEGIN, END = "<!-- labels:begin -->", "<!-- labels:end -->"
-THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
+THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 CLEANLAB_PY = REPO / "build" / "peers" / "cleanlab-venv" / "bin" / "python"
 CLEANLAB_ADAPTER = REPO / "bench" / "peers" / "run_cleanlab.py"
 MODELS = ("default", "none")
