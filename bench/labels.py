@@ -509,14 +509,6 @@ def docs_section(r, command):
     return "\n".join(lines)
 
 
-def write_docs(section):
-    text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
-    block = f"{BEGIN}\n{section}\n{END}"
-    i, j = text.find(BEGIN), text.find(END)
-    text = text[:i] + block + text[j + len(END):] if i != -1 and j > i else text.rstrip("\n") + "\n\n" + block + "\n"
-    DOCS.write_text(text)
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--scale", type=float, default=float(os.environ.get("BENCH_SCALE", "1")))
@@ -534,7 +526,7 @@ def main(argv=None):
     section = docs_section(result, command)
     print(section)
     if args.write_docs:
-        write_docs(section)
+        Q.write_docs(section, BEGIN, END)
     return 0
 
 

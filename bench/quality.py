@@ -289,11 +289,12 @@ def docs_section(result):
     return "\n".join(lines)
 
 
-def write_docs(section):
+def write_docs(section, begin=BEGIN, end=END):
+    """Replace the docs/benchmarks.md section between the markers (appended when missing)."""
     text = DOCS.read_text() if DOCS.exists() else "# Benchmarks\n"
-    block = f"{BEGIN}\n{section}\n{END}"
-    i, j = text.find(BEGIN), text.find(END)
-    text = text[:i] + block + text[j + len(END):] if i != -1 and j > i else text.rstrip("\n") + "\n\n" + block + "\n"
+    block = f"{begin}\n{section}\n{end}"
+    i, j = text.find(begin), text.find(end)
+    text = text[:i] + block + text[j + len(end):] if i != -1 and j > i else text.rstrip("\n") + "\n\n" + block + "\n"
     DOCS.write_text(text)
 
 

@@ -25,12 +25,12 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "build" / "bench"
-DOCS = REPO / "docs" / "benchmarks.md"
 BEGIN, END = "<!-- report_open:begin -->", "<!-- report_open:end -->"
 CHROMIUM = "/usr/bin/chromium"
 sys.dont_write_bytecode = True
 sys.path.insert(0, str(REPO / "bench"))
 from labels import machine  # noqa: E402
+from quality import write_docs  # noqa: E402
 
 
 def open_times(page_url: str, runs: int = 3) -> dict:
@@ -100,7 +100,6 @@ def main(argv=None) -> int:
     print(json.dumps(result, indent=1))
     if args.write_docs:
         section = "\n".join([
-            BEGIN,
             "## Report with ~100 k issue rows (`python bench/report_open.py`)",
             "",
             f"- Date: {result['date']}; machine: {result['machine']}; chromium {CHROMIUM}, headless, file://",
@@ -118,14 +117,8 @@ def main(argv=None) -> int:
             f"| page errors | {len(result['page_errors'])} |",
             "",
             "Target: opens in under 2 s and stays responsive (galleries render 60 cards per page).",
-            END,
         ])
-        text = DOCS.read_text(encoding="utf-8")
-        if BEGIN in text:
-            text = text[:text.index(BEGIN)] + section + text[text.index(END) + len(END):]
-        else:
-            text = text.rstrip("\n") + "\n\n" + section + "\n"
-        DOCS.write_text(text, encoding="utf-8")
+        write_docs(section, BEGIN, END)
     return 0
 
 

@@ -70,6 +70,23 @@ void take_model_options(py::dict& d, vislint::ModelOptions* mo) {
     take(d, "model_output", &mo->output);
 }
 
+// Runs a long core call with the GIL released. A cancellation caused by the progress callback
+// resurfaces as what caused it: the callback's own exception, or KeyboardInterrupt for Ctrl-C.
+template <typename F>
+auto run_cancellable(PyProgress& cb, F&& f) {
+    try {
+        py::gil_scoped_release release;
+        return f();
+    } catch (const vislint::Cancelled&) {
+        if (cb.error_) throw std::move(*cb.error_);
+        if (cb.interrupted_) {
+            PyErr_SetNone(PyExc_KeyboardInterrupt);
+            throw py::error_already_set();
+        }
+        throw;
+    }
+}
+
 py::dict to_dict(const vislint::ScanSummary& s) {
     py::dict d;
     d["images"] = s.images;
@@ -156,19 +173,7 @@ PYBIND11_MODULE(_core, m) {
             }
             PyProgress cb(progress);
             cb.logger_ = logger;
-            vislint::ScanSummary summary;
-            try {
-                py::gil_scoped_release release;
-                summary = vislint::scan(o, &cb);
-            } catch (const vislint::Cancelled&) {
-                if (cb.error_) throw std::move(*cb.error_);
-                if (cb.interrupted_) {
-                    PyErr_SetNone(PyExc_KeyboardInterrupt);
-                    throw py::error_already_set();
-                }
-                throw;
-            }
-            return to_dict(summary);
+            return to_dict(run_cancellable(cb, [&] { return vislint::scan(o, &cb); }));
         },
         py::arg("inputs"), py::arg("work_dir"), py::arg("options") = py::dict(),
         py::arg("progress") = py::none(), py::arg("logger") = py::none(),
@@ -212,19 +217,7 @@ PYBIND11_MODULE(_core, m) {
         "write_report",
         [](const std::string& work_dir, py::object progress) {
             PyProgress cb(progress);
-            std::string page;
-            try {
-                py::gil_scoped_release release;
-                page = vislint::write_report(work_dir, {}, &cb);
-            } catch (const vislint::Cancelled&) {
-                if (cb.error_) throw std::move(*cb.error_);
-                if (cb.interrupted_) {
-                    PyErr_SetNone(PyExc_KeyboardInterrupt);
-                    throw py::error_already_set();
-                }
-                throw;
-            }
-            return page;
+            return run_cancellable(cb, [&] { return vislint::write_report(work_dir, {}, &cb); });
         },
         py::arg("work_dir"), py::arg("progress") = py::none(),
         "Write WORK_DIR/report/index.html (+ thumbs/); returns its path. Releases the GIL.");
