@@ -56,6 +56,7 @@ demo: setup
 	@$(VPY) -m vislint.testing demo build/demo/data --n-base 450
 	$(VENV)/bin/vislint scan build/demo/data -o build/demo/work
 	@echo
+	@echo "Report (open it in a browser): build/demo/work/report/index.html"
 	@echo "Ground truth of the planted issues: build/demo/data.truth.json"
 	@echo "Try: $(VENV)/bin/vislint issues build/demo/work --type exact_duplicate"
 
