@@ -1,6 +1,7 @@
 """Labels, splits and annotations on real images: label issues, leaks, COCO / YOLO objects."""
 import json
 import os
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -210,3 +211,19 @@ def test_labels_dataframe_and_bad_label_input(tmp_path, corpus):
     assert proc.returncode == 2 and "--objects needs boxes" in proc.stderr
     with pytest.raises(vislint.VislintError, match="labels DataFrame needs columns"):
         vislint.scan(root, tmp_path / "w5", labels=pd.DataFrame({"file": []}), progress=False)
+
+
+def test_warns_when_near_duplicates_are_not_discriminative(fashion, tmp_path, capfd):
+    root, truth, scan = fashion
+    work = tmp_path / "w"
+    shutil.copytree(scan.work_dir, work)  # the same analysis: thresholds are re-derived only
+    loose = vislint.scan(root, work, labels=root / "labels.csv", near_duplicate_threshold=0.6,
+                         progress=False, report=False)
+    assert loose.run["counts"]["analysed"] == 0
+    pairs = loose.summary().set_index("type")["count"]["near_duplicate"]
+    assert pairs > truth["n_items"]
+    err = capfd.readouterr().err
+    assert f"near_duplicate: {pairs} pairs among" in err and "--near-duplicate-threshold 0.95" in err
+    strict = vislint.scan(root, work, labels=root / "labels.csv", progress=False, report=False)
+    assert strict.summary().set_index("type")["count"]["near_duplicate"] < truth["n_items"]
+    assert "near_duplicate:" not in capfd.readouterr().err
