@@ -28,6 +28,13 @@ struct Table {
 };
 Table read_stats(const std::string& work_dir);
 
+// Per class (label): items, then per issue type the items of that class with such an issue
+// (only types found in some class), most frequent class first. Empty without labels.
+Table read_classes(const std::string& work_dir);
+
+// The class pairs most often confused: given, suggested, label_issue rows; most first.
+Table read_confusions(const std::string& work_dir);
+
 struct SimilarHit {
     std::string path;
     double score = 0; // cosine similarity

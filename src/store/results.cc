@@ -1,6 +1,9 @@
 #include "vislint/results.h"
 
+#include <algorithm>
 #include <filesystem>
+#include <map>
+#include <set>
 
 #include "hash/hashes.h"
 #include "store/db.h"
@@ -80,6 +83,50 @@ Table read_stats(const std::string& work_dir) {
         t.rows.push_back(std::move(row));
     }
     return t;
+}
+
+Table read_classes(const std::string& work_dir) {
+    store::Db db(db_path_of(work_dir), true);
+    std::map<std::string, int64_t> count;
+    std::map<std::string, std::map<std::string, int64_t>> per;
+    std::set<std::string> types;
+    {
+        store::Stmt s(db.handle(), "SELECT label, count(*) FROM labels WHERE label IS NOT NULL GROUP BY label");
+        while (s.step()) count[s.text(0)] = s.int64(1);
+        store::Stmt t(db.handle(), "SELECT l.label, s.type, count(DISTINCT s.image_id) FROM issues s "
+                                   "JOIN labels l ON l.image_id = s.image_id WHERE l.label IS NOT NULL "
+                                   "GROUP BY l.label, s.type");
+        while (t.step()) {
+            per[t.text(0)][t.text(1)] = t.int64(2);
+            types.insert(t.text(1));
+        }
+    }
+    Table out;
+    out.columns = {"label", "count"};
+    for (const auto& type : issue_types())
+        if (types.count(type)) out.columns.push_back(type);
+    std::vector<std::pair<std::string, int64_t>> order(count.begin(), count.end());
+    std::stable_sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+    for (const auto& [label, n] : order) {
+        std::vector<std::string> row = {label, std::to_string(n)};
+        for (size_t c = 2; c < out.columns.size(); ++c) {
+            auto it = per[label].find(out.columns[c]);
+            row.push_back(std::to_string(it == per[label].end() ? 0 : it->second));
+        }
+        out.rows.push_back(std::move(row));
+    }
+    return out;
+}
+
+Table read_confusions(const std::string& work_dir) {
+    store::Db db(db_path_of(work_dir), true);
+    store::Stmt s(db.handle(), "SELECT l.label, s.detail, count(*) AS n FROM issues s "
+                               "JOIN labels l ON l.image_id = s.image_id WHERE s.type = 'label_issue' "
+                               "GROUP BY l.label, s.detail ORDER BY n DESC, l.label, s.detail");
+    Table out;
+    out.columns = {"given", "suggested", "count"};
+    while (s.step()) out.rows.push_back({s.text(0), s.text(1), std::to_string(s.int64(2))});
+    return out;
 }
 
 } // namespace vislint

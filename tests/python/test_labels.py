@@ -227,3 +227,18 @@ def test_warns_when_near_duplicates_are_not_discriminative(fashion, tmp_path, ca
     strict = vislint.scan(root, work, labels=root / "labels.csv", progress=False, report=False)
     assert strict.summary().set_index("type")["count"]["near_duplicate"] < truth["n_items"]
     assert "near_duplicate:" not in capfd.readouterr().err
+
+
+def test_cli_classes_summary(fashion, corpus, tmp_path):
+    root, truth, scan = fashion
+    proc = run_cli("classes", scan.work_dir, "--format", "json")
+    data = json.loads(proc.stdout)
+    counts = {row["label"]: int(row["count"]) for row in data["classes"]}
+    assert set(counts) == set(vt.FASHION_CLASSES) and sum(counts.values()) == truth["n_items"]
+    assert sum(int(r["count"]) for r in data["confused"]) == len(scan.label_issues())
+    table = run_cli("classes", scan.work_dir).stdout
+    assert table.splitlines()[0].split()[:2] == ["label", "count"]
+    unlabelled = tmp_path / "w"
+    vislint.scan(corpus[0], unlabelled, model="none", progress=False, report=False)
+    proc = run_cli("classes", unlabelled, check=False)
+    assert proc.returncode == 1 and "no labels" in proc.stderr

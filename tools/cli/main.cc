@@ -138,9 +138,15 @@ int cmd_issues(const std::string& work_dir, const std::string& type, const std::
     return 0;
 }
 
-int cmd_stats(const std::string& work_dir, const std::string& format) {
-    vislint::Table t = vislint::read_stats(work_dir);
-    if (format == "json") {
+void print_rows(const vislint::Table& t, const std::string& format) {
+    if (format == "csv") {
+        for (size_t c = 0; c < t.columns.size(); ++c) std::cout << (c ? "," : "") << t.columns[c];
+        std::cout << "\n";
+        for (const auto& row : t.rows) {
+            for (size_t c = 0; c < row.size(); ++c) std::cout << (c ? "," : "") << csv_field(row[c]);
+            std::cout << "\n";
+        }
+    } else if (format == "json") {
         nlohmann::json j = nlohmann::json::array();
         for (const auto& row : t.rows) {
             nlohmann::json o;
@@ -148,13 +154,36 @@ int cmd_stats(const std::string& work_dir, const std::string& format) {
             j.push_back(o);
         }
         std::cout << j.dump(2) << "\n";
+    } else {
+        print_table(t.columns, t.rows);
+    }
+}
+
+int cmd_stats(const std::string& work_dir, const std::string& format) {
+    print_rows(vislint::read_stats(work_dir), format);
+    return 0;
+}
+
+int cmd_classes(const std::string& work_dir, const std::string& format) {
+    vislint::Table classes = vislint::read_classes(work_dir);
+    if (classes.rows.empty()) {
+        std::cerr << "vislint: no labels in " << work_dir << " (scan with --labels, --coco or --yolo)\n";
+        return 1;
+    }
+    if (format == "json") {
+        std::cout << "{\"classes\": ";
+        print_rows(classes, format);
+        std::cout << ", \"confused\": ";
+        print_rows(vislint::read_confusions(work_dir), format);
+        std::cout << "}\n";
         return 0;
     }
-    for (size_t c = 0; c < t.columns.size(); ++c) std::cout << (c ? "," : "") << t.columns[c];
-    std::cout << "\n";
-    for (const auto& row : t.rows) {
-        for (size_t c = 0; c < row.size(); ++c) std::cout << (c ? "," : "") << csv_field(row[c]);
-        std::cout << "\n";
+    print_rows(classes, format);
+    vislint::Table confused = vislint::read_confusions(work_dir);
+    if (format == "table" && !confused.rows.empty()) {
+        std::cout << "\nmost confused (label_issue: given -> suggested)\n";
+        if (confused.rows.size() > 20) confused.rows.resize(20);
+        print_rows(confused, format);
     }
     return 0;
 }
@@ -247,6 +276,11 @@ int main(int argc, char** argv) {
     report->add_flag("--open", open_report, "open it in the desktop's browser");
     report->add_flag("-q,--quiet", quiet, "no progress bar");
 
+    std::string classes_format = "table";
+    CLI::App* classes = app.add_subcommand("classes", "per-class summary of a labelled scan: counts, issues, confusions");
+    classes->add_option("work_dir", work_dir, "work dir of a scan with labels")->required();
+    classes->add_option("--format", classes_format, "table, csv or json")->check(CLI::IsMember({"table", "csv", "json"}));
+
     CLI::App* stats = app.add_subcommand("stats", "per-image statistics of a scan");
     stats->add_option("work_dir", work_dir, "work dir of a scan")->required();
     stats->add_option("--format", stats_format, "csv or json")->check(CLI::IsMember({"csv", "json"}));
@@ -271,6 +305,7 @@ int main(int argc, char** argv) {
         if (*issues) return cmd_issues(work_dir, type, format);
         if (*stats) return cmd_stats(work_dir, stats_format);
         if (*report) return cmd_report(work_dir, open_report, quiet);
+        if (*classes) return cmd_classes(work_dir, classes_format);
         if (*similar) return cmd_similar(work_dir, query, top_k, similar_format);
     } catch (const vislint::Error& e) {
         std::cerr << "vislint: error: " << e.what() << "\n";
