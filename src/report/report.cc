@@ -43,18 +43,29 @@ struct Item {
     std::string thumb; // relative to the report folder; "" = none
 };
 
-json histogram(std::vector<double> v, int bins) {
-    json h = {{"edges", json::array()}, {"counts", json::array()}};
-    if (v.empty()) return h;
-    auto [lo_it, hi_it] = std::minmax_element(v.begin(), v.end());
-    double lo = *lo_it, hi = *hi_it;
-    if (hi <= lo) hi = lo + 1;
-    std::vector<int64_t> counts(size_t(bins), 0);
-    for (double x : v) counts[size_t(std::min(bins - 1, int((x - lo) / (hi - lo) * bins)))]++;
-    for (int b = 0; b <= bins; ++b) h["edges"].push_back(lo + (hi - lo) * b / bins);
-    h["counts"] = counts;
-    return h;
-}
+// Fixed-range histogram filled one value at a time (range from a min/max query first).
+class Histogram {
+public:
+    Histogram(double lo, double hi, int bins) : lo_(lo), hi_(hi > lo ? hi : lo + 1), counts_(size_t(bins), 0) {}
+    void add(double x) {
+        int b = int((x - lo_) / (hi_ - lo_) * double(counts_.size()));
+        ++counts_[size_t(std::clamp(b, 0, int(counts_.size()) - 1))];
+        ++n_;
+    }
+    json to_json() const {
+        json h = {{"edges", json::array()}, {"counts", json::array()}};
+        if (n_ == 0) return h;
+        for (size_t b = 0; b <= counts_.size(); ++b)
+            h["edges"].push_back(lo_ + (hi_ - lo_) * double(b) / double(counts_.size()));
+        h["counts"] = counts_;
+        return h;
+    }
+
+private:
+    double lo_, hi_;
+    std::vector<int64_t> counts_;
+    int64_t n_ = 0;
+};
 
 // A thumbnail (longer side `side`, JPEG) of an item; false when the image cannot be read now.
 bool make_thumbnail(const Item& it, int side, double box_margin, const std::string& out_path) {
@@ -123,61 +134,57 @@ std::string write_report(const std::string& work_dir, const ReportOptions& optio
     }
     double box_margin = run.value("/options/labels/box_margin"_json_pointer, 0.1);
 
-    // Every item, with label and split. Items not shown are dropped below.
-    std::vector<Item> items;
-    std::unordered_map<int64_t, size_t> by_id;
+    // Overview and histograms by aggregate queries and one streaming pass: memory stays flat
+    // whatever the number of images.
     json overview = {{"formats", json::object()}, {"splits", json::object()}, {"labels", json::object()}};
-    std::vector<double> widths, heights, brightness, blur, sizes;
-    int64_t broken = 0, labelled = 0;
     {
-        store::Stmt s(db.handle(),
-                      "SELECT i.id, i.path, i.source_path, i.box, i.status, i.file_hash, l.label, l.split, "
-                      "i.width, i.height, i.format, i.brightness, i.blur, i.file_size, i.pixel_hash "
-                      "FROM images i LEFT JOIN labels l ON l.image_id = i.id ORDER BY i.id");
-        while (s.step()) {
-            Item it;
-            it.id = s.int64(0);
-            it.path = s.text(1);
-            it.source = s.text(2);
-            it.box = s.text(3);
-            it.status = s.text(4);
-            it.file_hash = it.source.empty() ? s.text(5) : s.text(14);
-            it.label = s.text(6);
-            it.split = s.text(7);
-            it.width = int(s.int64(8));
-            it.height = int(s.int64(9));
-            const std::string format = s.text(10);
-            if (!format.empty()) overview["formats"][format] = overview["formats"].value(format, 0) + 1;
-            if (!it.split.empty()) overview["splits"][it.split] = overview["splits"].value(it.split, 0) + 1;
-            if (!it.label.empty()) {
-                overview["labels"][it.label] = overview["labels"].value(it.label, 0) + 1;
-                ++labelled;
-            }
-            if (it.status != "ok") {
-                ++broken;
-            } else if (!s.is_null(8)) {
-                widths.push_back(it.width);
-                heights.push_back(it.height);
-                brightness.push_back(s.real(11));
-                blur.push_back(std::log10(std::max(s.real(12), 1e-6)));
-                if (s.int64(13) > 0) sizes.push_back(std::log10(double(s.int64(13))));
-            }
-            by_id[it.id] = items.size();
-            items.push_back(std::move(it));
+        store::Stmt c(db.handle(), "SELECT count(*), coalesce(sum(status != 'ok'), 0) FROM images");
+        c.step();
+        overview["images"] = c.int64(0);
+        overview["broken"] = c.int64(1);
+        store::Stmt f(db.handle(), "SELECT format, count(*) FROM images WHERE coalesce(format, '') != '' "
+                                   "GROUP BY format ORDER BY count(*) DESC");
+        while (f.step()) overview["formats"][f.text(0)] = f.int64(1);
+        store::Stmt sp(db.handle(), "SELECT split, count(*) FROM labels WHERE split IS NOT NULL GROUP BY split");
+        while (sp.step()) overview["splits"][sp.text(0)] = sp.int64(1);
+        store::Stmt lb(db.handle(), "SELECT label, count(*) FROM labels WHERE label IS NOT NULL GROUP BY label");
+        int64_t labelled = 0;
+        while (lb.step()) {
+            overview["labels"][lb.text(0)] = lb.int64(1);
+            labelled += lb.int64(1);
         }
+        overview["labelled"] = labelled;
     }
-    overview["images"] = items.size();
-    overview["broken"] = broken;
-    overview["labelled"] = labelled;
-    json histograms = {{"width", histogram(widths, 30)},        {"height", histogram(heights, 30)},
-                       {"brightness", histogram(brightness, 32)}, {"blur", histogram(blur, 30)},
-                       {"file_size", histogram(sizes, 30)}};
+    json histograms;
+    {
+        // width, height, brightness, log10 sharpness, log10 file size of the decoded images
+        const char* kOk = " FROM images WHERE status = 'ok' AND width IS NOT NULL";
+        store::Stmt mm(db.handle(), std::string("SELECT min(width), max(width), min(height), max(height), "
+                                                "min(brightness), max(brightness), min(blur), max(blur), "
+                                                "min(file_size), max(file_size)") + kOk);
+        mm.step();
+        auto lg = [](double v) { return std::log10(std::max(v, 1e-6)); };
+        std::vector<Histogram> h = {{mm.real(0), mm.real(1), 30},
+                                    {mm.real(2), mm.real(3), 30},
+                                    {mm.real(4), mm.real(5), 32},
+                                    {lg(mm.real(6)), lg(mm.real(7)), 30},
+                                    {lg(mm.real(8)), lg(mm.real(9)), 30}};
+        store::Stmt s(db.handle(), std::string("SELECT width, height, brightness, blur, file_size") + kOk);
+        while (s.step()) {
+            h[0].add(s.real(0));
+            h[1].add(s.real(1));
+            h[2].add(s.real(2));
+            h[3].add(lg(s.real(3)));
+            if (s.real(4) > 0) h[4].add(lg(s.real(4)));
+        }
+        histograms = {{"width", h[0].to_json()}, {"height", h[1].to_json()}, {"brightness", h[2].to_json()},
+                      {"blur", h[3].to_json()}, {"file_size", h[4].to_json()}};
+    }
 
     // What the page shows, by item index into `shown`.
     std::vector<int64_t> shown;
     std::unordered_map<int64_t, int64_t> index_of;
     auto ref = [&](int64_t id) -> json {
-        if (!by_id.count(id)) return nullptr;
         auto [it, inserted] = index_of.emplace(id, int64_t(shown.size()));
         if (inserted) shown.push_back(id);
         return it->second;
@@ -252,14 +259,38 @@ std::string write_report(const std::string& work_dir, const ReportOptions& optio
         while (s.step()) neighbours[std::to_string(ref(s.int64(0)).get<int64_t>())] = json::array({ref(s.int64(1))});
     }
 
+    // The shown items, by index (one pass over the images table; the rest is never held).
+    std::vector<Item> items(shown.size());
+    {
+        store::Stmt s(db.handle(),
+                      "SELECT i.id, i.path, i.source_path, i.box, i.status, i.file_hash, i.pixel_hash, "
+                      "l.label, l.split, i.width, i.height FROM images i "
+                      "LEFT JOIN labels l ON l.image_id = i.id");
+        while (s.step()) {
+            auto at = index_of.find(s.int64(0));
+            if (at == index_of.end()) continue;
+            Item& it = items[size_t(at->second)];
+            it.id = s.int64(0);
+            it.path = s.text(1);
+            it.source = s.text(2);
+            it.box = s.text(3);
+            it.status = s.text(4);
+            it.file_hash = it.source.empty() ? s.text(5) : s.text(6);
+            it.label = s.text(7);
+            it.split = s.text(8);
+            it.width = int(s.int64(9));
+            it.height = int(s.int64(10));
+        }
+    }
+
     // Thumbnails of the shown items: one per content hash, made once, reused by later reports.
     std::vector<size_t> to_make;
     std::set<std::string> wanted;
-    for (int64_t id : shown) {
-        Item& it = items[by_id[id]];
+    for (size_t i = 0; i < items.size(); ++i) {
+        Item& it = items[i];
         if (it.status != "ok" || it.file_hash.empty()) continue;
         it.thumb = "thumbs/" + it.file_hash + ".jpg";
-        if (wanted.insert(it.thumb).second && !fs::exists(report_dir / it.thumb)) to_make.push_back(by_id[id]);
+        if (wanted.insert(it.thumb).second && !fs::exists(report_dir / it.thumb)) to_make.push_back(i);
     }
     {
         const int threads = options.threads > 0 ? options.threads : std::max(1, int(std::thread::hardware_concurrency()));
@@ -291,8 +322,7 @@ std::string write_report(const std::string& work_dir, const ReportOptions& optio
         if (!wanted.count("thumbs/" + e.path().filename().string())) fs::remove(e.path(), ec);
 
     json images = json::array();
-    for (int64_t id : shown) {
-        const Item& it = items[by_id[id]];
+    for (const Item& it : items) {
         bool has_thumb = !it.thumb.empty() && fs::exists(report_dir / it.thumb);
         images.push_back({{"path", it.path},
                           {"thumb", has_thumb ? json(it.thumb) : json(nullptr)},
