@@ -1,6 +1,7 @@
 #include "graph/duplicates.h"
 
 #include <algorithm>
+#include <tuple>
 #include <unordered_map>
 
 #include "graph/union_find.h"
@@ -56,10 +57,13 @@ NearResult group_near_pairs(const std::vector<DupItem>& items, const ExactResult
     NearResult out;
     UnionFind uf(n);
     std::vector<bool> has_near(n, false);
+    std::vector<double> centrality(n, 0.0); // sum of evidence over a member's pairs
     for (const auto& p : pairs) {
         if (exact_group[p.a] >= 0 && exact_group[p.a] == exact_group[p.b]) continue;
         uf.unite(p.a, p.b);
         has_near[p.a] = has_near[p.b] = true;
+        centrality[p.a] += evidence_margin(p.score, p.threshold);
+        centrality[p.b] += evidence_margin(p.score, p.threshold);
         DupPair d;
         d.a = items[std::min(p.a, p.b)].id;
         d.b = items[std::max(p.a, p.b)].id;
@@ -78,7 +82,11 @@ NearResult group_near_pairs(const std::vector<DupItem>& items, const ExactResult
         for (size_t i : comp) {
             g.members.push_back(items[i].id);
             const DupItem &c = items[i], &k = items[best];
-            if (std::make_pair(c.width * c.height, c.file_size) > std::make_pair(k.width * k.height, k.file_size))
+            // Largest resolution; then the most central member (copies derive from their
+            // original, so it is the one closest to all of them: a noisy copy is a bigger PNG
+            // but further from the rest); then the largest file.
+            if (std::make_tuple(c.width * c.height, centrality[i], c.file_size) >
+                std::make_tuple(k.width * k.height, centrality[best], k.file_size))
                 best = i;
         }
         g.keeper = items[best].id;

@@ -56,8 +56,9 @@ struct NearResult {
 // differ in at most `dhash_radius` bits (two hashes of different kinds agree far more rarely by
 // chance than one: on clip art, pHash alone within 10 bits pairs many unrelated flags and
 // icons), and their connected
-// components (exact copies join their group). Keeper: largest resolution, then largest file,
-// then first discovered.
+// components (exact copies join their group). Keeper: largest resolution, then the most central
+// member (largest sum of evidence_margin over its pairs), then largest file, then first
+// discovered.
 NearResult find_near_by_hash(const std::vector<DupItem>& items, const ExactResult& exact,
                              int radius, int dhash_radius, int threads);
 

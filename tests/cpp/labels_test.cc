@@ -195,3 +195,25 @@ TEST(Formats, JpegDimensionsFromTheFrameHeader) {
     EXPECT_EQ(d.height, img.rows);
     EXPECT_FALSE(io::read_dimensions(io::Format::kJpeg, jpeg.data(), 20).known);
 }
+
+TEST(Keeper, MostCentralMemberOfEqualResolutionWins) {
+    // An original (0) and two copies: a noisy one with a bigger file (1) and a flipped one (2).
+    // The copies are each close to the original and further from each other.
+    std::vector<graph::DupItem> items(3);
+    for (int i = 0; i < 3; ++i) {
+        items[size_t(i)].id = 10 + i;
+        items[size_t(i)].width = items[size_t(i)].height = 400;
+        items[size_t(i)].file_hash.low = uint64_t(i + 1);
+        items[size_t(i)].pixel_hash.low = uint64_t(i + 1);
+    }
+    items[0].file_size = 1000;
+    items[1].file_size = 5000;
+    items[2].file_size = 1200;
+    std::vector<graph::IndexPair> pairs = {{0, 1, 0.98, "", 0.9}, {0, 2, 0.95, "", 0.9}, {1, 2, 0.91, "", 0.9}};
+    graph::NearResult r = graph::group_near_pairs(items, graph::find_exact(items), pairs);
+    ASSERT_EQ(r.groups.size(), 1u);
+    EXPECT_EQ(r.groups[0].keeper, 10);
+    // A larger resolution still wins over centrality.
+    items[2].width = 800;
+    EXPECT_EQ(graph::group_near_pairs(items, graph::find_exact(items), pairs).groups[0].keeper, 12);
+}
