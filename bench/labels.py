@@ -9,7 +9,9 @@ scanned with labels.csv by vislint with the default model and with `model="none"
 - label issues: AUROC and precision@K (K = number of flips) of `label_issues(all=True)` scores,
   P/R/F1 of the flagged set and of `score >= t` for a few thresholds t (which one maximises F1).
   cleanlab (bench/peers/run_cleanlab.py: kNN and logistic regression on vislint's own
-  embeddings, out-of-fold pred_probs) is scored the same way when its venv exists.
+  embeddings, out-of-fold pred_probs) is scored the same way when its venv exists, and so is
+  fastdup (bench/peers/run_fastdup_labels.py: its own embedding + neighbours, label disagreement
+  from `fd.vis.similarity_gallery(slice="diff")`; images it gives no score count as 0).
 - leaks: precision of the reported rows (a row is right when it is a planted pair, either
   order), recall of planted pairs (also per transform), unplanted rows (checked for being
   pixel-identical: Fashion-MNIST itself has duplicates across its train and test sets) and
@@ -52,6 +54,8 @@ BEGIN, END = "<!-- labels:begin -->", "<!-- labels:end -->"
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 CLEANLAB_PY = REPO / "build" / "peers" / "cleanlab-venv" / "bin" / "python"
 CLEANLAB_ADAPTER = REPO / "bench" / "peers" / "run_cleanlab.py"
+FASTDUP_PY = REPO / "build" / "peers" / "fastdup-venv" / "bin" / "python"
+FASTDUP_LABELS_ADAPTER = REPO / "bench" / "peers" / "run_fastdup_labels.py"
 MODELS = ("default", "none")
 
 
@@ -154,6 +158,49 @@ def run_cleanlab(clf: str, work: Path, labels_csv: Path, out_json: Path, root: P
             "notes": j.get("notes", []) + c.get("notes", [])}
 
 
+def run_fastdup_labels(root: Path, labels_csv: Path, out_json: Path, workdir: Path, flips: set, n_labelled):
+    """fastdup's label disagreement (its own embedding and neighbours; see run_fastdup_labels.py).
+    Labelled images fastdup gives no score get score 0 (counted in "unscored_set_to_0")."""
+    if not (FASTDUP_PY.exists() and FASTDUP_LABELS_ADAPTER.exists()):
+        return {"notes": ["not run: build/peers/fastdup-venv or bench/peers/run_fastdup_labels.py missing"]}
+    if out_json.exists():
+        out_json.unlink()
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    cmd = [str(FASTDUP_PY), str(FASTDUP_LABELS_ADAPTER), "--input", str(root), "--labels", str(labels_csv),
+           "--out", str(out_json), "--workdir", str(workdir)]
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "SENTRY_OPT_OUT": "1"})
+    wall = round(time.perf_counter() - t0, 2)
+    if p.returncode != 0 or not out_json.exists():
+        return {"error": (p.stderr or p.stdout)[-800:], "wall_seconds": wall}
+    j = json.loads(out_json.read_text())
+    out = {"version": j.get("version"), "seconds": j.get("seconds"), "seconds_run": j.get("seconds_run"),
+           "seconds_label_score": j.get("seconds_label_score"), "wall_seconds": wall,
+           "peak_rss_mb": j.get("peak_rss_mb"), "settings": j.get("settings"), "api": j.get("api"),
+           "alignment": j.get("alignment"), "coverage": j.get("coverage"), "crosscheck": j.get("crosscheck"),
+           "fastdup_score_counts": j.get("fastdup_score_counts"),
+           "command": "SENTRY_OPT_OUT=1 " + " ".join(cmd).replace(str(REPO) + "/", ""),
+           "notes": j.get("notes", [])}
+    if j.get("error") or not j.get("supported", {}).get("label_issue"):
+        out["not_supported"] = j.get("error") or "; ".join(j.get("notes", []))
+        return out
+    real_root = os.path.realpath(root)
+    scores = {os.path.relpath(k, real_root): float(v) for k, v in j["scores"].items()}
+    flagged = {os.path.relpath(k, real_root) for k in j["flagged"]}
+    base = os.path.dirname(os.path.abspath(labels_csv))
+    with open(labels_csv, newline="", encoding="utf-8") as fh:
+        labelled = [os.path.relpath(os.path.realpath(os.path.join(base, r["path"])), real_root)
+                    for r in csv.DictReader(fh) if r["label"]]
+    out["fastdup_scored"] = sum(q in scores for q in set(labelled))
+    out["unscored_set_to_0"] = sum(q not in scores for q in set(labelled))
+    out["unscored_flips"] = sum(q not in scores for q in flips)
+    for q in labelled:
+        scores.setdefault(q, 0.0)
+    out["metrics"] = label_metrics(scores, flagged, flips, n_labelled)
+    return out
+
+
 def pixels(path: Path):
     from PIL import Image
 
@@ -233,7 +280,7 @@ def part_fashion(scale: float):
                       "flips": len(flips), "leaks": len(truth["leaks"]),
                       "within_split": len(truth["within_split"]), "labelled": n_labelled,
                       "truth": os.path.relpath(str(root) + ".truth.json", REPO)},
-           "vislint": {}, "cleanlab": {}}
+           "vislint": {}, "cleanlab": {}, "fastdup": {}}
     for model in MODELS:
         work = out_dir / f"vislint-{model}"
         scan, info = run_scan([root], work, labels_csv, model)
@@ -266,6 +313,10 @@ def part_fashion(scale: float):
         r = run_cleanlab(clf, default_work, labels_csv, out_dir / f"cleanlab_{clf}.json", root, flips, n_labelled)
         res["cleanlab"][clf] = r
         print(f"fashion cleanlab {clf}: {r.get('seconds', r.get('error', r.get('notes')))} s", flush=True)
+    r = run_fastdup_labels(root, labels_csv, out_dir / "fastdup_labels.json", out_dir / "fastdup-work", flips,
+                           n_labelled)
+    res["fastdup"] = r
+    print(f"fashion fastdup labels: {r.get('seconds', r.get('error', r.get('notes')))} s", flush=True)
     return res
 
 
@@ -414,7 +465,8 @@ def docs_section(r, command):
     li_tools = {"vislint": {"metrics": vd.get("label_issue") if isinstance(vd.get("label_issue"), dict) else None,
                             "seconds": vd.get("scan_seconds")} if "error" not in vd else {},
                 "cleanlab knn": fa["cleanlab"].get("knn", {}),
-                "cleanlab logreg": fa["cleanlab"].get("logreg", {})}
+                "cleanlab logreg": fa["cleanlab"].get("logreg", {}),
+                "fastdup": fa.get("fastdup", {})}
     fc = fa["corpus"]
     lines = ["## Label issues and leaks (`python bench/labels.py`)", "",
              f"- Date: {r['date']}; machine: {r['machine']}; total run {r['seconds']} s",
@@ -431,7 +483,9 @@ def docs_section(r, command):
              "", "### Label issues (Fashion-MNIST, vislint default model)", "",
              "Score = confidence the given label is wrong; K = number of flips. cleanlab runs on "
              "vislint's own embeddings (5-fold out-of-fold pred_probs), so it compares the label step "
-             "only; its seconds exclude the embedding, vislint's are the whole scan.", "",
+             "only; its seconds exclude the embedding, vislint's are the whole scan. fastdup embeds the "
+             "images itself (bundled model), so its seconds include its embedding; see the fastdup "
+             "paragraph below for how its score is made.", "",
              "| metric | " + " | ".join(li_tools) + " |", "|---|" + "---|" * len(li_tools)]
     for label, key in (("AUROC", "auroc"), (f"precision@K (K = {fc['flips']})", "p@k"),
                        ("flagged set", "flagged"), ("best F1 over all score cuts", "best"),
@@ -440,11 +494,36 @@ def docs_section(r, command):
         for m in li_tools.values():
             if "error" in m:
                 cells.append("failed to run")
+            elif m.get("not_supported"):
+                cells.append("not supported")
             elif not m.get("metrics"):
                 cells.append("not run")
             else:
                 cells.append(li_cell(m, key))
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    fdl = fa.get("fastdup", {})
+    if fdl.get("metrics"):
+        st, cov, fm = fdl.get("settings") or {}, fdl.get("coverage") or {}, fdl["metrics"]
+        k = st.get("nearest_neighbors_k")
+        cnt = fdl.get("fastdup_score_counts") or {}
+        top = cnt.get("0", 0)
+        lines += ["", f"fastdup {fdl.get('version')} (`bench/peers/run_fastdup_labels.py`): `fd.run(annotations=df)` "
+                      f"with the noisy labels (filename, label, split) at its defaults, then its own label-disagreement "
+                      f"report `fd.vis.similarity_gallery(slice='diff')`: for each image with at least 2 rows in "
+                      f"fastdup's similarity file (its nearest neighbours, at most nearest_neighbors_k = {k}, with "
+                      f"cosine similarity ≥ {st.get('threshold')}), fastdup's score = 100 × share of those neighbours "
+                      f"with the same label; the ranking score here is 1 − score/100 and the flagged set is fastdup "
+                      f"score < 51 (the cut of fastdup's documented wrong-label example). With k = {k} the score has "
+                      f"only {k + 1 if isinstance(k, int) else '?'} values (fastdup scores "
+                      + " / ".join(f"{float(v):g}" for v in cnt) + " for " + " / ".join(str(n) for n in cnt.values())
+                      + f" images), so precision@K is decided inside the tie of the {top} images whose neighbours "
+                      f"all carry another label (ties broken by path). {fdl.get('unscored_set_to_0')} of "
+                      f"{fm['labelled']} labelled images got no fastdup score ({cov.get('not_scored_no_similarity_row')} "
+                      f"with no neighbour ≥ {st.get('threshold')}, {cov.get('not_scored_one_similarity_row')} with one; "
+                      f"{fdl.get('unscored_flips')} of them flips) and count as score 0. Seconds = `fd.run` "
+                      f"({fdl.get('seconds_run')} s: decoding, embedding, neighbours, stats, components) + the report "
+                      f"({fdl.get('seconds_label_score')} s); peak RSS {fdl.get('peak_rss_mb')} MB. fastdup's neighbour index "
+                      f"is approximate ({st.get('nnf_mode')}), so these counts move by a few images between runs."]
     lim = vd.get("label_issue")
     if isinstance(lim, dict) and "by_threshold" in lim:
         lines += ["", f"vislint at other thresholds t (flagged = score ≥ t and a suggestion other than the "
@@ -504,6 +583,13 @@ def docs_section(r, command):
             notes.append(f"- cleanlab {name}: failed: {m['error'][:300]}")
         elif "metrics" not in m:
             notes += [f"- cleanlab {name}: {n}" for n in m.get("notes", [])]
+    fdl = fa.get("fastdup", {})
+    if "error" in fdl:
+        notes.append(f"- fastdup labels: failed: {fdl['error'][:300]}")
+    elif fdl.get("not_supported"):
+        notes.append(f"- fastdup labels: not supported: {str(fdl['not_supported'])[:300]}")
+    elif "metrics" not in fdl:
+        notes += [f"- fastdup labels: {n}" for n in fdl.get("notes", [])]
     if notes:
         lines += ["", "Notes:", ""] + notes
     return "\n".join(lines)
