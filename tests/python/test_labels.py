@@ -167,6 +167,12 @@ def test_coco_objects_one_item_per_box(tmp_path):
     pairs = {frozenset(rel(p, root)) for p in zip(scan.duplicates()["path_a"], scan.duplicates()["path_b"])}
     assert frozenset({"one.jpg#11", "two.png#21"}) in pairs
     assert len(scan.issues("exact_duplicate")) == 0
+    # Re-scan: only the crop whose box changed is analysed again.
+    coco["annotations"][1]["bbox"] = [boxes1[1][0] + 4, boxes1[1][1], boxes1[1][2] - 4, boxes1[1][3]]
+    (tmp_path / "ann.json").write_text(json.dumps(coco))
+    run_cli("scan", root, "-o", tmp_path / "w", "--coco", tmp_path / "ann.json", "--objects", "-q")
+    again = vislint.load(tmp_path / "w")
+    assert again.run["counts"]["analysed"] == 1 and again.run["counts"]["reused"] == 3
     # Without --objects, each image gets the majority label of its boxes.
     img = vislint.scan(root, tmp_path / "w2", coco=tmp_path / "ann.json", model="none", progress=False)
     assert dict(zip(rel(img.labels()["path"], root), img.labels()["label"])) == {"one.jpg": "third", "two.png": "first"}
