@@ -11,8 +11,8 @@ namespace vislint {
 // require re-analysing images: a re-scan into the same work dir re-derives all issue rows.
 struct Thresholds {
     double blurry = 0.01;         // flag when relative sharpness (Laplacian var / grey var) < this
-    double dark = 50.0;           // flag when the 95th-percentile grey level (0..255) < this
-    double bright = 205.0;        // flag when the 5th-percentile grey level (0..255) > this
+    double dark = 50.0;           // flag when the 99th-percentile grey level (0..255) < this
+    double bright = 205.0;        // flag when the 1st-percentile grey level (0..255) > this
     double low_information = 0.5; // flag when grey-level entropy (bits, 0..8) < this
     double grayscale_colour_fraction = 0.002; // grayscale when fewer colourful pixels than this
     double odd_aspect_ratio = 3.0;  // flag when max(w/h, h/w) > this

@@ -232,8 +232,8 @@ int main(int argc, char** argv) {
     scan->add_option("--threads", opt.threads, "worker threads (0 = all cores)")->capture_default_str();
     scan->add_option("--max-pixels", opt.max_pixels, "refuse images with more pixels (decompression bombs)")->capture_default_str();
     scan->add_option("--blurry-threshold", t.blurry, "blurry when relative sharpness (Laplacian variance / grey variance) is below")->capture_default_str();
-    scan->add_option("--dark-threshold", t.dark, "dark when the 95th-percentile grey level (0-255) is below")->capture_default_str();
-    scan->add_option("--bright-threshold", t.bright, "bright when the 5th-percentile grey level (0-255) is above")->capture_default_str();
+    scan->add_option("--dark-threshold", t.dark, "dark when the 99th-percentile grey level (0-255) is below")->capture_default_str();
+    scan->add_option("--bright-threshold", t.bright, "bright when the 1st-percentile grey level (0-255) is above")->capture_default_str();
     scan->add_option("--low-information-threshold", t.low_information, "low_information when entropy (bits) is below")->capture_default_str();
     scan->add_option("--grayscale-threshold", t.grayscale_colour_fraction, "grayscale when the share of colourful pixels is below")->capture_default_str();
     scan->add_option("--aspect-ratio-threshold", t.odd_aspect_ratio, "odd_aspect_ratio when max(w/h, h/w) is above")->capture_default_str();
