@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "vislint/options.h"
 #include "vislint/progress.h"
@@ -33,6 +34,7 @@ struct ScanSummary {
     uint64_t skipped_boxes = 0; // --objects: boxes too small or outside their image
     std::map<std::string, uint64_t> issue_counts; // per issue type, every type present (0 too)
     std::map<std::string, double> timings;        // seconds per stage
+    std::vector<std::string> warnings;            // every warning logged during the scan
     std::string db_path;
 };
 

@@ -99,6 +99,7 @@ py::dict to_dict(const vislint::ScanSummary& s) {
     d["skipped_boxes"] = s.skipped_boxes;
     d["issue_counts"] = s.issue_counts;
     d["timings"] = s.timings;
+    d["warnings"] = s.warnings;
     d["db_path"] = s.db_path;
     return d;
 }

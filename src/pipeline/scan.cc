@@ -61,11 +61,14 @@ public:
         return p_->progress(stage, done, total);
     }
     void log(const char* level, const std::string& msg) {
+        if (std::string(level) == "warning") warnings_.push_back(msg);
         if (p_) p_->log(level, msg.c_str());
     }
+    const std::vector<std::string>& warnings() const { return warnings_; }
 
 private:
     Progress* p_;
+    std::vector<std::string> warnings_; // kept for run.json (and so the report)
     Clock::time_point last_{};
 };
 
@@ -635,6 +638,7 @@ void write_run_json(const ScanOptions& o, const ScanSummary& s, int threads, con
                    {"missing_label_files", s.missing_label_files}, {"skipped_boxes", s.skipped_boxes},
                    {"issues", s.issue_counts}};
     j["timings_seconds"] = s.timings;
+    j["warnings"] = s.warnings;
     std::string path = (fs::path(o.work_dir) / "run.json").string();
     std::string tmp = path + ".tmp";
     {
@@ -784,6 +788,7 @@ ScanSummary scan(const ScanOptions& options, Progress* progress) {
         store::Stmt count(db.handle(), "SELECT count(*) FROM images");
         count.step();
         summary.images = uint64_t(count.int64(0));
+        summary.warnings = rep.warnings();
         write_run_json(options, summary, threads, "cancelled", started);
         throw Cancelled("scan cancelled; " + std::to_string(summary.images) +
                         " images are saved in " + options.work_dir + " and a re-run resumes from there");
@@ -804,6 +809,7 @@ ScanSummary scan(const ScanOptions& options, Progress* progress) {
         summary.images = uint64_t(c.int64(0));
     }
     summary.timings["total"] = seconds_since(t0);
+    summary.warnings = rep.warnings();
     write_run_json(options, summary, threads, "complete", started);
     return summary;
 }

@@ -230,9 +230,11 @@ def test_warns_when_near_duplicates_are_not_discriminative(fashion, tmp_path, ca
     assert pairs > truth["n_items"]
     err = capfd.readouterr().err
     assert f"near_duplicate: {pairs} pairs among" in err and "--near-duplicate-threshold 0.95" in err
+    assert any(w.startswith(f"near_duplicate: {pairs} pairs among") for w in loose.run["warnings"])
     strict = vislint.scan(root, work, labels=root / "labels.csv", progress=False, report=False)
     assert strict.summary().set_index("type")["count"]["near_duplicate"] < truth["n_items"]
     assert "near_duplicate:" not in capfd.readouterr().err
+    assert strict.run["warnings"] == []
 
 
 def test_cli_classes_summary(fashion, corpus, tmp_path):

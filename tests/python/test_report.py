@@ -59,6 +59,7 @@ def test_scan_writes_a_self_contained_report(reported):
     assert d["overview"]["images"] == 11
     assert d["overview"]["counts"]["exact_duplicate"] == 1 and d["overview"]["counts"]["broken"] == 1
     assert d["overview"]["labels"] == {"cats": 5, "dogs": 6}
+    assert d["run"]["warnings"] == []  # shown at the top of the page when there are any
     # the hostile name is data, and the raw HTML never contains it unescaped
     assert any(i["path"].endswith(HOSTILE) for i in d["images"])
     assert HOSTILE not in text
