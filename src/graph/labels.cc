@@ -76,7 +76,6 @@ std::vector<LabelVote> vote_labels(const Neighbours& nn, const std::vector<int>&
         for (double& x : p) x /= total;
         v.suggested = int(std::max_element(p.begin(), p.end()) - p.begin());
         if (p[size_t(v.suggested)] <= p[size_t(v.given)]) v.suggested = v.given;
-        v.p_suggested = p[size_t(v.suggested)];
         v.score = std::clamp(1.0 - p[size_t(v.given)], 0.0, 1.0);
         out.push_back(std::move(v));
     }

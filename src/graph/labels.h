@@ -16,7 +16,6 @@ struct LabelVote {
     int given = -1;      // class index
     int suggested = -1;  // the vote's winner (== given when the vote agrees)
     double score = 0;    // confidence that the given label is wrong: 1 - p(given), 0..1
-    double p_suggested = 0;
     std::vector<size_t> voters; // positions of the labelled neighbours that voted
 };
 

@@ -11,15 +11,12 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
-#include <map>
 #include <set>
-#include <sstream>
 #include <thread>
 #include <unordered_map>
 
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
-#include <opencv2/imgproc.hpp>
 
 #include "io/decode.h"
 #include "store/db.h"
@@ -37,7 +34,6 @@ namespace {
 constexpr const char* kPlaceholder = "/*VISLINT_DATA*/null";
 
 struct Item {
-    int64_t id = 0;
     std::string path, source, box, status, file_hash, label, split;
     int width = 0, height = 0;
     std::string thumb; // relative to the report folder; "" = none
@@ -270,7 +266,6 @@ std::string write_report(const std::string& work_dir, const ReportOptions& optio
             auto at = index_of.find(s.int64(0));
             if (at == index_of.end()) continue;
             Item& it = items[size_t(at->second)];
-            it.id = s.int64(0);
             it.path = s.text(1);
             it.source = s.text(2);
             it.box = s.text(3);
