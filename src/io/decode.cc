@@ -1,4 +1,5 @@
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include "io/decode.h"
@@ -338,6 +339,25 @@ bool read_file(const std::string& path, int64_t size_hint, std::vector<uint8_t>*
         return false;
     }
     return true;
+}
+
+ImageStatus crop_box(const DecodedImage& image, const std::string& box, double margin, DecodedImage* out) {
+    double x = 0, y = 0, w = 0, h = 0;
+    if (std::sscanf(box.c_str(), "%lf,%lf,%lf,%lf", &x, &y, &w, &h) != 4)
+        return ImageStatus::make(StatusCode::kCorrupt, "bad box '" + box + "'");
+    // Displayed pixels -> decoded pixels (identical unless the decoder scaled).
+    const double sx = double(image.pixels.cols) / image.width, sy = double(image.pixels.rows) / image.height;
+    const double mx = margin * w, my = margin * h;
+    cv::Rect rect(cv::Point(int(std::floor((x - mx) * sx)), int(std::floor((y - my) * sy))),
+                  cv::Point(int(std::ceil((x + w + mx) * sx)), int(std::ceil((y + h + my) * sy))));
+    rect &= cv::Rect(0, 0, image.pixels.cols, image.pixels.rows);
+    if (rect.empty()) return ImageStatus::make(StatusCode::kCorrupt, "box " + box + " lies outside the image");
+    DecodedImage crop = image;
+    crop.pixels = image.pixels(rect).clone();
+    crop.width = rect.width;
+    crop.height = rect.height;
+    *out = std::move(crop);
+    return ImageStatus{};
 }
 
 } // namespace vislint::io

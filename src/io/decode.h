@@ -48,6 +48,13 @@ bool read_file(const std::string& path, int64_t size_hint, std::vector<uint8_t>*
 ImageStatus decode_image(const uint8_t* data, size_t size, const DecodeOptions& options,
                          DecodedImage* out);
 
+// The crop of an object box: `box` is "x,y,w,h" in displayed pixels; `margin` x the box side is
+// added on each side and the result is clipped to the image (decoded pixels may be scaled: the
+// box is mapped onto them). `out` gets the crop, its width and height those of the crop. Returns
+// a corrupt status (and leaves `out` alone) when the box is malformed or lies outside the image.
+// REQUIRES: !image.pixels.empty().
+ImageStatus crop_box(const DecodedImage& image, const std::string& box, double margin, DecodedImage* out);
+
 // 8-bit BGR image for analysis: alpha composited over white, gray expanded to 3 channels,
 // downscaled (INTER_AREA) so the longer side is at most `working_side`. Smaller images are not
 // upscaled. REQUIRES: !image.pixels.empty().

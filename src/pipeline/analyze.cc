@@ -1,10 +1,6 @@
 #include "pipeline/analyze.h"
 
-#include <cerrno>
-#include <cstdio>
-#include <cmath>
-#include <cstring>
-#include <stdexcept>
+#include <exception>
 #include <vector>
 
 #include "embed/embedder.h"
@@ -94,23 +90,9 @@ void analyze_boxes(const AnalyzeOptions& options, store::ImageRecord* records, s
             continue;
         }
         guard(r, [&] {
-            double x = 0, y = 0, w = 0, h = 0;
-            if (std::sscanf(r->box.c_str(), "%lf,%lf,%lf,%lf", &x, &y, &w, &h) != 4)
-                throw std::runtime_error("bad box '" + r->box + "'");
-            // Displayed pixels -> decoded pixels (identical unless the decoder scaled).
-            double sx = double(image.pixels.cols) / image.width, sy = double(image.pixels.rows) / image.height;
-            double mx = options.box_margin * w, my = options.box_margin * h;
-            cv::Rect rect(cv::Point(int(std::floor((x - mx) * sx)), int(std::floor((y - my) * sy))),
-                          cv::Point(int(std::ceil((x + w + mx) * sx)), int(std::ceil((y + h + my) * sy))));
-            rect &= cv::Rect(0, 0, image.pixels.cols, image.pixels.rows);
-            if (rect.empty()) {
-                r->status = ImageStatus::make(StatusCode::kCorrupt, "box " + r->box + " lies outside the image");
-                return;
-            }
-            io::DecodedImage crop = image;
-            crop.pixels = image.pixels(rect).clone();
-            crop.width = rect.width;
-            crop.height = rect.height;
+            io::DecodedImage crop;
+            r->status = io::crop_box(image, r->box, options.box_margin, &crop);
+            if (!r->status.ok()) return;
             analyze_decoded(options, crop, r, model_inputs ? &(*model_inputs)[i] : nullptr);
             r->file_hash = r->pixel_hash;
         });

@@ -73,18 +73,7 @@ bool make_thumbnail(const Item& it, int side, double box_margin, const std::stri
     dopt.working_side = it.box.empty() ? side : (1 << 30);
     io::DecodedImage image;
     if (!io::decode_image(bytes.data(), bytes.size(), dopt, &image).ok()) return false;
-    if (!it.box.empty()) {
-        double x = 0, y = 0, w = 0, h = 0;
-        if (std::sscanf(it.box.c_str(), "%lf,%lf,%lf,%lf", &x, &y, &w, &h) != 4) return false;
-        double mx = box_margin * w, my = box_margin * h;
-        cv::Rect r(cv::Point(int(std::floor(x - mx)), int(std::floor(y - my))),
-                   cv::Point(int(std::ceil(x + w + mx)), int(std::ceil(y + h + my))));
-        r &= cv::Rect(0, 0, image.pixels.cols, image.pixels.rows);
-        if (r.empty()) return false;
-        image.pixels = image.pixels(r).clone();
-        image.width = r.width;
-        image.height = r.height;
-    }
+    if (!it.box.empty() && !io::crop_box(image, it.box, box_margin, &image).ok()) return false;
     cv::Mat small = io::working_image(image, side);
     std::vector<uint8_t> jpeg;
     if (!cv::imencode(".jpg", small, jpeg, {cv::IMWRITE_JPEG_QUALITY, 80})) return false;
