@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/bounded_queue.h"
+#include "common/clock.h"
 #include "common/median.h"
 #include "embed/embedder.h"
 #include "graph/duplicates.h"
@@ -583,13 +584,6 @@ void derive_issues(store::Db& db, const ScanOptions& o, int threads, Reporter& r
     }
     db.exec("COMMIT");
     rep.report("duplicates", 1, 1, true);
-}
-
-std::string now_iso8601() {
-    std::time_t now = std::time(nullptr);
-    char buf[32];
-    std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
-    return buf;
 }
 
 void write_run_json(const ScanOptions& o, const ScanSummary& s, int threads, const std::string& status,

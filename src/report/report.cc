@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
 
+#include "common/clock.h"
 #include "io/decode.h"
 #include "store/db.h"
 #include "vislint/issue.h"
@@ -86,13 +87,6 @@ bool make_thumbnail(const Item& it, int side, double box_margin, const std::stri
     std::error_code ec;
     fs::rename(tmp, out_path, ec);
     return !ec;
-}
-
-std::string now_iso8601() {
-    std::time_t now = std::time(nullptr);
-    char buf[32];
-    std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&now));
-    return buf;
 }
 
 } // namespace
