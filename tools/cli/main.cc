@@ -53,19 +53,28 @@ void print_table(const std::vector<std::string>& head, const std::vector<std::ve
     for (const auto& r : rows) line(r);
 }
 
-// Writes the report; with `open`, hands it to the desktop's opener when there is one.
-int cmd_report(const std::string& work_dir, bool open, bool quiet) {
+// Runs a long library call with a progress bar on stderr (rate and ETA; none with --quiet).
+// Ctrl-C cancels it cleanly: returns false after telling the user what was kept.
+template <typename Call>
+bool with_progress(bool quiet, Call&& call) {
     vislint::cli::install_interrupt_handler();
     vislint::cli::ProgressBar bar(!quiet && ::isatty(STDERR_FILENO), !quiet);
-    std::string page;
     try {
-        page = vislint::write_report(work_dir, {}, &bar);
+        call(&bar);
     } catch (const vislint::Cancelled& e) {
         bar.finish();
         std::cerr << "vislint: " << e.what() << "\n";
-        return 130;
+        return false;
     }
     bar.finish();
+    return true;
+}
+
+// Writes the report; with `open`, hands it to the desktop's opener when there is one.
+int cmd_report(const std::string& work_dir, bool open, bool quiet) {
+    std::string page;
+    if (!with_progress(quiet, [&](vislint::Progress* p) { page = vislint::write_report(work_dir, {}, p); }))
+        return 130;
     std::cout << "report: " << page << "\n";
     if (open) {
         std::string cmd = "xdg-open '" + page + "' >/dev/null 2>&1 &";
@@ -77,17 +86,8 @@ int cmd_report(const std::string& work_dir, bool open, bool quiet) {
 }
 
 int cmd_scan(vislint::ScanOptions opt, bool quiet, bool report) {
-    vislint::cli::install_interrupt_handler();
-    vislint::cli::ProgressBar bar(!quiet && ::isatty(STDERR_FILENO), !quiet);
     vislint::ScanSummary s;
-    try {
-        s = vislint::scan(opt, &bar);
-    } catch (const vislint::Cancelled& e) {
-        bar.finish();
-        std::cerr << "vislint: " << e.what() << "\n";
-        return 130;
-    }
-    bar.finish();
+    if (!with_progress(quiet, [&](vislint::Progress* p) { s = vislint::scan(opt, p); })) return 130;
     double secs = s.timings["total"];
     std::cout << "vislint " << vislint::version() << ": " << s.images << " images (" << s.analysed
               << " analysed, " << s.reused << " unchanged and reused";
