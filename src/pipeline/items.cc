@@ -14,13 +14,22 @@ namespace vislint::pipeline {
 namespace {
 
 // Displayed width and height from the file's header; {0, 0} when it cannot be read.
+// Reads 64 KB (enough for every header but a JPEG's behind large EXIF / ICC segments), then up
+// to 1 MB only when the size is not known yet: this runs for every annotated file on every scan.
 std::pair<double, double> displayed_size(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
-    std::vector<uint8_t> head(1 << 20);
-    in.read(reinterpret_cast<char*>(head.data()), std::streamsize(head.size()));
-    head.resize(size_t(in.gcount()));
-    io::Format f = io::sniff_format(head.data(), head.size());
-    io::Dimensions d = io::read_dimensions(f, head.data(), head.size());
+    std::vector<uint8_t> head;
+    io::Format f = io::Format::kUnknown;
+    io::Dimensions d;
+    for (size_t want : {size_t(1) << 16, size_t(1) << 20}) {
+        size_t have = head.size();
+        head.resize(want);
+        in.read(reinterpret_cast<char*>(head.data() + have), std::streamsize(want - have));
+        head.resize(have + size_t(in.gcount()));
+        f = io::sniff_format(head.data(), head.size());
+        d = io::read_dimensions(f, head.data(), head.size());
+        if (d.known || head.size() < want) break;
+    }
     if (!d.known) return {0, 0};
     if (f == io::Format::kJpeg && io::jpeg_exif_orientation(head.data(), head.size()) >= 5)
         return {double(d.height), double(d.width)};
