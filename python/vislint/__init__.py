@@ -381,9 +381,11 @@ class Scan:
 
         df = self.issues(type).head(n)
         thumbs = self.work_dir / "report" / "thumbs"
+        shown = sorted({p for p in list(df["path"]) + list(df["other_path"]) if isinstance(p, str)})
         hashes = dict(self._query(
             "SELECT path, CASE WHEN source_path IS NULL THEN file_hash ELSE pixel_hash END AS h "
-            "FROM images").itertuples(index=False, name=None))
+            f"FROM images WHERE path IN ({','.join('?' * len(shown))})", tuple(shown)
+        ).itertuples(index=False, name=None)) if shown else {}
 
         def img(path) -> str:
             if path is None or (isinstance(path, float) and path != path):
