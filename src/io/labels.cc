@@ -113,13 +113,16 @@ std::vector<CsvRecord> parse_csv(const std::string& text, const std::string& nam
     return out;
 }
 
-void set_label(Annotations* a, const std::string& path, const std::string& label,
+// Sets one image's label (and split); returns false when the image had a row already.
+bool set_label(Annotations* a, const std::string& path, const std::string& label,
                const std::string& split) {
     std::string key = path_key(path);
+    const bool first = !a->by_key.count(key);
     ImageAnnotation& ann = a->by_key[key];
     a->path_of[key] = path;
     ann.label = label;
     if (!split.empty()) ann.split = canonical_split(split);
+    return first;
 }
 
 // The `names:` of a YOLO data yaml: `names: [a, b]`, or a block of `- a` / `0: a` lines.
@@ -313,8 +316,8 @@ Annotations read_labels_csv(const std::string& csv_path) {
             note_missing(&a, path);
             continue;
         }
-        if (a.by_key.count(path_key(path))) ++repeated;
-        set_label(&a, path, trim(f[size_t(col_label)]), col_split >= 0 ? f[size_t(col_split)] : "");
+        if (!set_label(&a, path, trim(f[size_t(col_label)]), col_split >= 0 ? f[size_t(col_split)] : ""))
+            ++repeated;
     }
     if (repeated)
         a.warnings.push_back(csv_path + ": " + std::to_string(repeated) +
