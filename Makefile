@@ -8,7 +8,7 @@ JOBS ?= $(shell nproc)
 # Debian packages the build, the tests and the demo need.
 APT_PACKAGES := g++ make pkg-config \
 	libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev libopencv-dnn-dev \
-	libturbojpeg0-dev libgif-dev zlib1g-dev libsqlite3-dev libxxhash-dev nlohmann-json3-dev \
+	libturbojpeg0-dev libgif-dev libpng-dev libwebp-dev zlib1g-dev libsqlite3-dev libxxhash-dev nlohmann-json3-dev \
 	libcli11-dev libfmt-dev libspdlog-dev libgtest-dev pybind11-dev \
 	libfaiss-dev libopenblas0-pthread \
 	openclipart-png dataset-fashion-mnist chromium

@@ -76,6 +76,9 @@ struct ScanOptions {
     ModelOptions model;
     int threads = 0;                    // 0 = all hardware threads
     int64_t max_pixels = 100'000'000;   // refuse images larger than this (width x height)
+    // Per-image memory limit in MiB: a file larger than this, or whose decode is estimated from
+    // its header to allocate more, is a `broken` / too_large row (docs/reliability.md).
+    int64_t max_image_memory_mb = 512;
     Thresholds thresholds;
     int k = 10; // neighbours per image in the kNN graph
     LabelOptions labels;

@@ -33,7 +33,8 @@ enum class StatusCode {
     kCorrupt,     // data is damaged or the decoder rejected it
     kUnsupported, // not a format vislint decodes (JPEG, PNG, BMP, TIFF, WebP, GIF, PNM)
     kUnreadable,  // the file could not be opened or read (permissions, dangling link, I/O error)
-    kTooLarge,    // width x height exceeds the pixel limit (decompression-bomb guard)
+    kTooLarge,    // width x height or the decode's memory exceeds its limit (decompression-bomb guard)
+    kNotRegularFile, // a FIFO, socket, device or other non-regular file: never opened for reading
 };
 
 const char* status_code_name(StatusCode code);

@@ -71,7 +71,7 @@ def scan(inputs: Union[None, PathLike, Iterable[PathLike]], work_dir: PathLike, 
     """Scan folders, image files or list files into ``work_dir`` and return the result.
 
     Options (all optional; same meaning as the CLI flags with dashes): ``model`` ("none"),
-    ``threads``, ``max_pixels``, ``blurry_threshold``, ``dark_threshold``, ``bright_threshold``,
+    ``threads``, ``max_pixels``, ``max_image_memory_mb``, ``blurry_threshold``, ``dark_threshold``, ``bright_threshold``,
     ``low_information_threshold``, ``grayscale_threshold``, ``aspect_ratio_threshold``,
     ``odd_size_ratio``, ``min_side``, ``hash_radius``, ``dhash_radius``; with an embedding model
     (``model="default"``, the default, or a path to an ONNX file): ``model_size``,

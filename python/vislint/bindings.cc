@@ -136,6 +136,7 @@ PYBIND11_MODULE(_core, m) {
             take(opts, "outlier_z", &t.outlier_z);
             take(opts, "threads", &o.threads);
             take(opts, "max_pixels", &o.max_pixels);
+            take(opts, "max_image_memory_mb", &o.max_image_memory_mb);
             take(opts, "blurry_threshold", &t.blurry);
             take(opts, "dark_threshold", &t.dark);
             take(opts, "bright_threshold", &t.bright);

@@ -11,6 +11,7 @@ const char* status_code_name(StatusCode code) {
     case StatusCode::kUnsupported: return "unsupported";
     case StatusCode::kUnreadable: return "unreadable";
     case StatusCode::kTooLarge: return "too_large";
+    case StatusCode::kNotRegularFile: return "not_regular_file";
     }
     return "unknown";
 }

@@ -1,17 +1,24 @@
+#include "io/decode.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include "io/decode.h"
-
-#include <algorithm>
-#include <cstring>
+#include <limits>
 #include <string>
 
 #include <gif_lib.h>
+#include <png.h>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <turbojpeg.h>
+#include <webp/demux.h>
 
 namespace vislint::io {
 namespace {
@@ -20,15 +27,42 @@ ImageStatus fail(StatusCode code, std::string message) {
     return ImageStatus::make(code, std::move(message));
 }
 
+// a * b, saturating at INT64_MAX (headers may declare sizes whose product overflows 64 bits).
+int64_t mul_sat(int64_t a, int64_t b) {
+    if (a <= 0 || b <= 0) return 0;
+    return a > std::numeric_limits<int64_t>::max() / b ? std::numeric_limits<int64_t>::max() : a * b;
+}
+
+std::string mib(int64_t bytes) { return std::to_string((bytes + (1 << 20) - 1) >> 20) + " MiB"; }
+
 ImageStatus check_pixels(int64_t w, int64_t h, int64_t max_pixels) {
     if (w <= 0 || h <= 0) return fail(StatusCode::kCorrupt, "header gives an empty size");
-    if (w * h > max_pixels) {
+    if (w > max_pixels / h) {
+        const int64_t pixels = mul_sat(w, h);
         return fail(StatusCode::kTooLarge,
                     std::to_string(w) + "x" + std::to_string(h) + " = " +
-                        std::to_string(w * h) + " pixels exceeds the limit of " +
-                        std::to_string(max_pixels) + " (--max-pixels)");
+                        (pixels == std::numeric_limits<int64_t>::max() ? std::string("more than 2^63")
+                                                                        : std::to_string(pixels)) +
+                        " pixels exceeds the limit of " + std::to_string(max_pixels) + " (--max-pixels)");
     }
     return {};
+}
+
+// The per-image memory rule (docs/reliability.md): the decoder's estimated peak allocation for
+// this image must not exceed DecodeOptions::max_bytes.
+ImageStatus check_memory(int64_t bytes, const DecodeOptions& opt, const std::string& what) {
+    if (bytes <= opt.max_bytes) return {};
+    return fail(StatusCode::kTooLarge, "decoding needs about " + mib(bytes) + " (" + what +
+                                           "), more than the per-image limit of " + mib(opt.max_bytes) +
+                                           " (--max-image-memory)");
+}
+
+// Estimated peak bytes of an OpenCV decode: the decoder's own buffer at the stored depth plus
+// the 8-bit copy the analysis keeps.
+int64_t opencv_decode_bytes(const Dimensions& d) {
+    const int64_t channels = d.channels > 0 ? d.channels : 4;
+    const int64_t sample = d.bits > 8 ? (d.bits + 7) / 8 : 1;
+    return mul_sat(mul_sat(d.width, d.height), channels * (sample + 1));
 }
 
 cv::Mat apply_orientation(const cv::Mat& m, int orientation) {
@@ -66,14 +100,37 @@ cv::Mat to_8bit(const cv::Mat& m, int* bit_depth) {
     return out;
 }
 
+// One TurboJPEG handle per decode: a handle reused after a fatal error (or after a stream that
+// defined tables the next one relies on) makes the next image's result depend on the previous
+// one's, so no decoder state is shared between images or threads.
 struct TjHandle {
     tjhandle h = tjInitDecompress();
     ~TjHandle() { if (h) tjDestroy(h); }
 };
 
-ImageStatus decode_jpeg(const uint8_t* data, size_t size, const DecodeOptions& opt,
-                        DecodedImage* out, bool* use_fallback) {
-    thread_local TjHandle tj;
+bool contains_ci(const std::string& text, const char* needle) {
+    std::string lower = text;
+    for (char& c : lower) c = char(std::tolower((unsigned char)c));
+    return lower.find(needle) != std::string::npos;
+}
+
+// Adobe CMYK JPEGs store inverted inks (255 = none), which is what TurboJPEG returns.
+cv::Mat inverted_cmyk_to_bgr(const cv::Mat& cmyk) {
+    cv::Mat bgr(cmyk.size(), CV_8UC3);
+    for (int y = 0; y < cmyk.rows; ++y) {
+        const uint8_t* s = cmyk.ptr<uint8_t>(y);
+        cv::Vec3b* d = bgr.ptr<cv::Vec3b>(y);
+        for (int x = 0; x < cmyk.cols; ++x, s += 4) {
+            const int k = s[3];
+            d[x] = cv::Vec3b(uchar((s[2] * k + 127) / 255), uchar((s[1] * k + 127) / 255),
+                             uchar((s[0] * k + 127) / 255));
+        }
+    }
+    return bgr;
+}
+
+ImageStatus decode_jpeg(const uint8_t* data, size_t size, const DecodeOptions& opt, DecodedImage* out) {
+    TjHandle tj;
     if (!tj.h) return fail(StatusCode::kCorrupt, "libjpeg-turbo could not be initialised");
     unsigned char* buf = const_cast<unsigned char*>(data);
     int w = 0, h = 0, subsamp = 0, colorspace = 0;
@@ -84,10 +141,6 @@ ImageStatus decode_jpeg(const uint8_t* data, size_t size, const DecodeOptions& o
         return fail(StatusCode::kCorrupt, "bad JPEG header: " + msg);
     }
     if (ImageStatus s = check_pixels(w, h, opt.max_pixels); !s.ok()) return s;
-    if (colorspace == TJCS_CMYK || colorspace == TJCS_YCCK) {
-        *use_fallback = true; // TurboJPEG cannot convert CMYK to BGR; OpenCV's libjpeg path can
-        return {};
-    }
     // Smallest DCT scaling whose longer side still covers the working size.
     int n_factors = 0;
     tjscalingfactor* factors = tjGetScalingFactors(&n_factors);
@@ -104,26 +157,40 @@ ImageStatus decode_jpeg(const uint8_t* data, size_t size, const DecodeOptions& o
         }
     }
     int sw = TJSCALED(w, best), sh = TJSCALED(h, best);
-    bool gray = colorspace == TJCS_GRAY;
-    cv::Mat m(sh, sw, gray ? CV_8UC1 : CV_8UC3);
+    const bool gray = colorspace == TJCS_GRAY;
+    const bool cmyk = colorspace == TJCS_CMYK || colorspace == TJCS_YCCK;
+    // Output (+ the BGR copy of CMYK, + the rotated copy) and, for progressive JPEG, libjpeg's
+    // whole-image coefficient buffer at full resolution (2 bytes per sample per component).
+    Dimensions dims = read_dimensions(Format::kJpeg, data, size);
+    const int64_t out_bytes = mul_sat(int64_t(sw) * sh, gray ? 2 : cmyk ? 10 : 6);
+    const int64_t coef_bytes = dims.progressive ? mul_sat(int64_t(w) * h, 2 * std::max(1, dims.channels)) : 0;
+    if (ImageStatus s = check_memory(out_bytes + coef_bytes, opt,
+                                     dims.progressive ? "progressive JPEG" : "JPEG");
+        !s.ok())
+        return s;
+    cv::Mat m(sh, sw, gray ? CV_8UC1 : cmyk ? CV_8UC4 : CV_8UC3);
+    const int flags = TJFLAG_LIMITSCANS; // a progressive JPEG of thousands of scans takes minutes
     int rc = tjDecompress2(tj.h, buf, (unsigned long)size, m.data, sw, int(m.step), sh,
-                           gray ? TJPF_GRAY : TJPF_BGR, 0);
+                           gray ? TJPF_GRAY : cmyk ? TJPF_CMYK : TJPF_BGR, flags);
     if (rc != 0) {
         std::string msg = tjGetErrorStr2(tj.h);
         bool warning = tjGetErrorCode(tj.h) == TJERR_WARNING;
-        bool premature = msg.find("Premature end") != std::string::npos;
-        if (premature || !has_end_marker(Format::kJpeg, data, size))
+        if (contains_ci(msg, "scans"))
+            return fail(StatusCode::kTooLarge, "progressive JPEG with too many scans (" + msg + ")");
+        // libjpeg says "Premature end of JPEG file" or "premature end of data segment" (the
+        // latter when an EOI marker was appended to cut data): both mean missing image data.
+        if (contains_ci(msg, "premature end") || !has_end_marker(Format::kJpeg, data, size))
             return fail(StatusCode::kTruncated, "JPEG data ends before the image does (" + msg + ")");
         // Other warnings (e.g. extraneous bytes before a marker) leave a complete image that
         // viewers show normally, so the image is analysed.
         if (!warning) return fail(StatusCode::kCorrupt, "JPEG decoder: " + msg);
     }
     out->orientation = jpeg_exif_orientation(data, size);
-    out->pixels = apply_orientation(m, out->orientation);
+    out->pixels = apply_orientation(cmyk ? inverted_cmyk_to_bgr(m) : m, out->orientation);
     bool swap = out->orientation >= 5;
     out->width = swap ? h : w;
     out->height = swap ? w : h;
-    out->channels = gray ? 1 : 3;
+    out->channels = gray ? 1 : 3; // CMYK is colour without alpha
     out->bit_depth = 8;
     return {};
 }
@@ -160,7 +227,11 @@ ImageStatus decode_gif(const uint8_t* data, size_t size, const DecodeOptions& op
         return fail(StatusCode::kCorrupt, "GIF " + text);
     };
     if (ImageStatus s = check_pixels(gif->SWidth, gif->SHeight, opt.max_pixels); !s.ok()) return s;
+    // The BGRA canvas plus its BGR copy.
+    if (ImageStatus s = check_memory(mul_sat(int64_t(gif->SWidth) * gif->SHeight, 7), opt, "GIF canvas"); !s.ok())
+        return s;
     int transparent = -1;
+    bool have_frame = false;
     GifRecordType type;
     do {
         if (DGifGetRecordType(gif, &type) == GIF_ERROR) return gif_fail("reading record");
@@ -173,6 +244,15 @@ ImageStatus decode_gif(const uint8_t* data, size_t size, const DecodeOptions& op
             while (ext) {
                 if (DGifGetExtensionNext(gif, &ext) == GIF_ERROR) return gif_fail("extension");
             }
+        } else if (type == IMAGE_DESC_RECORD_TYPE && have_frame) {
+            // Later frames are not shown, but their data must be there: skip it block by block
+            // (no LZW decoding), so an animation cut after its first frame is `truncated`.
+            if (DGifGetImageDesc(gif) == GIF_ERROR) return gif_fail("image descriptor");
+            int code_size = 0;
+            GifByteType* block = nullptr;
+            if (DGifGetCode(gif, &code_size, &block) == GIF_ERROR) return gif_fail("frame data");
+            while (block)
+                if (DGifGetCodeNext(gif, &block) == GIF_ERROR) return gif_fail("frame data");
         } else if (type == IMAGE_DESC_RECORD_TYPE) {
             if (DGifGetImageDesc(gif) == GIF_ERROR) return gif_fail("image descriptor");
             const GifImageDesc& d = gif->Image;
@@ -214,9 +294,10 @@ ImageStatus decode_gif(const uint8_t* data, size_t size, const DecodeOptions& op
             } else {
                 cv::cvtColor(canvas, out->pixels, cv::COLOR_BGRA2BGR);
             }
-            return {};
+            have_frame = true;
         }
     } while (type != TERMINATE_RECORD_TYPE);
+    if (have_frame) return {};
     return fail(StatusCode::kCorrupt, "GIF contains no image");
 }
 
@@ -246,11 +327,144 @@ ImageStatus decode_opencv(const uint8_t* data, size_t size, Format format, const
     return {};
 }
 
-} // namespace
+// PNG through libpng directly (not OpenCV): libpng's errors and warnings then come back to us
+// instead of going to stderr, so they end up in the row's detail and `-q` stays quiet.
+struct PngReader {
+    const uint8_t* data;
+    size_t size;
+    size_t pos = 0;
+    bool ran_out = false;
+    std::string error;
+    std::string warnings;
+};
 
-ImageStatus decode_image(const uint8_t* data, size_t size, const DecodeOptions& opt,
-                         DecodedImage* out) {
-    *out = DecodedImage{};
+void png_read_bytes(png_structp png, png_bytep out, png_size_t n) {
+    auto* r = static_cast<PngReader*>(png_get_io_ptr(png));
+    if (n > r->size - r->pos) {
+        r->ran_out = true;
+        png_error(png, "data ends before the image does");
+    }
+    std::memcpy(out, r->data + r->pos, n);
+    r->pos += n;
+}
+
+void png_on_error(png_structp png, png_const_charp msg) {
+    auto* r = static_cast<PngReader*>(png_get_error_ptr(png));
+    if (r->error.empty()) r->error = msg ? msg : "unknown error";
+    png_longjmp(png, 1);
+}
+
+void png_on_warning(png_structp png, png_const_charp msg) {
+    auto* r = static_cast<PngReader*>(png_get_error_ptr(png));
+    if (r->warnings.size() < 200) r->warnings += std::string(r->warnings.empty() ? "" : "; ") + (msg ? msg : "");
+}
+
+// Runs libpng calls that may longjmp out on error. `body` must not own C++ objects with
+// destructors (a longjmp skips them). Returns false when libpng reported an error.
+template <typename Body>
+bool png_guarded(png_structp png, Body&& body) {
+    if (setjmp(png_jmpbuf(png))) return false;
+    body();
+    return true;
+}
+
+ImageStatus decode_png(const uint8_t* data, size_t size, const DecodeOptions& opt, DecodedImage* out) {
+    PngReader reader{data, size};
+    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &reader, png_on_error, png_on_warning);
+    if (!png) return fail(StatusCode::kCorrupt, "libpng could not be initialised");
+    png_infop info = png_create_info_struct(png);
+    struct Destroy {
+        png_structp* png;
+        png_infop* info;
+        ~Destroy() { png_destroy_read_struct(png, info, nullptr); }
+    } destroy{&png, &info};
+    if (!info) return fail(StatusCode::kCorrupt, "libpng could not be initialised");
+    auto failed = [&]() {
+        std::string why = reader.error + (reader.warnings.empty() ? "" : " (" + reader.warnings + ")");
+        if (reader.ran_out || !has_end_marker(Format::kPng, data, size))
+            return fail(StatusCode::kTruncated, "png: " + why);
+        return fail(StatusCode::kCorrupt, "png: " + why);
+    };
+    png_uint_32 w = 0, h = 0;
+    int depth = 0, colour = 0;
+    bool ok = png_guarded(png, [&] {
+        png_set_read_fn(png, &reader, png_read_bytes);
+        png_set_chunk_malloc_max(png, png_alloc_size_t(std::min<int64_t>(opt.max_bytes, 64 << 20)));
+        png_read_info(png, info);
+        png_get_IHDR(png, info, &w, &h, &depth, &colour, nullptr, nullptr, nullptr);
+        if (colour == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
+        if (colour == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
+        if (png_get_valid(png, info, PNG_INFO_tRNS)) png_set_tRNS_to_alpha(png);
+        if (depth == 16) png_set_swap(png); // network byte order -> host (little-endian)
+        png_set_bgr(png);
+        png_set_interlace_handling(png);
+        png_read_update_info(png, info);
+    });
+    if (!ok) return failed();
+    if (ImageStatus s = check_pixels(w, h, opt.max_pixels); !s.ok()) return s;
+    const int channels = png_get_channels(png, info);
+    const size_t row_bytes = png_get_rowbytes(png, info);
+    if (channels < 1 || channels > 4 || row_bytes < size_t(w) * channels * (depth == 16 ? 2 : 1))
+        return fail(StatusCode::kCorrupt, "png: unexpected row layout");
+    cv::Mat m(int(h), int(w), CV_MAKETYPE(depth == 16 ? CV_16U : CV_8U, channels));
+    std::vector<png_bytep> rows(h);
+    for (png_uint_32 y = 0; y < h; ++y) rows[y] = m.ptr<png_byte>(int(y));
+    png_bytepp row_ptrs = rows.data();
+    if (!png_guarded(png, [&] {
+            png_read_image(png, row_ptrs);
+            png_read_end(png, nullptr);
+        }))
+        return failed();
+    // Warnings that mean the pixel data itself is damaged or incomplete.
+    if (contains_ci(reader.warnings, "not enough image data") || contains_ci(reader.warnings, "ends"))
+        return fail(StatusCode::kTruncated, "png: " + reader.warnings);
+    if (contains_ci(reader.warnings, "data check") || contains_ci(reader.warnings, "too much image data") ||
+        contains_ci(reader.warnings, "invalid") || contains_ci(reader.warnings, "bad adaptive filter"))
+        return fail(StatusCode::kCorrupt, "png: " + reader.warnings);
+    out->channels = channels == 2 ? 4 : channels;
+    out->pixels = to_8bit(m, &out->bit_depth);
+    out->width = int(w);
+    out->height = int(h);
+    return {};
+}
+
+// Animated WebP (OpenCV 4.6 reads only still WebP): the first frame, composited on its canvas by
+// libwebp's animation decoder.
+ImageStatus decode_webp_animation(const uint8_t* data, size_t size, const DecodeOptions& opt,
+                                  DecodedImage* out) {
+    WebPData webp{data, size};
+    WebPAnimDecoderOptions wopt;
+    if (!WebPAnimDecoderOptionsInit(&wopt)) return fail(StatusCode::kCorrupt, "libwebp could not be initialised");
+    wopt.color_mode = MODE_BGRA;
+    wopt.use_threads = 0;
+    struct Decoder {
+        WebPAnimDecoder* d;
+        ~Decoder() { if (d) WebPAnimDecoderDelete(d); }
+    } dec{WebPAnimDecoderNew(&webp, &wopt)};
+    if (!dec.d) {
+        if (!has_end_marker(Format::kWebp, data, size))
+            return fail(StatusCode::kTruncated, "webp data ends before the animation does");
+        return fail(StatusCode::kCorrupt, "the animated WebP decoder rejected the data");
+    }
+    WebPAnimInfo info;
+    if (!WebPAnimDecoderGetInfo(dec.d, &info)) return fail(StatusCode::kCorrupt, "animated WebP without a canvas");
+    uint8_t* frame = nullptr;
+    int timestamp = 0;
+    if (!WebPAnimDecoderGetNext(dec.d, &frame, &timestamp) || !frame)
+        return fail(StatusCode::kCorrupt, "the first frame of the animated WebP does not decode");
+    out->pixels = cv::Mat(int(info.canvas_height), int(info.canvas_width), CV_8UC4, frame).clone();
+    out->width = int(info.canvas_width);
+    out->height = int(info.canvas_height);
+    out->channels = 4;
+    out->bit_depth = 8;
+    return {};
+}
+
+bool is_animated_webp(const uint8_t* d, size_t n) {
+    return n >= 21 && std::memcmp(d + 12, "VP8X", 4) == 0 && (d[20] & 0x02) != 0;
+}
+
+ImageStatus decode_any(const uint8_t* data, size_t size, const DecodeOptions& opt, DecodedImage* out) {
     if (size == 0) return fail(StatusCode::kEmpty, "zero-byte file");
     Format format = sniff_format(data, size);
     out->format = format;
@@ -263,23 +477,18 @@ ImageStatus decode_image(const uint8_t* data, size_t size, const DecodeOptions& 
         return fail(StatusCode::kUnsupported,
                     "content is not a supported image format (first bytes: " + h + ")");
     }
-    if (format == Format::kJpeg) {
-        bool fallback = false;
-        ImageStatus s = decode_jpeg(data, size, opt, out, &fallback);
-        if (!fallback) return s;
-        int orientation = jpeg_exif_orientation(data, size);
-        s = decode_opencv(data, size, format, opt, cv::IMREAD_COLOR | cv::IMREAD_IGNORE_ORIENTATION, out);
-        if (s.ok() && orientation != 1) {
-            out->orientation = orientation;
-            out->pixels = apply_orientation(out->pixels, orientation);
-            if (orientation >= 5) std::swap(out->width, out->height);
-        }
-        return s;
-    }
+    if (format == Format::kJpeg) return decode_jpeg(data, size, opt, out);
     if (format == Format::kGif) return decode_gif(data, size, opt, out);
     Dimensions dims = read_dimensions(format, data, size);
     if (dims.known) {
         if (ImageStatus s = check_pixels(dims.width, dims.height, opt.max_pixels); !s.ok()) return s;
+        if (ImageStatus s = check_memory(opencv_decode_bytes(dims), opt, std::string(format_name(format)) +
+                                             (dims.bits > 8 ? ", " + std::to_string(dims.bits) + "-bit" : ""));
+            !s.ok())
+            return s;
+    } else if (format == Format::kTiff) {
+        // libtiff would allocate whatever the image declares: never decode a size not checked.
+        return fail(StatusCode::kCorrupt, "TIFF header gives no readable width and height");
     }
     if (format == Format::kPng) {
         std::string damage = png_structure_error(data, size);
@@ -289,7 +498,26 @@ ImageStatus decode_image(const uint8_t* data, size_t size, const DecodeOptions& 
                         damage.substr(damage.find(": ") + 2));
         }
     }
+    if (format == Format::kPng) return decode_png(data, size, opt, out);
+    if (format == Format::kWebp && is_animated_webp(data, size)) return decode_webp_animation(data, size, opt, out);
+    if (format == Format::kPnm && data[1] >= '1' && data[1] <= '3' && !std::isspace(data[size - 1])) {
+        // OpenCV's ASCII PNM reader fails on a last number not followed by whitespace, which
+        // the format allows.
+        std::vector<uint8_t> copy(data, data + size);
+        copy.push_back('\n');
+        return decode_opencv(copy.data(), copy.size(), format, opt, cv::IMREAD_UNCHANGED, out);
+    }
     return decode_opencv(data, size, format, opt, cv::IMREAD_UNCHANGED, out);
+}
+
+} // namespace
+
+ImageStatus decode_image(const uint8_t* data, size_t size, const DecodeOptions& opt,
+                         DecodedImage* out) {
+    *out = DecodedImage{};
+    ImageStatus s = decode_any(data, size, opt, out);
+    if (!s.ok()) out->pixels.release(); // a failure keeps no partial pixels
+    return s;
 }
 
 cv::Mat working_image(const DecodedImage& image, int working_side) {
@@ -321,23 +549,65 @@ cv::Mat working_image(const DecodedImage& image, int working_side) {
     return bgr;
 }
 
-bool read_file(const std::string& path, int64_t size_hint, std::vector<uint8_t>* bytes, ImageStatus* status) {
-    FILE* f = std::fopen(path.c_str(), "rb");
-    if (!f) {
+namespace {
+
+const char* file_kind(mode_t mode) {
+    if (S_ISFIFO(mode)) return "a FIFO (named pipe)";
+    if (S_ISSOCK(mode)) return "a socket";
+    if (S_ISCHR(mode)) return "a character device";
+    if (S_ISBLK(mode)) return "a block device";
+    if (S_ISDIR(mode)) return "a folder";
+    return "not a regular file";
+}
+
+} // namespace
+
+bool read_file(const std::string& path, int64_t max_bytes, std::vector<uint8_t>* bytes, ImageStatus* status) {
+    // O_NONBLOCK: opening a FIFO must not wait for a writer. Only regular files are read, and
+    // never more than their size at open time, so /dev/zero or a growing file cannot exhaust
+    // memory.
+    struct stat st;
+    auto not_regular = [&] {
+        *status = ImageStatus::make(StatusCode::kNotRegularFile, std::string("the path is ") + file_kind(st.st_mode) +
+                                                                     ", not a regular file; it is not read");
+        return false;
+    };
+    // Sockets cannot be opened at all: tell them (and devices, FIFOs) before trying.
+    if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) return not_regular();
+    const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
         *status = ImageStatus::make(StatusCode::kUnreadable, std::strerror(errno));
         return false;
     }
-    if (size_hint > 0) bytes->reserve(size_t(size_hint));
-    uint8_t buf[1 << 16];
-    size_t n;
-    while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) bytes->insert(bytes->end(), buf, buf + n);
-    bool error = std::ferror(f);
-    int err = errno;
-    std::fclose(f);
-    if (error) {
-        *status = ImageStatus::make(StatusCode::kUnreadable, std::string("read error: ") + std::strerror(err));
+    struct Closer {
+        int fd;
+        ~Closer() { ::close(fd); }
+    } closer{fd};
+    if (::fstat(fd, &st) != 0) {
+        *status = ImageStatus::make(StatusCode::kUnreadable, std::strerror(errno));
         return false;
     }
+    if (!S_ISREG(st.st_mode)) return not_regular(); // replaced since the stat above
+    if (max_bytes > 0 && st.st_size > max_bytes) {
+        *status = ImageStatus::make(StatusCode::kTooLarge, "the file is " + mib(st.st_size) +
+                                                               ", more than the per-image limit of " +
+                                                               mib(max_bytes) + " (--max-image-memory)");
+        return false;
+    }
+    bytes->resize(size_t(st.st_size));
+    size_t got = 0;
+    while (got < bytes->size()) {
+        const ssize_t n = ::read(fd, bytes->data() + got, bytes->size() - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            *status = ImageStatus::make(StatusCode::kUnreadable, std::string("read error: ") + std::strerror(errno));
+            bytes->clear();
+            return false;
+        }
+        if (n == 0) break; // the file shrank since fstat: what is there is what is analysed
+        got += size_t(n);
+    }
+    bytes->resize(got);
     return true;
 }
 

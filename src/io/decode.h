@@ -3,14 +3,15 @@
 // JPEG goes through libjpeg-turbo with DCT-domain scaling: the decoder produces the smallest
 // scaled image (1/8, 1/4, 3/8, ... of full size) whose longer side still covers the working
 // size, which is several times faster than a full decode of a large photo. Other formats go
-// through OpenCV (PNG, BMP, TIFF, WebP, PNM) or giflib (GIF, first frame).
+// through OpenCV (PNG, BMP, TIFF, still WebP, PNM), libwebp (animated WebP, first frame) or giflib
+// (GIF, first frame; later frames are checked for completeness).
 //
 // Normalisation ("what the analysis sees"):
 //  - EXIF orientation is applied for JPEG; width/height are reported as displayed.
 //  - 16-bit samples are scaled to 8 bits (v / 257); float TIFFs are read as 0..1 and scaled.
 //  - Grayscale stays 1 channel; alpha stays a 4th channel in `pixels` and is composited over
 //    white in working_image(), so a transparent clip-art background reads as white paper.
-// Thread-safe: each thread uses its own decoder state.
+// Thread-safe, and every decode is independent of every other: no decoder state is reused.
 #pragma once
 
 #include <cstddef>
@@ -25,8 +26,14 @@
 
 namespace vislint::io {
 
+// The default per-image memory limit (DecodeOptions::max_bytes).
+constexpr int64_t kDefaultMaxImageBytes = int64_t(512) << 20;
+
 struct DecodeOptions {
     int64_t max_pixels = 100'000'000; // refuse width x height above this, before allocating
+    // Refuse an image whose decode is estimated (from its header: size, channels, bit depth,
+    // progressive JPEG coefficients, GIF canvas) to allocate more than this many bytes.
+    int64_t max_bytes = kDefaultMaxImageBytes;
     int working_side = 256;           // longest side the analysis needs
 };
 
@@ -39,9 +46,10 @@ struct DecodedImage {
     cv::Mat pixels;            // 8-bit, 1/3/4 channels (BGR order), at decode resolution
 };
 
-// Reads a whole file (size_hint: expected size, or <= 0). On failure sets `status` (unreadable,
-// with the system's reason) and returns false.
-bool read_file(const std::string& path, int64_t size_hint, std::vector<uint8_t>* bytes, ImageStatus* status);
+// Reads a whole regular file of at most `max_bytes` bytes (<= 0: no limit). Never blocks on a
+// FIFO and never reads a device. On failure sets `status` (unreadable with the system's reason,
+// not_regular_file, or too_large) and returns false.
+bool read_file(const std::string& path, int64_t max_bytes, std::vector<uint8_t>* bytes, ImageStatus* status);
 
 // Decodes `size` bytes. On failure returns a non-ok status (truncated / corrupt / unsupported /
 // too_large / empty) and leaves `out->pixels` empty; never throws for bad data.

@@ -19,8 +19,9 @@ uint32_t le32(const uint8_t* p) {
 }
 uint32_t le24(const uint8_t* p) { return p[0] | (uint32_t(p[1]) << 8) | (uint32_t(p[2]) << 16); }
 
-// Reads TIFF-structured data (used by TIFF files and by EXIF): returns the value of `tag` in the
-// first IFD, or -1. Only SHORT and LONG values are read.
+// Reads TIFF-structured data (used by TIFF files and by EXIF): returns the first value of `tag`
+// in the first IFD, -1 when absent or unreadable, -2 when stored as a negative signed number.
+// SHORT, LONG, SSHORT and SLONG values are read, inline or (for arrays) at their offset.
 int64_t tiff_tag(const uint8_t* t, size_t n, uint16_t tag) {
     if (n < 8) return -1;
     bool le;
@@ -36,10 +37,20 @@ int64_t tiff_tag(const uint8_t* t, size_t n, uint16_t tag) {
         size_t e = ifd + 2 + i * 12;
         if (e + 12 > n) return -1;
         if (u16(e) != tag) continue;
-        uint32_t type = u16(e + 2);
-        if (type == 3) return u16(e + 8);  // SHORT
-        if (type == 4) return u32(e + 8);  // LONG
-        return -1;
+        const uint32_t type = u16(e + 2), values = u32(e + 4);
+        const size_t width = (type == 3 || type == 8) ? 2 : (type == 4 || type == 9) ? 4 : 0;
+        if (width == 0 || values == 0) return -1;
+        size_t at = e + 8;
+        if (size_t(values) * width > 4) { // the values live at an offset
+            at = u32(e + 8);
+            if (at + width > n) return -1;
+        }
+        switch (type) {
+        case 3: return u16(at);
+        case 4: return u32(at);
+        case 8: return int16_t(u16(at)) < 0 ? -2 : u16(at);
+        default: return int32_t(u32(at)) < 0 ? -2 : u32(at);
+        }
     }
     return -1;
 }
@@ -116,8 +127,12 @@ Dimensions read_dimensions(Format f, const uint8_t* d, size_t n) {
     Dimensions r;
     switch (f) {
     case Format::kPng:
-        if (n >= 24 && std::memcmp(d + 12, "IHDR", 4) == 0) {
+        if (n >= 26 && std::memcmp(d + 12, "IHDR", 4) == 0) {
             r = {be32(d + 16), be32(d + 20), true};
+            r.bits = d[24];
+            // Palette images expand to 3 or 4 channels when decoded.
+            const int kChannels[7] = {1, 4, 3, 4, 4, 4, 4};
+            r.channels = d[25] <= 6 ? kChannels[d[25]] : 4;
         }
         break;
     case Format::kGif:
@@ -133,6 +148,9 @@ Dimensions read_dimensions(Format f, const uint8_t* d, size_t n) {
             size_t len = (size_t(d[i + 2]) << 8) | d[i + 3];
             if (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC) {
                 r = {int64_t((d[i + 7] << 8) | d[i + 8]), int64_t((d[i + 5] << 8) | d[i + 6]), true};
+                r.bits = d[i + 4];
+                r.channels = d[i + 9];
+                r.progressive = m == 0xC2 || m == 0xC6 || m == 0xCA || m == 0xCE;
                 break;
             }
             i += 2 + len;
@@ -161,7 +179,14 @@ Dimensions read_dimensions(Format f, const uint8_t* d, size_t n) {
         break;
     case Format::kTiff: {
         int64_t w = tiff_tag(d, n, 256), h = tiff_tag(d, n, 257);
-        if (w >= 0 && h >= 0) r = {w, h, true};
+        if (w == -2 || h == -2) {
+            r = {0, 0, true}; // a negative size: refused as an empty size
+        } else if (w >= 0 && h >= 0) {
+            r = {w, h, true};
+            int64_t spp = tiff_tag(d, n, 277), bps = tiff_tag(d, n, 258);
+            r.channels = spp > 0 ? int(std::min<int64_t>(spp, 1 << 16)) : 1;
+            r.bits = bps > 0 ? int(std::min<int64_t>(bps, 64)) : 1;
+        }
         break;
     }
     case Format::kPnm: {
@@ -229,6 +254,8 @@ bool has_end_marker(Format f, const uint8_t* d, size_t n) {
             if (std::memcmp(d + i - 4, "IEND", 4) == 0) return true;
         return false;
     }
+    case Format::kWebp: // the RIFF header gives the size of the whole file
+        return n >= 8 && uint64_t(le32(d + 4)) + 8 <= n;
     case Format::kGif: {
         size_t i = n;
         while (i > 0 && d[i - 1] == 0) --i;

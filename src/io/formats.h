@@ -23,10 +23,14 @@ struct Dimensions {
     int64_t width = 0;
     int64_t height = 0;
     bool known = false; // false when the header is too short or malformed to tell
+    int channels = 0;   // samples per pixel as decoded (palette PNG: 3 or 4); 0 when not read
+    int bits = 0;       // bits per sample as stored; 0 when not read
+    bool progressive = false; // JPEG: a progressive (multi-scan) frame
 };
 
-// Width and height as stored in the header (before any EXIF rotation). For JPEG this is the first
-// SOFn segment (the decoder itself asks libjpeg-turbo).
+// Width and height as stored in the header (before any EXIF rotation), and where the format
+// tells them, channels, bits per sample and (JPEG) progressive coding: what the decoder will
+// allocate. For JPEG this is the first SOFn segment.
 Dimensions read_dimensions(Format format, const uint8_t* data, size_t size);
 
 // The EXIF Orientation tag (1..8) of a JPEG's APP1 segment, 1 when absent or unreadable.

@@ -52,6 +52,7 @@ void analyze_bytes(const AnalyzeOptions& options, const uint8_t* data, size_t si
         io::DecodedImage image;
         io::DecodeOptions dopt;
         dopt.max_pixels = options.max_pixels;
+        dopt.max_bytes = options.max_bytes;
         dopt.working_side = options.working_side;
         r->status = io::decode_image(data, size, dopt, &image);
         r->format = io::format_name(image.format);
@@ -71,10 +72,11 @@ void analyze_boxes(const AnalyzeOptions& options, store::ImageRecord* records, s
     std::vector<uint8_t> bytes;
     ImageStatus status;
     io::DecodedImage image;
-    if (io::read_file(source, records[0].file_size, &bytes, &status)) {
+    if (io::read_file(source, options.max_bytes, &bytes, &status)) {
         try {
             io::DecodeOptions dopt;
             dopt.max_pixels = options.max_pixels;
+            dopt.max_bytes = options.max_bytes;
             dopt.working_side = 1 << 30; // crops need full resolution
             status = io::decode_image(bytes.data(), bytes.size(), dopt, &image);
         } catch (const std::exception& e) {
@@ -103,7 +105,7 @@ void analyze_file(const AnalyzeOptions& options, store::ImageRecord* r, cv::Mat*
     r->ext_format = io::format_name(io::format_from_extension(r->path));
     r->format = "unknown";
     std::vector<uint8_t> bytes;
-    if (io::read_file(r->path, r->file_size, &bytes, &r->status))
+    if (io::read_file(r->path, options.max_bytes, &bytes, &r->status))
         analyze_bytes(options, bytes.data(), bytes.size(), r, model_input);
 }
 

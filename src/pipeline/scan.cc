@@ -78,6 +78,7 @@ private:
 std::string analysis_signature(const ScanOptions& o, const embed::ModelSpec* model) {
     return std::string("vislint ") + VISLINT_VERSION + "; working_side " +
            std::to_string(kWorkingSide) + "; max_pixels " + std::to_string(o.max_pixels) +
+           "; max_image_memory_mb " + std::to_string(o.max_image_memory_mb) +
            "; model " + (model ? model->id : "none");
 }
 
@@ -152,6 +153,7 @@ Planned plan(store::Db& db, const std::vector<pipeline::Item>& items, bool reuse
 struct AnalyseContext {
     int threads = 1;
     int64_t max_pixels = 0;
+    int64_t max_image_bytes = 0;
     const embed::ModelSpec* model = nullptr; // nullptr = hash-only mode
     // With a model: nets already loaded (at least one, which told the feature dim); analyse_all
     // loads the rest so that each inference worker has its own.
@@ -174,6 +176,7 @@ void analyse_all(store::Db& db, std::vector<store::ImageRecord>& todo, AnalyseCo
     if (total == 0) return;
     pipeline::AnalyzeOptions aopt;
     aopt.max_pixels = ctx.max_pixels;
+    aopt.max_bytes = ctx.max_image_bytes;
     aopt.working_side = kWorkingSide;
     aopt.model_size = ctx.model ? ctx.model->input_size : 0;
     aopt.box_margin = ctx.box_margin;
@@ -601,6 +604,7 @@ void write_run_json(const ScanOptions& o, const ScanSummary& s, int threads, con
                     {"k", o.k},
                     {"threads", threads},
                     {"max_pixels", o.max_pixels},
+                    {"max_image_memory_mb", o.max_image_memory_mb},
                     {"working_side", kWorkingSide},
                     {"thresholds",
                      {{"blurry", t.blurry},
@@ -670,6 +674,8 @@ void validate(const ScanOptions& o) {
     need(t.outlier_z > 0, "--outlier-z must be positive");
     need(o.threads >= 0 && o.threads <= 1024, "--threads must be between 0 (all cores) and 1024");
     need(o.max_pixels > 0, "--max-pixels must be positive");
+    need(o.max_image_memory_mb >= 1 && o.max_image_memory_mb <= (int64_t(1) << 30),
+         "--max-image-memory must be between 1 and 1073741824 (MiB)");
     need(t.blurry >= 0, "--blurry-threshold must be >= 0");
     need(t.dark >= 0 && t.dark <= 255, "--dark-threshold must be between 0 and 255");
     need(t.bright >= 0 && t.bright <= 255, "--bright-threshold must be between 0 and 255");
@@ -756,6 +762,7 @@ ScanSummary scan(const ScanOptions& options, Progress* progress) {
         AnalyseContext ctx;
         ctx.threads = threads;
         ctx.max_pixels = options.max_pixels;
+        ctx.max_image_bytes = options.max_image_memory_mb << 20;
         ctx.model = model.get();
         ctx.batch_size = options.model.batch_size;
         ctx.box_margin = lo.box_margin;

@@ -69,7 +69,7 @@ bool make_thumbnail(const Item& it, int side, double box_margin, const std::stri
     std::vector<uint8_t> bytes;
     ImageStatus status;
     const std::string& file = it.source.empty() ? it.path : it.source;
-    if (!io::read_file(file, 0, &bytes, &status)) return false;
+    if (!io::read_file(file, io::kDefaultMaxImageBytes, &bytes, &status)) return false;
     io::DecodeOptions dopt;
     dopt.working_side = it.box.empty() ? side : (1 << 30);
     io::DecodedImage image;

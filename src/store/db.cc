@@ -72,7 +72,7 @@ hash::Hash128 parse_hash(const std::string& hex) {
 }
 
 StatusCode parse_status(const std::string& s) {
-    for (int c = 0; c <= int(StatusCode::kTooLarge); ++c)
+    for (int c = 0; c <= int(StatusCode::kNotRegularFile); ++c)
         if (s == status_code_name(StatusCode(c))) return StatusCode(c);
     return StatusCode::kCorrupt;
 }

@@ -12,7 +12,8 @@ import pytest
 import vislint.testing
 
 BIN_DIR = Path(sys.executable).parent
-VISLINT = shutil.which("vislint", path=str(BIN_DIR)) or shutil.which("vislint")
+# VISLINT_BIN runs the tests against another build (e.g. to see a regression test fail on old code).
+VISLINT = os.environ.get("VISLINT_BIN") or shutil.which("vislint", path=str(BIN_DIR)) or shutil.which("vislint")
 
 
 def run_cli(*args, check=True):

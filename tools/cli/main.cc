@@ -231,6 +231,7 @@ int main(int argc, char** argv) {
     scan->add_option("--outlier-z", t.outlier_z, "outlier when the robust z-score of isolation is above")->capture_default_str();
     scan->add_option("--threads", opt.threads, "worker threads (0 = all cores)")->capture_default_str();
     scan->add_option("--max-pixels", opt.max_pixels, "refuse images with more pixels (decompression bombs)")->capture_default_str();
+    scan->add_option("--max-image-memory", opt.max_image_memory_mb, "refuse a file larger than this many MiB, or whose decode would allocate more")->capture_default_str();
     scan->add_option("--blurry-threshold", t.blurry, "blurry when relative sharpness (Laplacian variance / grey variance) is below")->capture_default_str();
     scan->add_option("--dark-threshold", t.dark, "dark when the 99th-percentile grey level (0-255) is below")->capture_default_str();
     scan->add_option("--bright-threshold", t.bright, "bright when the 1st-percentile grey level (0-255) is above")->capture_default_str();
