@@ -11,7 +11,7 @@ APT_PACKAGES := g++ make pkg-config \
 	libturbojpeg0-dev libgif-dev libpng-dev libwebp-dev zlib1g-dev libsqlite3-dev libxxhash-dev nlohmann-json3-dev \
 	libcli11-dev libfmt-dev libspdlog-dev libgtest-dev pybind11-dev \
 	libfaiss-dev libopenblas0-pthread \
-	openclipart-png dataset-fashion-mnist chromium
+	openclipart-png dataset-fashion-mnist chromium strace
 # The default model (EfficientNet-Lite0) is exported once into the cache dir by an export-only
 # virtualenv there (torch 2.13.0 CPU: the build this machine has on disk).
 CACHE ?= $(or $(VISLINT_CACHE),$(HOME)/.cache/vislint)

@@ -346,3 +346,22 @@ def test_decoder_messages_go_into_detail_not_stderr(tmp_path):
     assert len(bad) >= 6  # most of the damaged files really are damaged
     for n in bad:
         assert st[n][0] in ("corrupt", "truncated") and "png: " in st[n][1], st[n]
+
+
+# --- no network: a scan with the default model, its report and `similar` open no socket ------
+
+def test_scan_report_and_similar_open_no_network_socket(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    for i, p in enumerate(clipart(6, seed=11)):
+        rgb(p).save(data / f"{i}.png")
+    trace = tmp_path / "trace.txt"
+    work = tmp_path / "w"
+    for args in (["scan", data, "-o", work, "--model-size", "64", "-q"], ["similar", work, data / "0.png"]):
+        proc = subprocess.run(["strace", "-f", "-qq", "-e", "trace=socket,connect,sendto,sendmsg",
+                               "-o", str(trace), VISLINT, *map(str, args)],
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        calls = [line for line in trace.read_text().splitlines() if "AF_INET" in line or "connect(" in line]
+        assert calls == [], calls
+    assert (work / "report" / "index.html").is_file()
