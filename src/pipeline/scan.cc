@@ -76,7 +76,12 @@ private:
 // Everything per-image analysis depends on besides the file: if it changes, a re-scan must
 // re-analyse every image instead of reusing rows.
 std::string analysis_signature(const ScanOptions& o, const embed::ModelSpec* model) {
-    return std::string("vislint ") + VISLINT_VERSION + "; working_side " +
+    // The decoder revision: bumped whenever a file may now get another status or other pixels
+    // (2: independent decodes, libpng, CMYK via TurboJPEG, animated WebP, memory limits), so
+    // rows of an older decoder are never reused.
+    constexpr int kDecoderRevision = 2;
+    return std::string("vislint ") + VISLINT_VERSION + "; decoder " + std::to_string(kDecoderRevision) +
+           "; working_side " +
            std::to_string(kWorkingSide) + "; max_pixels " + std::to_string(o.max_pixels) +
            "; max_image_memory_mb " + std::to_string(o.max_image_memory_mb) +
            "; model " + (model ? model->id : "none");
