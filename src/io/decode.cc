@@ -330,8 +330,8 @@ ImageStatus decode_opencv(const uint8_t* data, size_t size, Format format, const
 // PNG through libpng directly (not OpenCV): libpng's errors and warnings then come back to us
 // instead of going to stderr, so they end up in the row's detail and `-q` stays quiet.
 struct PngReader {
-    const uint8_t* data;
-    size_t size;
+    const uint8_t* data = nullptr;
+    size_t size = 0;
     size_t pos = 0;
     bool ran_out = false;
     std::string error;
@@ -369,7 +369,9 @@ bool png_guarded(png_structp png, Body&& body) {
 }
 
 ImageStatus decode_png(const uint8_t* data, size_t size, const DecodeOptions& opt, DecodedImage* out) {
-    PngReader reader{data, size};
+    PngReader reader;
+    reader.data = data;
+    reader.size = size;
     png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &reader, png_on_error, png_on_warning);
     if (!png) return fail(StatusCode::kCorrupt, "libpng could not be initialised");
     png_infop info = png_create_info_struct(png);
@@ -389,7 +391,6 @@ ImageStatus decode_png(const uint8_t* data, size_t size, const DecodeOptions& op
     int depth = 0, colour = 0;
     bool ok = png_guarded(png, [&] {
         png_set_read_fn(png, &reader, png_read_bytes);
-        png_set_chunk_malloc_max(png, png_alloc_size_t(std::min<int64_t>(opt.max_bytes, 64 << 20)));
         png_read_info(png, info);
         png_get_IHDR(png, info, &w, &h, &depth, &colour, nullptr, nullptr, nullptr);
         if (colour == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
@@ -486,9 +487,11 @@ ImageStatus decode_any(const uint8_t* data, size_t size, const DecodeOptions& op
                                              (dims.bits > 8 ? ", " + std::to_string(dims.bits) + "-bit" : ""));
             !s.ok())
             return s;
-    } else if (format == Format::kTiff) {
-        // libtiff would allocate whatever the image declares: never decode a size not checked.
-        return fail(StatusCode::kCorrupt, "TIFF header gives no readable width and height");
+    } else {
+        // The decoder would allocate whatever the image declares: never decode a size that was
+        // not checked. (Every valid file of these formats has a header this can read.)
+        return fail(has_end_marker(format, data, size) ? StatusCode::kCorrupt : StatusCode::kTruncated,
+                    std::string(format_name(format)) + " header gives no readable width and height");
     }
     if (format == Format::kPng) {
         std::string damage = png_structure_error(data, size);
