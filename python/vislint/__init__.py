@@ -196,7 +196,7 @@ class Scan:
     """Results of a scan, read from its work dir. Every method returns a new DataFrame."""
 
     def __init__(self, work_dir: PathLike):
-        self.work_dir = Path(work_dir)
+        self.work_dir = Path(os.fsdecode(work_dir) if isinstance(work_dir, bytes) else work_dir)
         self.db_path = self.work_dir / "vislint.db"
         if not self.db_path.is_file():
             raise VislintError(f"not a vislint work dir (no vislint.db): {self.work_dir}")

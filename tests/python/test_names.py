@@ -147,6 +147,25 @@ def test_python_takes_non_utf8_inputs_and_label_rows(odd, tmp_path):
     assert {os.fsencode(p) for p in images["path"]} == {r + b"/caf\xe9s/b.jpg", r + b"/caf\xe9s/copie\xff.png"}
     got = {os.fsencode(p): lab.encode("utf-8", "surrogateescape") for p, lab in zip(images["path"], images["label"])}
     assert got == {r + b"/caf\xe9s/b.jpg": b"\xe9t\xe9", r + b"/caf\xe9s/copie\xff.png": b"dog"}
-    # the same folder given as bytes is the same dataset
-    again = vislint.scan([r + b"/caf\xe9s"], tmp_path / "w2", progress=False, model="none")
+    # the same folder given as bytes is the same dataset; the work dir's own name may be odd too
+    work = os.fsencode(tmp_path) + b"/r\xe9sultats"
+    again = vislint.scan([r + b"/caf\xe9s"], work, progress=False, model="none")
     assert sorted(again.images()["path"]) == sorted(images["path"])
+    assert os.fsencode(again.report(progress=False)) == work + b"/report/index.html"
+
+
+def test_similar_and_model_readers_with_non_utf8_names(odd, tmp_path):
+    root, files, labels, _, _ = odd
+    r = os.fsencode(root)
+    work = tmp_path / "w"
+    cli("scan", root, "-o", work, "--labels", labels, "-q")  # the default model
+    scan = vislint.load(work)
+    hits = scan.similar(os.fsdecode(r + b"/caf\xe9.png"), k=2)
+    assert os.fsencode(hits["path"][0]) == r + b"/caf\xe9s/copie\xff.png" and hits["score"][0] > 0.99
+    out = json.loads(cli("similar", work, r + b"/caf\xe9.png", "-k", "2", "--format", "json"))
+    assert out[0]["path"] == spelled(root, "caf\\xe9s/copie\\xff.png")
+    ranked = scan.outliers(all=True)
+    assert {os.fsencode(p) for p in ranked["path"]} == files - {r + b"/tronqu\xe9.png"}
+    assert ranked["score"].dtype == "float64" and ranked["flagged"].dtype == bool
+    members = [os.fsencode(p) for c in scan.clusters()["members"] for p in c]
+    assert set(members) <= files and r + b"/caf\xe9.png" in members
