@@ -225,7 +225,9 @@ class Scan:
         return json.loads((self.work_dir / "run.json").read_text())
 
     def images(self) -> pd.DataFrame:
-        """Per-image table: path, status, format, size, stats, hashes (hex), label and split."""
+        """Per-image table: path, status, format, size, stats, hashes (hex), label and split.
+        Integers are nullable Int64 (<NA> for a broken file), reals float64, phash / dhash the
+        16 hex digits `vislint stats` prints."""
         return self._query("SELECT i.*, l.label, l.split FROM images i "
                            "LEFT JOIN labels l ON l.image_id = i.id ORDER BY i.id")
 
