@@ -21,11 +21,20 @@ struct IssueRow {
 // directory that is not a vislint work dir). Ordered by type, then score descending, then path.
 std::vector<IssueRow> read_issues(const std::string& work_dir, const std::string& type = "");
 
-// A table of strings: the per-image statistics, one row per image, columns named in `columns`.
+// What the cells of a Table column hold. Every cell is text as the CLI prints it in CSV; an
+// empty cell is no value (SQL NULL). kInteger / kReal cells are decimal numbers (JSON output
+// writes them as numbers), kText cells are text (names as stored: any bytes).
+enum class ColumnType { kText, kInteger, kReal };
+
+// A table of strings, columns named in `columns` and typed in `types` (one each).
 struct Table {
     std::vector<std::string> columns;
+    std::vector<ColumnType> types;
     std::vector<std::vector<std::string>> rows;
 };
+
+// The per-image statistics, one row per image: integers, reals (6 significant digits), text;
+// phash and dhash as 16 lower-case hex digits (the unsigned 64-bit hash), file_hash as 32.
 Table read_stats(const std::string& work_dir);
 
 // Per class (label): items, then per issue type the items of that class with such an issue

@@ -32,6 +32,59 @@ ISSUE_TYPES = list(_core.issue_types())
 
 PathLike = Union[str, os.PathLike]
 
+# Names (paths, labels, splits) are byte strings on Linux and the work dir stores them as they are.
+# They come back as str the way os.fsdecode() makes them (bytes that are not UTF-8 become lone
+# surrogates), so os.fsencode(path) gives the original bytes and open(path) opens the file; they
+# go into the core as bytes (os.fsencode), which keeps every byte.
+_PATH_OPTIONS = ("model", "labels", "coco", "yolo")
+
+
+def _name_bytes(v) -> bytes:
+    return v if isinstance(v, bytes) else os.fsencode(v)
+
+
+def _printable(name: str) -> str:
+    """``name`` as the CLI prints it: bytes that are not UTF-8 written as \\xNN."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+# The type of every column the readers return, as `vislint stats` prints it: integers as pandas
+# nullable Int64 (never floats, whatever is NULL), reals as float64 (NaN for NULL), 0/1 flags as
+# nullable booleans, the 64-bit perceptual hashes as 16 hex digits, text as str (None for NULL).
+_INT_COLUMNS = {"id", "file_size", "mtime_ns", "width", "height", "channels", "bit_depth",
+                "orientation", "has_embedding", "nn_id", "group", "cluster", "count", "n",
+                "image_id", "rank", "neighbour_id", "size"}
+_REAL_COLUMNS = {"brightness", "brightness_p01", "brightness_p99", "contrast", "blur", "entropy",
+                 "saturation", "colour_fraction", "outlier_score", "outlier_z", "nn_sim", "score",
+                 "threshold", "label_score", "z", "nearest_similarity"}
+_BOOL_COLUMNS = {"is_grayscale", "is_keeper", "flagged"}
+_HASH64_COLUMNS = {"phash", "dhash"}
+
+
+def _column(name: str, values: list):
+    """One result column with its reader type (see above); unknown names by their values."""
+    import numpy as np
+
+    kind = ("int" if name in _INT_COLUMNS else "real" if name in _REAL_COLUMNS else
+            "bool" if name in _BOOL_COLUMNS else "hash64" if name in _HASH64_COLUMNS else None)
+    if kind is None:
+        present = [v for v in values if v is not None]
+        if present and all(isinstance(v, int) for v in present):
+            kind = "int"
+        elif present and all(isinstance(v, (int, float)) for v in present):
+            kind = "real"
+    if kind == "int":
+        return pd.array(values, dtype="Int64")
+    if kind == "real":
+        return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+    if kind == "bool":
+        return pd.array([None if v is None else bool(v) for v in values], dtype="boolean")
+    # SQLite holds the unsigned hashes as signed 64-bit integers.
+    if kind == "hash64":
+        return pd.Series([None if v is None else format(v & (2**64 - 1), "016x") for v in values],
+                         dtype=object)
+    return pd.Series(values, dtype=object)
+
 
 class _TqdmProgress:
     """Progress callback for the core: one tqdm bar per stage."""
@@ -94,18 +147,19 @@ def scan(inputs: Union[None, PathLike, Iterable[PathLike]], work_dir: PathLike, 
         inputs = []
     elif isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
-    inputs = [os.fspath(p) for p in inputs]
-    options = {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in options.items()}
+    inputs = [_name_bytes(p) for p in inputs]
+    options = {k: _name_bytes(v) if k in _PATH_OPTIONS and isinstance(v, (str, bytes, os.PathLike))
+               else os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in options.items()}
     if labels is not None:
         if isinstance(labels, pd.DataFrame):
             options["label_rows"] = _label_rows(labels)
         else:
-            options["labels"] = os.fspath(labels)
+            options["labels"] = _name_bytes(labels)
     bar = _TqdmProgress(progress)
     try:
-        _core.scan(inputs, os.fspath(work_dir), dict(options), bar, _log)
+        _core.scan(inputs, _name_bytes(work_dir), dict(options), bar, _log)
         if report:
-            _core.write_report(os.fspath(work_dir), bar)
+            _core.write_report(_name_bytes(work_dir), bar)
     finally:
         bar.close()
     return Scan(work_dir)
@@ -117,10 +171,12 @@ def _label_rows(df: pd.DataFrame) -> list:
         raise VislintError(f"labels DataFrame needs columns path and label (missing: {', '.join(missing)})")
     splits = df["split"] if "split" in df.columns else [""] * len(df)
 
-    def text(v) -> str:
-        return "" if v is None or (isinstance(v, float) and v != v) else str(v)
+    def text(v) -> bytes:
+        if v is None or (isinstance(v, float) and v != v):
+            return b""
+        return v if isinstance(v, bytes) else str(v).encode("utf-8", "surrogateescape")
 
-    return [(os.path.abspath(os.fspath(p)), text(lab), text(sp))
+    return [(os.path.abspath(_name_bytes(p)), text(lab), text(sp))
             for p, lab, sp in zip(df["path"], df["label"], splits)]
 
 
@@ -128,7 +184,7 @@ def embed(path: PathLike, **options):
     """Embed one image exactly as a scan would: returns (features, logits) as float32 arrays
     (features L2-normalised; logits empty when the model has no classifier output). Options:
     ``model``, ``model_size``, ``model_mean``, ``model_std``, ``model_output``."""
-    return _core.embed_image(os.fspath(path), dict(options))
+    return _core.embed_image(_name_bytes(path), dict(options))
 
 
 def load(work_dir: PathLike) -> "Scan":
@@ -140,17 +196,28 @@ class Scan:
     """Results of a scan, read from its work dir. Every method returns a new DataFrame."""
 
     def __init__(self, work_dir: PathLike):
-        self.work_dir = Path(work_dir)
+        self.work_dir = Path(os.fsdecode(work_dir) if isinstance(work_dir, bytes) else work_dir)
         self.db_path = self.work_dir / "vislint.db"
         if not self.db_path.is_file():
             raise VislintError(f"not a vislint work dir (no vislint.db): {self.work_dir}")
 
+    def _connect(self) -> sqlite3.Connection:
+        """A read-only connection whose text comes back as os.fsdecode() would make it."""
+        con = sqlite3.connect(self.db_path.absolute().as_uri() + "?mode=ro", uri=True)
+        con.text_factory = lambda b: b.decode("utf-8", "surrogateescape")
+        return con
+
     def _query(self, sql: str, params: tuple = ()) -> pd.DataFrame:
-        con = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True)
+        """The rows of ``sql`` with the reader types of their columns (see _column)."""
+        con = self._connect()
         try:
-            return pd.read_sql_query(sql, con, params=params)
+            cur = con.execute(sql, params)
+            names = [d[0] for d in cur.description]
+            rows = cur.fetchall()
         finally:
             con.close()
+        values = list(zip(*rows)) if rows else [()] * len(names)
+        return pd.DataFrame({n: _column(n, list(v)) for n, v in zip(names, values)}, columns=names)
 
     @property
     def run(self) -> dict:
@@ -158,13 +225,11 @@ class Scan:
         return json.loads((self.work_dir / "run.json").read_text())
 
     def images(self) -> pd.DataFrame:
-        """Per-image table: path, status, format, size, stats, hashes (hex), label and split."""
-        df = self._query("SELECT i.*, l.label, l.split FROM images i "
-                         "LEFT JOIN labels l ON l.image_id = i.id ORDER BY i.id")
-        for col in ("phash", "dhash"):
-            df[col] = [None if pd.isna(v) else format(int(v) & (2**64 - 1), "016x") for v in df[col]]
-        df["is_grayscale"] = df["is_grayscale"].astype("boolean")
-        return df
+        """Per-image table: path, status, format, size, stats, hashes (hex), label and split.
+        Integers are nullable Int64 (<NA> for a broken file), reals float64, phash / dhash the
+        16 hex digits `vislint stats` prints."""
+        return self._query("SELECT i.*, l.label, l.split FROM images i "
+                           "LEFT JOIN labels l ON l.image_id = i.id ORDER BY i.id")
 
     def issues(self, type: Optional[str] = None) -> pd.DataFrame:
         """Issue rows: type, path, other_path, score, threshold, detail (strongest first)."""
@@ -292,10 +357,10 @@ class Scan:
                           "GROUP BY l.label, s.type")
         df = counts
         if len(per):
-            wide = per.pivot(index="label", columns="type", values="n").fillna(0).astype(int)
+            wide = per.pivot(index="label", columns="type", values="n").fillna(0).astype("Int64")
             wide = wide[[t for t in ISSUE_TYPES if t in wide.columns]].reset_index()
             df = counts.merge(wide, on="label", how="left")
-            df[wide.columns[1:]] = df[wide.columns[1:]].fillna(0).astype(int)
+            df[wide.columns[1:]] = df[wide.columns[1:]].fillna(0).astype("Int64")
         return df.sort_values(["count", "label"], ascending=[False, True]).reset_index(drop=True)
 
     def confused_classes(self) -> pd.DataFrame:
@@ -333,13 +398,13 @@ class Scan:
         import numpy as np
 
         if isinstance(query, (str, os.PathLike)):
-            hits = _core.similar_path(str(self.work_dir), os.fspath(query), k)
+            hits = _core.similar_path(_name_bytes(self.work_dir), _name_bytes(query), k)
         else:
             arr = np.asarray(query)
             if arr.ndim == 1:
-                hits = _core.similar_vector(str(self.work_dir), arr.astype(np.float32), k)
+                hits = _core.similar_vector(_name_bytes(self.work_dir), arr.astype(np.float32), k)
             elif arr.ndim == 3 and arr.shape[2] == 3:
-                hits = _core.similar_pixels(str(self.work_dir),
+                hits = _core.similar_pixels(_name_bytes(self.work_dir),
                                             np.ascontiguousarray(arr[:, :, ::-1], dtype=np.uint8), k)
             else:
                 raise VislintError("query must be a path, an H x W x 3 image or a 1-D embedding")
@@ -351,7 +416,7 @@ class Scan:
         ``webbrowser`` module."""
         bar = _TqdmProgress(progress)
         try:
-            page = Path(_core.write_report(str(self.work_dir), bar))
+            page = Path(_core.write_report(_name_bytes(self.work_dir), bar))
         finally:
             bar.close()
         if open:
@@ -369,7 +434,7 @@ class Scan:
                        for t, c in zip(s["type"], s["count"]))
         n = self._query("SELECT count(*) AS n FROM images")["n"][0]
         return (f"<div><b>vislint scan</b> of {int(n)} images &mdash; "
-                f"<code>{html.escape(str(self.work_dir))}</code>"
+                f"<code>{html.escape(_printable(str(self.work_dir)))}</code>"
                 f"<table><tr><th>issue type</th><th>count</th></tr>{rows}</table></div>")
 
     def show(self, type: str, n: int = 20):
@@ -382,9 +447,11 @@ class Scan:
         df = self.issues(type).head(n)
         thumbs = self.work_dir / "report" / "thumbs"
         shown = sorted({p for p in list(df["path"]) + list(df["other_path"]) if isinstance(p, str)})
+        # Paths are bound as their bytes (a str with surrogates cannot be bound as text).
         hashes = dict(self._query(
             "SELECT path, CASE WHEN source_path IS NULL THEN file_hash ELSE pixel_hash END AS h "
-            f"FROM images WHERE path IN ({','.join('?' * len(shown))})", tuple(shown)
+            f"FROM images WHERE path IN ({','.join(['CAST(? AS TEXT)'] * len(shown))})",
+            tuple(_name_bytes(p) for p in shown)
         ).itertuples(index=False, name=None)) if shown else {}
 
         def img(path) -> str:
@@ -406,8 +473,9 @@ class Scan:
                 "<div style='display:inline-block;vertical-align:top;margin:4px;padding:4px;"
                 "border:1px solid #ccc;max-width:360px'>"
                 f"{img(r.path)}{img(other)}<div style='font-size:11px;word-break:break-all'>"
-                f"{html.escape(str(r.path))}" + (f"<br>{html.escape(other)}" if other else "") +
-                f"<br>score {r.score:.4g} &middot; {html.escape(str(r.detail))}</div></div>")
+                f"{html.escape(_printable(str(r.path)))}" +
+                (f"<br>{html.escape(_printable(other))}" if other else "") +
+                f"<br>score {r.score:.4g} &middot; {html.escape(_printable(str(r.detail)))}</div></div>")
         out = f"<div><b>{html.escape(type)}</b>: {len(df)} of {len(self.issues(type))}<br>{''.join(cards)}</div>"
         try:
             from IPython.display import HTML

@@ -8,6 +8,7 @@
 
 #include <pybind11/numpy.h>
 
+#include "common/text.h"
 #include "vislint/embed.h"
 #include "vislint/issue.h"
 #include "vislint/report.h"
@@ -17,6 +18,15 @@
 namespace py = pybind11;
 
 namespace {
+
+// A name (any bytes) as the str os.fsdecode() would make: bytes that are not UTF-8 become lone
+// surrogates, so os.fsencode() gives the original bytes back. Names going into the core arrive
+// as bytes (the Python layer calls os.fsencode), which the std::string caster takes as they are.
+py::str fs_str(const std::string& s) {
+    PyObject* o = PyUnicode_DecodeUTF8(s.data(), py::ssize_t(s.size()), "surrogateescape");
+    if (!o) throw py::error_already_set();
+    return py::reinterpret_steal<py::str>(o);
+}
 
 // Calls the Python progress callback with the GIL held; Ctrl-C (a pending KeyboardInterrupt)
 // or a callback returning False cancels the scan.
@@ -44,7 +54,7 @@ public:
 
     void log(const char* level, const char* message) override {
         py::gil_scoped_acquire gil;
-        if (!logger_.is_none()) logger_(level, message);
+        if (!logger_.is_none()) logger_(level, vislint::printable(message));
     }
 
     py::object logger_ = py::none();
@@ -99,8 +109,10 @@ py::dict to_dict(const vislint::ScanSummary& s) {
     d["skipped_boxes"] = s.skipped_boxes;
     d["issue_counts"] = s.issue_counts;
     d["timings"] = s.timings;
-    d["warnings"] = s.warnings;
-    d["db_path"] = s.db_path;
+    py::list warnings;
+    for (const auto& w : s.warnings) warnings.append(vislint::printable(w));
+    d["warnings"] = warnings;
+    d["db_path"] = fs_str(s.db_path);
     return d;
 }
 
@@ -113,7 +125,7 @@ PYBIND11_MODULE(_core, m) {
         try {
             if (p) std::rethrow_exception(p);
         } catch (const vislint::Error& e) {
-            error(e.what());
+            error(vislint::printable(e.what()).c_str());
         }
     });
     m.def("version", &vislint::version);
@@ -183,7 +195,7 @@ PYBIND11_MODULE(_core, m) {
 
     auto hits_to_list = [](const std::vector<vislint::SimilarHit>& hits) {
         py::list out;
-        for (const auto& h : hits) out.append(py::make_tuple(h.path, h.score));
+        for (const auto& h : hits) out.append(py::make_tuple(fs_str(h.path), h.score));
         return out;
     };
     m.def("similar_path", [hits_to_list](const std::string& work_dir, const std::string& image, int k) {
@@ -219,7 +231,7 @@ PYBIND11_MODULE(_core, m) {
         "write_report",
         [](const std::string& work_dir, py::object progress) {
             PyProgress cb(progress);
-            return run_cancellable(cb, [&] { return vislint::write_report(work_dir, {}, &cb); });
+            return fs_str(run_cancellable(cb, [&] { return vislint::write_report(work_dir, {}, &cb); }));
         },
         py::arg("work_dir"), py::arg("progress") = py::none(),
         "Write WORK_DIR/report/index.html (+ thumbs/); returns its path. Releases the GIL.");

@@ -24,6 +24,7 @@
 #include "common/bounded_queue.h"
 #include "common/clock.h"
 #include "common/median.h"
+#include "common/text.h"
 #include "embed/embedder.h"
 #include "graph/duplicates.h"
 #include "graph/labels.h"
@@ -646,7 +647,8 @@ void write_run_json(const ScanOptions& o, const ScanSummary& s, int threads, con
     std::string tmp = path + ".tmp";
     {
         std::ofstream out(tmp);
-        out << j.dump(2) << "\n";
+        // Inputs, label files and warnings carry file names of any bytes: printed as \xNN.
+        out << dump_printable(j, 2) << "\n";
         if (!out) throw Error("cannot write " + path);
     }
     fs::rename(tmp, path);
@@ -752,12 +754,14 @@ ScanSummary scan(const ScanOptions& options, Progress* progress) {
     }
     db.set_meta("analysis_signature", signature);
     db.set_meta("model", model ? model->id : "none");
+    // JSON holds UTF-8 only: a --model path of other bytes is kept with U+FFFD in their place (so
+    // `similar` then reports that model file as not found) rather than ending the scan.
     db.set_meta("model_options", nlohmann::json{{"model", options.model.model},
                                                 {"input_size", options.model.input_size},
                                                 {"mean", options.model.mean},
                                                 {"std", options.model.std},
                                                 {"output", options.model.output}}
-                                     .dump());
+                                     .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     summary.timings["index"] = seconds_since(t1);
 
     auto t2 = Clock::now();

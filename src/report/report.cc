@@ -19,6 +19,7 @@
 #include <opencv2/imgcodecs.hpp>
 
 #include "common/clock.h"
+#include "common/text.h"
 #include "io/decode.h"
 #include "store/db.h"
 #include "vislint/issue.h"
@@ -319,7 +320,8 @@ std::string write_report(const std::string& work_dir, const ReportOptions& optio
                  {"label_votes", label_votes},     {"neighbours", neighbours}};
     // Inside <script>, "</script" would end the element early, and "<!--" changes how it is
     // parsed: '<', '>' and '&' only occur inside JSON strings, so write them as \u escapes.
-    std::string payload = data.dump(-1, ' ', false, json::error_handler_t::replace);
+    // Names (paths, labels, splits) that are not UTF-8 show their odd bytes as \xNN.
+    std::string payload = dump_printable(data);
     std::string safe;
     safe.reserve(payload.size() + 64);
     for (char c : payload) {

@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "common/text.h"
 #include "vislint/status.h"
 
 namespace vislint::store {
@@ -166,7 +167,9 @@ void bind_image(Stmt& s, const ImageRecord& r) {
     s.bind(27, int64_t(r.has_embedding));
     if (r.source.empty()) s.bind_null(28); else s.bind(28, r.source);
     if (r.box.empty()) s.bind_null(29); else s.bind(29, r.box);
-    if (r.status.ok()) s.bind_null(6); else s.bind(6, r.status.to_string());
+    // Decoder messages can carry library text of any bytes and length; the stored text (and so
+    // the broken row's detail) is printable and short.
+    if (r.status.ok()) s.bind_null(6); else s.bind(6, sanitize_message(r.status.to_string()));
     s.bind(7, r.format).bind(8, r.ext_format);
     if (!r.has_pixels) {
         for (int i = 9; i <= 26; ++i) s.bind_null(i);

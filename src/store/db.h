@@ -33,6 +33,11 @@ public:
     bool is_real(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_FLOAT; }
     int columns() const { return sqlite3_column_count(stmt_); }
     std::string column_name(int col) const { return sqlite3_column_name(stmt_, col); }
+    // The column's declared type in the schema ("INTEGER", ...); "" for an expression.
+    std::string declared_type(int col) const {
+        const char* t = sqlite3_column_decltype(stmt_, col);
+        return t ? t : "";
+    }
 
 private:
     sqlite3* db_;

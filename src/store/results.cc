@@ -66,7 +66,15 @@ Table read_stats(const std::string& work_dir) {
                   "brightness, brightness_p01, brightness_p99, contrast, blur, entropy, saturation, is_grayscale, file_hash, "
                   "phash, dhash, error FROM images ORDER BY id");
     Table t;
-    for (int c = 0; c < s.columns(); ++c) t.columns.push_back(s.column_name(c));
+    for (int c = 0; c < s.columns(); ++c) {
+        t.columns.push_back(s.column_name(c));
+        const std::string type = s.declared_type(c);
+        const bool hex = t.columns[c] == "phash" || t.columns[c] == "dhash";
+        t.types.push_back(hex ? ColumnType::kText
+                          : type == "INTEGER" ? ColumnType::kInteger
+                          : type == "REAL"    ? ColumnType::kReal
+                                              : ColumnType::kText);
+    }
     while (s.step()) {
         std::vector<std::string> row;
         for (int c = 0; c < s.columns(); ++c) {
@@ -105,6 +113,8 @@ Table read_classes(const std::string& work_dir) {
     out.columns = {"label", "count"};
     for (const auto& type : issue_types())
         if (types.count(type)) out.columns.push_back(type);
+    out.types.assign(out.columns.size(), ColumnType::kInteger);
+    out.types[0] = ColumnType::kText;
     std::vector<std::pair<std::string, int64_t>> order(count.begin(), count.end());
     std::stable_sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
     for (const auto& [label, n] : order) {
@@ -125,6 +135,7 @@ Table read_confusions(const std::string& work_dir) {
                                "GROUP BY l.label, s.detail ORDER BY n DESC, l.label, s.detail");
     Table out;
     out.columns = {"given", "suggested", "count"};
+    out.types = {ColumnType::kText, ColumnType::kText, ColumnType::kInteger};
     while (s.step()) out.rows.push_back({s.text(0), s.text(1), std::to_string(s.int64(2))});
     return out;
 }

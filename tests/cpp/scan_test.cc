@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include <nlohmann/json.hpp>
 #include <opencv2/imgproc.hpp>
 
 #include "test_util.h"
@@ -89,6 +90,37 @@ TEST_F(ScanTest, BadOptionsNameTheOption) {
     opt_.thresholds.dark = 50;
     opt_.inputs = {root_ + "/missing"};
     EXPECT_THROW(scan(opt_, nullptr), Error);
+}
+
+TEST_F(ScanTest, NonUtf8NamesAreKeptAsBytes) {
+    // Latin-1 names, as old archives and Windows copies have them: not UTF-8.
+    const std::string dir = data_ + "/caf\xe9s";
+    fs::create_directories(dir);
+    fs::copy_file(data_ + "/lizard.png", dir + "/l\xe9zard.png");
+    testing::Bytes png = testing::read_file(testing::kTuxPng);
+    png.resize(png.size() / 2);
+    testing::write_file(dir + "/tux\xff.png", png);
+    opt_.inputs = {dir, data_ + "/lizard.png"};
+    ScanSummary s = scan(opt_, nullptr);
+    EXPECT_EQ(s.images, 3u);
+    auto rows = read_issues(opt_.work_dir);
+    auto exact = of_type(rows, "exact_duplicate");
+    ASSERT_EQ(exact.size(), 1u);
+    EXPECT_EQ(exact[0].path, data_ + "/lizard.png");
+    EXPECT_EQ(exact[0].other_path, dir + "/l\xe9zard.png"); // the exact bytes, as stored
+    auto broken = of_type(rows, "broken");
+    ASSERT_EQ(broken.size(), 1u);
+    EXPECT_EQ(broken[0].path, dir + "/tux\xff.png");
+    EXPECT_EQ(broken[0].detail.rfind("truncated", 0), 0u) << broken[0].detail;
+    Table stats = read_stats(opt_.work_dir);
+    ASSERT_EQ(stats.types.size(), stats.columns.size());
+    ASSERT_EQ(stats.rows.size(), 3u);
+    EXPECT_EQ(stats.rows[0][0], dir + "/l\xe9zard.png");
+    // run.json names the inputs: valid JSON with the odd byte spelled \xe9 (a plain dump threw).
+    std::ifstream in(opt_.work_dir + "/run.json");
+    nlohmann::json run = nlohmann::json::parse(in);
+    EXPECT_EQ(run["status"], "complete");
+    EXPECT_EQ(run["options"]["inputs"][0], data_ + "/caf\\xe9s");
 }
 
 class CancelAfter : public Progress {

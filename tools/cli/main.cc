@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "common/text.h"
 #include "progress_bar.h"
 #include "vislint/issue.h"
 #include "vislint/report.h"
@@ -17,7 +18,9 @@
 
 namespace {
 
-std::string csv_field(const std::string& s) {
+// Names are printed with printable() (odd bytes as \xNN) in every format.
+std::string csv_field(const std::string& raw) {
+    const std::string s = vislint::printable(raw);
     bool quote = s.find_first_of(",\"\n\r") != std::string::npos ||
                  (!s.empty() && (s.front() == ' ' || s.back() == ' '));
     if (!quote) return s;
@@ -35,7 +38,9 @@ std::string num(double v) {
     return buf;
 }
 
-void print_table(const std::vector<std::string>& head, const std::vector<std::vector<std::string>>& rows) {
+void print_table(const std::vector<std::string>& head, std::vector<std::vector<std::string>> rows) {
+    for (auto& r : rows)
+        for (auto& cell : r) cell = vislint::printable(cell);
     std::vector<size_t> w(head.size());
     for (size_t c = 0; c < head.size(); ++c) w[c] = head[c].size();
     for (const auto& r : rows)
@@ -75,7 +80,7 @@ int cmd_report(const std::string& work_dir, bool open, bool quiet) {
     std::string page;
     if (!with_progress(quiet, [&](vislint::Progress* p) { page = vislint::write_report(work_dir, {}, p); }))
         return 130;
-    std::cout << "report: " << page << "\n";
+    std::cout << "report: " << vislint::printable(page) << "\n";
     if (open) {
         std::string cmd = "xdg-open '" + page + "' >/dev/null 2>&1 &";
         if (page.find('\'') != std::string::npos || std::system("command -v xdg-open >/dev/null 2>&1") != 0 ||
@@ -111,8 +116,8 @@ int cmd_scan(vislint::ScanOptions opt, bool quiet, bool report) {
         int rc = cmd_report(opt.work_dir, false, quiet);
         if (rc != 0) return rc;
     }
-    std::cout << "\nresults: " << s.db_path << "\n"
-              << "details: vislint issues " << opt.work_dir << " [--type TYPE] [--format csv]\n";
+    std::cout << "\nresults: " << vislint::printable(s.db_path) << "\n"
+              << "details: vislint issues " << vislint::printable(opt.work_dir) << " [--type TYPE] [--format csv]\n";
     return 0;
 }
 
@@ -128,7 +133,7 @@ int cmd_issues(const std::string& work_dir, const std::string& type, const std::
         for (const auto& r : rows)
             j.push_back({{"type", r.type}, {"path", r.path}, {"other_path", r.other_path},
                          {"score", r.score}, {"threshold", r.threshold}, {"detail", r.detail}});
-        std::cout << j.dump(2) << "\n";
+        std::cout << vislint::dump_printable(j, 2) << "\n";
     } else {
         std::vector<std::vector<std::string>> t;
         for (const auto& r : rows) t.push_back({r.type, num(r.score), r.path, r.other_path, r.detail});
@@ -136,6 +141,14 @@ int cmd_issues(const std::string& work_dir, const std::string& type, const std::
         std::cout << rows.size() << " issue row(s)\n";
     }
     return 0;
+}
+
+// A Table cell as JSON: no value -> null, numbers as numbers, text as text.
+nlohmann::json json_cell(const std::string& cell, vislint::ColumnType type) {
+    if (cell.empty()) return nullptr;
+    if (type == vislint::ColumnType::kInteger) return std::stoll(cell);
+    if (type == vislint::ColumnType::kReal) return std::stod(cell);
+    return cell;
 }
 
 void print_rows(const vislint::Table& t, const std::string& format) {
@@ -149,11 +162,11 @@ void print_rows(const vislint::Table& t, const std::string& format) {
     } else if (format == "json") {
         nlohmann::json j = nlohmann::json::array();
         for (const auto& row : t.rows) {
-            nlohmann::json o;
-            for (size_t c = 0; c < t.columns.size(); ++c) o[t.columns[c]] = row[c];
+            nlohmann::json o = nlohmann::json::object();
+            for (size_t c = 0; c < t.columns.size(); ++c) o[t.columns[c]] = json_cell(row[c], t.types[c]);
             j.push_back(o);
         }
-        std::cout << j.dump(2) << "\n";
+        std::cout << vislint::dump_printable(j, 2) << "\n";
     } else {
         print_table(t.columns, t.rows);
     }
@@ -197,7 +210,7 @@ int cmd_similar(const std::string& work_dir, const std::string& image, int k, co
     } else if (format == "json") {
         nlohmann::json j = nlohmann::json::array();
         for (const auto& h : hits) j.push_back({{"path", h.path}, {"score", h.score}});
-        std::cout << j.dump(2) << "\n";
+        std::cout << vislint::dump_printable(j, 2) << "\n";
     } else {
         std::vector<std::vector<std::string>> rows;
         for (size_t i = 0; i < hits.size(); ++i) rows.push_back({std::to_string(i + 1), num(hits[i].score), hits[i].path});
@@ -309,10 +322,10 @@ int main(int argc, char** argv) {
         if (*classes) return cmd_classes(work_dir, classes_format);
         if (*similar) return cmd_similar(work_dir, query, top_k, similar_format);
     } catch (const vislint::Error& e) {
-        std::cerr << "vislint: error: " << e.what() << "\n";
+        std::cerr << "vislint: error: " << vislint::printable(e.what()) << "\n";
         return 2;
     } catch (const std::exception& e) {
-        std::cerr << "vislint: internal error: " << e.what() << "\n";
+        std::cerr << "vislint: internal error: " << vislint::printable(e.what()) << "\n";
         return 3;
     }
     return 0;

@@ -4,6 +4,8 @@
 #include <csignal>
 #include <cstdio>
 
+#include "common/text.h"
+
 namespace vislint::cli {
 namespace {
 
@@ -69,7 +71,7 @@ bool ProgressBar::progress(const char* stage, uint64_t done, uint64_t total) {
 void ProgressBar::log(const char* level, const char* message) {
     if (std::string(level) == "info" && !verbose_) return;
     finish();
-    std::fprintf(stderr, "vislint: %s: %s\n", level, message);
+    std::fprintf(stderr, "vislint: %s: %s\n", level, vislint::printable(message).c_str());
 }
 
 } // namespace vislint::cli
