@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "io/discover.h"
 #include "vislint/status.h"
 
 namespace fs = std::filesystem;
@@ -47,8 +48,8 @@ std::string trim(const std::string& s) {
 }
 
 std::string resolve(const std::string& base_dir, const std::string& path) {
-    if (!path.empty() && path[0] == '/') return path;
-    return (fs::path(base_dir) / path).lexically_normal().string();
+    if (!path.empty() && path[0] == '/') return absolute_path(path);
+    return absolute_path((fs::path(base_dir) / path).string());
 }
 
 void note_missing(Annotations* a, const std::string& path) {
@@ -119,7 +120,7 @@ bool set_label(Annotations* a, const std::string& path, const std::string& label
     std::string key = path_key(path);
     const bool first = !a->by_key.count(key);
     ImageAnnotation& ann = a->by_key[key];
-    a->path_of[key] = path;
+    a->path_of[key] = key;
     ann.label = label;
     if (!split.empty()) ann.split = canonical_split(split);
     return first;
@@ -233,12 +234,7 @@ double number(const std::string& s, const std::string& where) {
 
 } // namespace
 
-std::string path_key(const std::string& path) {
-    std::error_code ec;
-    fs::path abs = fs::absolute(path, ec);
-    if (ec) abs = path;
-    return abs.lexically_normal().string();
-}
+std::string path_key(const std::string& path) { return absolute_path(path); }
 
 std::string canonical_split(const std::string& split) {
     std::string s = lower(trim(split));
@@ -397,7 +393,7 @@ Annotations read_coco(const std::string& json_path, const std::vector<std::strin
         }
         std::string key = path_key(found);
         key_of[id] = key;
-        a.path_of[key] = found;
+        a.path_of[key] = key;
         a.by_key[key].has_boxes = true;
     }
     if (j.contains("annotations")) {
@@ -438,9 +434,10 @@ Annotations read_yolo(const std::string& dir, const std::vector<std::string>& im
     const std::string root = path_key(dir);
     for (const std::string& image : image_files) {
         std::string key = path_key(image);
-        if (key.compare(0, root.size(), root) != 0) continue; // not part of this YOLO dataset
+        if (key.compare(0, root.size(), root) != 0 || (key.size() > root.size() && key[root.size()] != '/' && root != "/"))
+            continue; // not part of this YOLO dataset
         ImageAnnotation& ann = a.by_key[key];
-        a.path_of[key] = image;
+        a.path_of[key] = key;
         ann.has_boxes = true;
         std::string txt = yolo_label_file(image);
         if (txt.empty()) continue; // no label file: an image without objects
