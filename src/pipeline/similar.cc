@@ -82,7 +82,7 @@ struct QueryFile {
 std::vector<SimilarHit> search(const std::string& work_dir, store::Db& db, std::vector<float> vec, int k,
                                const std::string& query_path) {
     if (k < 1 || k > kMaxSimilarK)
-        throw Error("-k must be between 1 and " + std::to_string(kMaxSimilarK) + " (got " + std::to_string(k) + ")");
+        throw Error("-k must be between 1 and " + std::to_string(kMaxSimilarK));
     double norm = 0;
     for (float v : vec) norm += double(v) * v;
     if (!std::isfinite(norm))
