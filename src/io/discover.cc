@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <unordered_set>
@@ -11,6 +12,8 @@
 
 #include "io/formats.h"
 #include "vislint/status.h"
+
+namespace fs = std::filesystem;
 
 namespace vislint::io {
 namespace {
@@ -99,6 +102,14 @@ private:
 
 } // namespace
 
+std::string absolute_path(const std::string& path) {
+    std::error_code ec;
+    fs::path abs = fs::absolute(path, ec);
+    std::string s = (ec ? fs::path(path) : abs).lexically_normal().string();
+    while (s.size() > 1 && s.back() == '/') s.pop_back(); // "dir/" normalises to "dir/"
+    return s;
+}
+
 bool has_image_extension(const std::string& path) {
     return format_from_extension(path) != Format::kUnknown;
 }
@@ -107,18 +118,24 @@ Discovery discover(const std::vector<std::string>& inputs) {
     Discovery out;
     Walker walker(&out);
     if (inputs.empty()) throw Error("no input given: pass one or more folders, images or list files");
-    for (std::string input : inputs) {
-        while (input.size() > 1 && input.back() == '/') input.pop_back();
+    for (const std::string& given : inputs) {
         struct stat st;
-        if (input.empty() || ::stat(input.c_str(), &st) != 0)
-            throw Error("input not found: " + input);
+        if (given.empty() || ::stat(given.c_str(), &st) != 0)
+            throw Error("input not found: " + given);
+        // Every path found below is absolute and normalised from here on, so that one file is
+        // one item however its folder was spelled (messages still quote the input as given).
+        const std::string input = absolute_path(given);
+        struct stat nst;
+        if (::stat(input.c_str(), &nst) != 0 || nst.st_dev != st.st_dev || nst.st_ino != st.st_ino)
+            throw Error("input " + given + " is another file once normalised to " + input +
+                        " ('..' after a symlink is taken lexically); pass it without '..'");
         if (S_ISDIR(st.st_mode)) {
             walker.walk_root(input);
         } else if (has_image_extension(input)) {
             walker.add(input);
         } else if (is_list_file(input)) {
             std::ifstream in(input);
-            if (!in) throw Error("cannot read list file: " + input);
+            if (!in) throw Error("cannot read list file: " + given);
             std::string base = parent_of(input), line;
             while (std::getline(in, line)) {
                 while (!line.empty() && std::isspace((unsigned char)line.back())) line.pop_back();
@@ -126,7 +143,7 @@ Discovery discover(const std::vector<std::string>& inputs) {
                 while (b < line.size() && std::isspace((unsigned char)line[b])) ++b;
                 line = line.substr(b);
                 if (line.empty() || line[0] == '#') continue;
-                walker.add(line[0] == '/' || base.empty() ? line : join(base, line));
+                walker.add(absolute_path(line[0] == '/' ? line : join(base, line)));
             }
         } else {
             // A single file without an image extension: accept it when its content is an image.
@@ -134,7 +151,7 @@ Discovery discover(const std::vector<std::string>& inputs) {
             char head[16] = {0};
             in.read(head, sizeof(head));
             if (sniff_format(reinterpret_cast<uint8_t*>(head), size_t(in.gcount())) == Format::kUnknown)
-                throw Error("input is neither a folder, an image nor a list file (.txt/.lst): " + input);
+                throw Error("input is neither a folder, an image nor a list file (.txt/.lst): " + given);
             walker.add(input);
         }
     }

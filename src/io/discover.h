@@ -9,8 +9,9 @@ namespace vislint::io {
 
 struct Discovery {
     // Image files in a deterministic order: inputs in the order given; inside a folder, entries
-    // sorted by name (bytewise) and walked depth-first. Paths are as discovered: the input root
-    // joined with the relative path, so absolute inputs give absolute paths. No duplicates.
+    // sorted by name (bytewise) and walked depth-first. Every path is absolute and lexically
+    // normalised (absolute_path()), so "./a/../a/x.png", "a/x.png" and "/abs/a/x.png" are one
+    // file, found once. Symlinks are kept as they are spelled, not resolved.
     std::vector<std::string> files;
     // Per file: length of the input folder prefix it was found under (including the '/'), 0 for
     // files given directly or through a list file. Lets splits be read from the path below it.
@@ -26,6 +27,10 @@ struct Discovery {
 // listed path is kept, even a missing one, so it surfaces as a broken row).
 // Throws vislint::Error when an input does not exist or is not usable.
 Discovery discover(const std::vector<std::string>& inputs);
+
+// `path` made absolute against the current directory and lexically normalised ("." and ".."
+// components and repeated or trailing slashes removed), without resolving symlinks.
+std::string absolute_path(const std::string& path);
 
 // True when the file name has an extension vislint decodes.
 bool has_image_extension(const std::string& path);

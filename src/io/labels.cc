@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <climits>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -12,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "io/discover.h"
 #include "vislint/status.h"
 
 namespace fs = std::filesystem;
@@ -47,8 +50,8 @@ std::string trim(const std::string& s) {
 }
 
 std::string resolve(const std::string& base_dir, const std::string& path) {
-    if (!path.empty() && path[0] == '/') return path;
-    return (fs::path(base_dir) / path).lexically_normal().string();
+    if (!path.empty() && path[0] == '/') return absolute_path(path);
+    return absolute_path((fs::path(base_dir) / path).string());
 }
 
 void note_missing(Annotations* a, const std::string& path) {
@@ -119,7 +122,7 @@ bool set_label(Annotations* a, const std::string& path, const std::string& label
     std::string key = path_key(path);
     const bool first = !a->by_key.count(key);
     ImageAnnotation& ann = a->by_key[key];
-    a->path_of[key] = path;
+    a->path_of[key] = key;
     ann.label = label;
     if (!split.empty()) ann.split = canonical_split(split);
     return first;
@@ -220,25 +223,79 @@ std::string yolo_label_file(const std::string& image) {
     return file_exists(beside) ? beside : "";
 }
 
-double number(const std::string& s, const std::string& where) {
-    try {
-        size_t used = 0;
-        double v = std::stod(s, &used);
-        if (used != s.size() || !std::isfinite(v)) throw std::invalid_argument(s);
-        return v;
-    } catch (const std::exception&) {
-        throw Error(where + ": not a number: '" + s + "'");
-    }
+// A YOLO field: a plain decimal number (no hex, no nan / inf; 1e999 overflows and is refused).
+double number(const std::string& s, const std::string& where, const char* field) {
+    const char* b = s.c_str();
+    char* end = nullptr;
+    double v = std::strtod(b, &end);
+    if (s.empty() || end != b + s.size() || s.find_first_of("xX") != std::string::npos)
+        throw Error(where + ": " + field + " '" + s + "' is not a number");
+    if (!std::isfinite(v)) throw Error(where + ": " + field + " '" + s + "' is not a finite number");
+    return v;
 }
+
+// Where a JSON number too large for a double is ("annotations[3].bbox[2]") and how it is
+// written: nlohmann refuses the whole document for it (out_of_range 406) without saying where.
+// A second, SAX pass made only to word that error.
+class OverflowAt : public nlohmann::json_sax<nlohmann::json> {
+public:
+    std::string path, token;
+
+    bool null() override { return value(); }
+    bool boolean(bool) override { return value(); }
+    bool number_integer(number_integer_t) override { return value(); }
+    bool number_unsigned(number_unsigned_t) override { return value(); }
+    bool number_float(number_float_t, const string_t&) override { return value(); }
+    bool string(string_t&) override { return value(); }
+    bool binary(binary_t&) override { return value(); }
+    bool start_object(std::size_t) override { return open(false); }
+    bool key(string_t& k) override {
+        stack_.back().key = k;
+        return true;
+    }
+    bool end_object() override { return close(); }
+    bool start_array(std::size_t) override { return open(true); }
+    bool end_array() override { return close(); }
+    bool parse_error(std::size_t, const std::string& last_token, const nlohmann::detail::exception& e) override {
+        if (e.id == 406) {
+            path = child_path();
+            token = last_token;
+        }
+        return false;
+    }
+
+private:
+    struct Frame {
+        bool array;
+        size_t index = 0;
+        std::string key;
+        std::string path;
+    };
+    std::string child_path() const {
+        if (stack_.empty()) return "(top level)";
+        const Frame& f = stack_.back();
+        if (f.array) return f.path + "[" + std::to_string(f.index) + "]";
+        return f.path.empty() ? f.key : f.path + "." + f.key;
+    }
+    bool value() {
+        if (!stack_.empty() && stack_.back().array) ++stack_.back().index;
+        return true;
+    }
+    bool open(bool array) {
+        std::string p = stack_.empty() ? "" : child_path();
+        stack_.push_back({array, 0, "", p});
+        return true;
+    }
+    bool close() {
+        stack_.pop_back();
+        return value();
+    }
+    std::vector<Frame> stack_;
+};
 
 } // namespace
 
-std::string path_key(const std::string& path) {
-    std::error_code ec;
-    fs::path abs = fs::absolute(path, ec);
-    if (ec) abs = path;
-    return abs.lexically_normal().string();
-}
+std::string path_key(const std::string& path) { return absolute_path(path); }
 
 std::string canonical_split(const std::string& split) {
     std::string s = lower(trim(split));
@@ -340,18 +397,46 @@ Annotations read_label_rows(const std::vector<LabelRow>& rows) {
 
 Annotations read_coco(const std::string& json_path, const std::vector<std::string>& image_roots) {
     nlohmann::json j;
+    const std::string text = read_text(json_path, "COCO file");
     try {
-        j = nlohmann::json::parse(read_text(json_path, "COCO file"));
+        j = nlohmann::json::parse(text);
     } catch (const nlohmann::json::parse_error& e) {
-        throw Error(json_path + ": not valid JSON: " + e.what());
+        std::string what = e.what(); // "[json.exception.parse_error.101] parse error at line 3, ..."
+        size_t at = what.find("] ");
+        throw Error(json_path + ": not valid JSON: " + (at == std::string::npos ? what : what.substr(at + 2)));
+    } catch (const nlohmann::json::out_of_range&) { // a number like 1e999
+        OverflowAt where;
+        nlohmann::json::sax_parse(text, &where);
+        throw Error(json_path + ": " + where.path + ": " + where.token + " is not a finite number (too large for a double)");
     }
+    auto found_text = [&](const nlohmann::json& v) {
+        if (v.is_string()) return "the string \"" + v.get<std::string>().substr(0, 40) + "\"";
+        if (v.is_number()) return v.dump();
+        return std::string(v.is_null() ? "null" : v.is_boolean() ? "a boolean" : v.is_array() ? "an array" : "an object");
+    };
+    auto finite = [&](const nlohmann::json& v, const std::string& where) -> double {
+        if (!v.is_number()) throw Error(json_path + ": " + where + " must be a number (found " + found_text(v) + ")");
+        const double d = v.get<double>();
+        if (!std::isfinite(d)) throw Error(json_path + ": " + where + " is not a finite number");
+        return d;
+    };
     auto field = [&](const nlohmann::json& obj, const char* key, const std::string& where) -> const nlohmann::json& {
         if (!obj.is_object() || !obj.contains(key)) throw Error(json_path + ": " + where + "." + key + " is missing");
         return obj[key];
     };
+    // Ids: whole numbers 0 .. 2^63-1 (larger ones wrap around or lose digits in int64 / double).
     auto integer = [&](const nlohmann::json& v, const std::string& where) -> int64_t {
-        if (!v.is_number_integer()) throw Error(json_path + ": " + where + " must be an integer");
-        return v.get<int64_t>();
+        if (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(INT64_MAX))
+            throw Error(json_path + ": " + where + ": " + v.dump() + " is too large for an id (at most 2^63-1)");
+        if (v.is_number_float()) {
+            finite(v, where);
+            throw Error(json_path + ": " + where + " must be a whole number (found " + v.dump() + ")");
+        }
+        if (!v.is_number_integer())
+            throw Error(json_path + ": " + where + " must be an integer (found " + found_text(v) + ")");
+        const int64_t id = v.get<int64_t>();
+        if (id < 0) throw Error(json_path + ": " + where + ": " + std::to_string(id) + " is negative; ids are >= 0");
+        return id;
     };
     if (!j.is_object()) throw Error(json_path + ": top level must be an object with images, annotations, categories");
     const auto& images = field(j, "images", "(top level)");
@@ -364,7 +449,9 @@ Annotations read_coco(const std::string& json_path, const std::vector<std::strin
         std::string where = "categories[" + std::to_string(i) + "]";
         const auto& name = field(cats[i], "name", where);
         if (!name.is_string()) throw Error(json_path + ": " + where + ".name must be a string");
-        category[integer(field(cats[i], "id", where), where + ".id")] = name.get<std::string>();
+        const int64_t id = integer(field(cats[i], "id", where), where + ".id");
+        if (!category.emplace(id, name.get<std::string>()).second)
+            throw Error(json_path + ": " + where + ".id " + std::to_string(id) + " is used by two categories");
     }
     std::vector<std::string> roots = image_roots;
     const std::string base = fs::path(json_path).parent_path().string();
@@ -378,6 +465,8 @@ Annotations read_coco(const std::string& json_path, const std::vector<std::strin
         const auto& name = field(images[i], "file_name", where);
         if (!name.is_string()) throw Error(json_path + ": " + where + ".file_name must be a string");
         int64_t id = integer(field(images[i], "id", where), where + ".id");
+        if (key_of.count(id))
+            throw Error(json_path + ": " + where + ".id " + std::to_string(id) + " is used by two images");
         std::string file = name.get<std::string>(), found;
         if (!file.empty() && file[0] == '/') {
             if (file_exists(file)) found = file;
@@ -397,12 +486,13 @@ Annotations read_coco(const std::string& json_path, const std::vector<std::strin
         }
         std::string key = path_key(found);
         key_of[id] = key;
-        a.path_of[key] = found;
+        a.path_of[key] = key;
         a.by_key[key].has_boxes = true;
     }
     if (j.contains("annotations")) {
         const auto& anns = j["annotations"];
         if (!anns.is_array()) throw Error(json_path + ": annotations must be an array");
+        std::unordered_map<int64_t, size_t> box_ids; // annotation id -> its index
         for (size_t i = 0; i < anns.size(); ++i) {
             std::string where = "annotations[" + std::to_string(i) + "]";
             int64_t image_id = integer(field(anns[i], "image_id", where), where + ".image_id");
@@ -414,15 +504,22 @@ Annotations read_coco(const std::string& json_path, const std::vector<std::strin
             if (c == category.end())
                 throw Error(json_path + ": " + where + ".category_id " + std::to_string(cat) + " is not in categories");
             const auto& bbox = field(anns[i], "bbox", where);
-            if (!bbox.is_array() || bbox.size() != 4 || !std::all_of(bbox.begin(), bbox.end(), [](const auto& v) { return v.is_number(); }))
-                throw Error(json_path + ": " + where + ".bbox must be [x, y, width, height]");
-            if (k->second.empty()) continue; // image file missing: counted above
+            if (!bbox.is_array() || bbox.size() != 4)
+                throw Error(json_path + ": " + where + ".bbox must be [x, y, width, height] (found " +
+                            (bbox.is_array() ? std::to_string(bbox.size()) + " values" : found_text(bbox)) + ")");
+            double xywh[4];
+            for (size_t c = 0; c < 4; ++c) xywh[c] = finite(bbox[c], where + ".bbox[" + std::to_string(c) + "]");
             Box b;
             b.id = anns[i].contains("id") ? integer(anns[i]["id"], where + ".id") : int64_t(i);
-            b.x = bbox[0].get<double>();
-            b.y = bbox[1].get<double>();
-            b.w = bbox[2].get<double>();
-            b.h = bbox[3].get<double>();
+            // The id names the crop ("file#id") with --objects: two boxes must not share one.
+            if (auto [it, fresh] = box_ids.emplace(b.id, i); !fresh)
+                throw Error(json_path + ": " + where + ".id " + std::to_string(b.id) + " is used twice (also by annotations[" +
+                            std::to_string(it->second) + "]" + (anns[it->second].contains("id") ? "" : ", which has no id and so takes its index") + ")");
+            if (k->second.empty()) continue; // image file missing: counted above
+            b.x = xywh[0];
+            b.y = xywh[1];
+            b.w = xywh[2];
+            b.h = xywh[3];
             if (b.w < 0 || b.h < 0) throw Error(json_path + ": " + where + ".bbox has a negative size");
             b.label = c->second;
             a.by_key[k->second].boxes.push_back(std::move(b));
@@ -438,9 +535,10 @@ Annotations read_yolo(const std::string& dir, const std::vector<std::string>& im
     const std::string root = path_key(dir);
     for (const std::string& image : image_files) {
         std::string key = path_key(image);
-        if (key.compare(0, root.size(), root) != 0) continue; // not part of this YOLO dataset
+        if (key.compare(0, root.size(), root) != 0 || (key.size() > root.size() && key[root.size()] != '/' && root != "/"))
+            continue; // not part of this YOLO dataset
         ImageAnnotation& ann = a.by_key[key];
-        a.path_of[key] = image;
+        a.path_of[key] = key;
         ann.has_boxes = true;
         std::string txt = yolo_label_file(image);
         if (txt.empty()) continue; // no label file: an image without objects
@@ -459,14 +557,14 @@ Annotations read_yolo(const std::string& dir, const std::vector<std::string>& im
             if (f.size() != 5)
                 throw Error(where + ": expected 'class x_center y_center width height', found " +
                             std::to_string(f.size()) + " field(s)");
-            double cls = number(f[0], where);
+            double cls = number(f[0], where, "class");
             if (cls < 0 || cls != std::floor(cls) || cls >= double(names.size()))
                 throw Error(where + ": class " + f[0] + " is not one of the " + std::to_string(names.size()) + " classes");
             Box b;
             b.id = lineno;
-            double cx = number(f[1], where), cy = number(f[2], where);
-            b.w = number(f[3], where);
-            b.h = number(f[4], where);
+            double cx = number(f[1], where, "x_center"), cy = number(f[2], where, "y_center");
+            b.w = number(f[3], where, "width");
+            b.h = number(f[4], where, "height");
             if (b.w < 0 || b.h < 0 || b.w > 1.0001 || b.h > 1.0001 || cx < -0.0001 || cx > 1.0001 || cy < -0.0001 || cy > 1.0001)
                 throw Error(where + ": coordinates must be fractions of the image size (0..1)");
             b.x = cx - b.w / 2;

@@ -33,13 +33,14 @@ struct ImageAnnotation {
 
 struct Annotations {
     std::unordered_map<std::string, ImageAnnotation> by_key; // path_key() -> annotation
-    std::unordered_map<std::string, std::string> path_of;    // path_key() -> path as resolved
+    std::unordered_map<std::string, std::string> path_of;    // path_key() -> the file (= the key)
     uint64_t missing_files = 0; // rows / entries naming files that do not exist
     std::vector<std::string> missing_examples;
     std::vector<std::string> warnings;
 };
 
-// Absolute, lexically normalised form of `path` (no file system access beyond the cwd).
+// Absolute, lexically normalised form of `path` (io::absolute_path(): no file system access
+// beyond the cwd, symlinks not resolved); the form every path of a scan is stored in.
 std::string path_key(const std::string& path);
 
 // CSV with a header row naming `path` and `label` (any case, any order) and optionally `split`;

@@ -206,6 +206,7 @@ void analyse_all(store::Db& db, std::vector<store::ImageRecord>& todo, AnalyseCo
     BoundedQueue<size_t> done(size_t(threads) * 64);
     BoundedQueue<Job> jobs(size_t(std::max(1, n_embed)) * size_t(ctx.batch_size) * 2);
     std::vector<std::vector<float>> embedding(ctx.model ? total : 0);
+    const std::vector<float> embedding_none;
     std::atomic<size_t> next{0};
     std::atomic<bool> stop{false};
     std::exception_ptr worker_error;
@@ -306,7 +307,10 @@ void analyse_all(store::Db& db, std::vector<store::ImageRecord>& todo, AnalyseCo
         if (i) {
             store::ImageRecord& r = todo[*i];
             if (ctx.features) {
-                if (!embedding.empty() && !embedding[*i].empty()) {
+                // An all-zero row is the embedder's "no usable output" (zeros, NaN or inf): such
+                // an image keeps its other checks but stays out of the index (see derive_issues).
+                const auto& e = embedding.empty() ? embedding_none : embedding[*i];
+                if (std::any_of(e.begin(), e.end(), [](float v) { return v != 0; })) {
                     ctx.features->write_row(r.id, embedding[*i].data());
                     r.has_embedding = true;
                 } else {
@@ -510,6 +514,20 @@ void derive_issues(store::Db& db, const ScanOptions& o, int threads, Reporter& r
         items.push_back(it);
         embedded.push_back(r.has_embedding);
     }
+    if (o.model.model != "none") {
+        // With a model every analysed image gets an embedding unless the model's output for it
+        // was all zeros or not finite: say so on every scan (rows are reused silently otherwise).
+        size_t unusable = 0;
+        std::string example;
+        for (const auto& r : images)
+            if (r.status.ok() && !r.has_embedding && unusable++ == 0) example = r.path;
+        if (unusable)
+            rep.log("warning", (o.model.model == "default" ? std::string("the default model") : "model " + o.model.model) +
+                                   ": no usable embedding (all zeros, NaN or infinity) for " +
+                                   std::to_string(unusable) + " image(s), e.g. " + example +
+                                   "; they keep their other checks but are left out of near-duplicate, cluster, "
+                                   "outlier and label checks");
+    }
     (*timings)["flags"] = seconds_since(t0);
     rep.report("duplicates", 0, 1, true);
 
@@ -664,6 +682,27 @@ void validate(const ScanOptions& o) {
         if (!ok) throw Error(msg);
     };
     const LabelOptions& lo = o.labels;
+    // NaN fails every range check below only by accident of how each is written, and infinity
+    // passes the one-sided ones: reject both first, by name.
+    for (const auto& [value, name] : {std::pair{t.blurry, "--blurry-threshold"},
+                                      {t.dark, "--dark-threshold"},
+                                      {t.bright, "--bright-threshold"},
+                                      {t.low_information, "--low-information-threshold"},
+                                      {t.grayscale_colour_fraction, "--grayscale-threshold"},
+                                      {t.odd_aspect_ratio, "--aspect-ratio-threshold"},
+                                      {t.odd_size_ratio, "--odd-size-ratio"},
+                                      {t.near_duplicate, "--near-duplicate-threshold"},
+                                      {t.cluster, "--cluster-threshold"},
+                                      {t.outlier_z, "--outlier-z"},
+                                      {t.label_issue, "--label-issue-threshold"},
+                                      {lo.box_margin, "--box-margin"}}) {
+        if (!std::isfinite(value)) {
+            char got[32];
+            std::snprintf(got, sizeof(got), "%g", value);
+            throw Error(std::string(name) + " must be a finite number (got " + got + ")");
+        }
+    }
+    embed::check_model_options(o.model);
     need(!o.inputs.empty() || (!lo.labels.empty() && lo.labels != "folder") || !lo.rows.empty() ||
              !lo.coco.empty() || !lo.yolo.empty(),
          "no input given: pass one or more folders, images or list files");
@@ -680,7 +719,8 @@ void validate(const ScanOptions& o) {
     need(t.cluster > 0 && t.cluster <= 1, "--cluster-threshold must be in (0, 1]");
     need(t.outlier_z > 0, "--outlier-z must be positive");
     need(o.threads >= 0 && o.threads <= 1024, "--threads must be between 0 (all cores) and 1024");
-    need(o.max_pixels > 0, "--max-pixels must be positive");
+    need(o.max_pixels >= 1 && o.max_pixels <= kMaxPixelsLimit,
+         "--max-pixels must be a whole number of pixels between 1 and " + std::to_string(kMaxPixelsLimit));
     need(o.max_image_memory_mb >= 1 && o.max_image_memory_mb <= (int64_t(1) << 30),
          "--max-image-memory must be between 1 and 1073741824 (MiB)");
     need(t.blurry >= 0, "--blurry-threshold must be >= 0");

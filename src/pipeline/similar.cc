@@ -1,4 +1,7 @@
 // `vislint similar`: embed one image with the scan's model and search the saved index.
+#include <sys/stat.h>
+
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 
@@ -7,6 +10,7 @@
 #include "embed/embedder.h"
 #include "index/knn_index.h"
 #include "io/decode.h"
+#include "io/labels.h"
 #include "pipeline/analyze.h"
 #include "store/db.h"
 #include "vislint/embed.h"
@@ -50,40 +54,85 @@ Opened open_work_dir(const std::string& work_dir) {
     return o;
 }
 
+// The query file itself, however it is spelled: its normalised absolute path, and its file
+// identity (device + inode, through symlinks) when it exists.
+struct QueryFile {
+    std::string key;
+    bool has_id = false;
+    dev_t dev = 0;
+    ino_t ino = 0;
+
+    explicit QueryFile(const std::string& path) {
+        if (path.empty()) return;
+        key = io::path_key(path);
+        struct stat st;
+        if (::stat(path.c_str(), &st) == 0) {
+            has_id = true;
+            dev = st.st_dev;
+            ino = st.st_ino;
+        }
+    }
+    bool is(const std::string& item) const {
+        if (key.empty()) return false;
+        if (item == key) return true;
+        struct stat st;
+        return has_id && ::stat(item.c_str(), &st) == 0 && st.st_dev == dev && st.st_ino == ino;
+    }
+};
+
 std::vector<SimilarHit> search(const std::string& work_dir, store::Db& db, std::vector<float> vec, int k,
-                               const std::string& exclude_path) {
-    if (k < 1) throw Error("-k must be at least 1");
+                               const std::string& query_path) {
+    if (k < 1 || k > kMaxSimilarK)
+        throw Error("-k must be between 1 and " + std::to_string(kMaxSimilarK));
     double norm = 0;
     for (float v : vec) norm += double(v) * v;
-    if (norm > 0)
-        for (float& v : vec) v = float(v / std::sqrt(norm));
+    if (!std::isfinite(norm))
+        throw Error("the query vector has values that are not finite (NaN or infinity)");
+    if (norm == 0)
+        throw Error(query_path.empty() ? "the query vector is all zeros"
+                                       : "the model gives no usable embedding (all zeros, NaN or infinity) for " +
+                                             query_path);
+    for (float& v : vec) v = float(v / std::sqrt(norm));
     index::KnnIndex idx = index::KnnIndex::load((fs::path(work_dir) / "index.faiss").string());
     if (int(vec.size()) != idx.dim())
         throw Error("vector has " + std::to_string(vec.size()) + " values; the index has dim " +
                     std::to_string(idx.dim()));
-    const int want = int(std::min<int64_t>(k + 1, idx.size()));
-    if (want < 1) return {};
-    std::vector<int64_t> ids(static_cast<size_t>(want));
-    std::vector<float> sims(static_cast<size_t>(want));
-    idx.search(vec.data(), 1, want, ids.data(), sims.data());
+    const QueryFile query(query_path);
     store::Stmt s(db.handle(), "SELECT i.path FROM embedding_index e JOIN images i ON i.id = e.image_id WHERE e.pos = ?");
-    std::vector<SimilarHit> out;
-    for (int j = 0; j < want && int(out.size()) < k; ++j) {
-        if (ids[size_t(j)] < 0) continue;
-        s.bind(1, ids[size_t(j)]);
-        if (s.step()) {
-            std::string path = s.text(0);
-            if (path != exclude_path) out.push_back({path, double(sims[size_t(j)])});
+    // Ask for one more than k (the query itself may be a hit); more only when the query file is
+    // in the dataset more than once (symlinks or hard links to it).
+    for (int64_t want = std::min<int64_t>(int64_t(k) + 1, idx.size());; want = std::min(want * 2, idx.size())) {
+        if (want < 1) return {};
+        std::vector<int64_t> ids(static_cast<size_t>(want));
+        std::vector<float> sims(static_cast<size_t>(want));
+        idx.search(vec.data(), 1, int(want), ids.data(), sims.data());
+        std::vector<SimilarHit> out;
+        int64_t left_out = 0;
+        for (int64_t j = 0; j < want && int(out.size()) < k; ++j) {
+            if (ids[size_t(j)] < 0) continue;
+            s.bind(1, ids[size_t(j)]);
+            if (s.step()) {
+                std::string path = s.text(0);
+                if (query.is(path)) ++left_out;
+                else out.push_back({path, double(sims[size_t(j)])});
+            }
+            s.reset();
         }
-        s.reset();
+        if (int(out.size()) >= k || want >= idx.size() || left_out <= 1) return out;
     }
-    return out;
+}
+
+// The embedder's all-zero row means "no usable output" (zeros, NaN or infinity).
+void require_usable(const embed::ModelSpec& spec, const std::vector<float>& v, const std::string& what) {
+    if (std::all_of(v.begin(), v.end(), [](float x) { return x == 0; }))
+        throw Error("model " + spec.path + " gives no usable embedding (all zeros, NaN or infinity) for " + what);
 }
 
 std::vector<float> embed_bgr(const embed::ModelSpec& spec, const cv::Mat& working) {
     embed::Embedder e(spec);
     std::vector<float> out;
     e.embed({embed::model_input(working, spec.input_size)}, &out);
+    require_usable(spec, out, "the given pixels");
     return out;
 }
 
@@ -99,6 +148,7 @@ Embedding embed_file(const embed::ModelSpec& spec, const std::string& path) {
     embed::Embedder e(spec);
     Embedding out;
     e.embed({input}, &out.features, &out.logits);
+    require_usable(spec, out.features, path);
     out.model_id = spec.id;
     out.input_size = spec.input_size;
     return out;

@@ -120,6 +120,74 @@ TEST(Coco, MalformedInputNamesTheField) {
               std::string::npos);
 }
 
+TEST(Coco, BadNumbersAndIdsNameTheFieldAndTheValue) {
+    std::string dir = image_folder("coco_numbers");
+    auto err = [&](const std::string& images, const std::string& anns) {
+        write_text(dir + "/instances.json", R"({"images": )" + images +
+                                                R"(, "categories": [{"id": 1, "name": "x"}], "annotations": )" + anns + "}");
+        return error_of([&] { io::read_coco(dir + "/instances.json", {}); });
+    };
+    const std::string img = R"([{"id": 1, "file_name": "a.png"}])";
+    auto ann = [](const std::string& fields) { return R"([{"id": 5, "image_id": 1, "category_id": 1, "bbox": [0, 0, 9, 9]}, {)" + fields + "}]"; };
+    EXPECT_EQ(err(img, ann(R"("image_id": 1, "category_id": 1, "bbox": [1, 2, 1e999, 4])")),
+              dir + "/instances.json: annotations[1].bbox[2]: 1e999 is not a finite number (too large for a double)");
+    EXPECT_NE(err(img, ann(R"("image_id": 1, "category_id": 1, "bbox": [-1E+400, 2, 3, 4])")).find("annotations[1].bbox[0]: -1E+400 is not a finite"),
+              std::string::npos);
+    EXPECT_NE(err(img, ann(R"("image_id": 1, "category_id": 1, "bbox": [1, "2", 3, 4])")).find("annotations[1].bbox[1] must be a number (found the string \"2\")"),
+              std::string::npos);
+    EXPECT_NE(err(img, ann(R"("image_id": 1, "category_id": 1, "bbox": [1, 2, 3])")).find("annotations[1].bbox must be [x, y, width, height] (found 3 values)"),
+              std::string::npos);
+    EXPECT_NE(err(img, ann(R"("image_id": 1, "category_id": 1, "bbox": [1, 2, 3, NaN])")).find("instances.json: not valid JSON: parse error at line 1"),
+              std::string::npos);
+    EXPECT_NE(err(img, ann(R"("id": 1e999, "image_id": 1, "category_id": 1, "bbox": [1, 2, 3, 4])")).find("annotations[1].id: 1e999 is not a finite number"),
+              std::string::npos);
+    EXPECT_NE(err(img, ann(R"("image_id": 1, "category_id": "1", "bbox": [1, 2, 3, 4])")).find("annotations[1].category_id must be an integer (found the string \"1\")"),
+              std::string::npos);
+    EXPECT_NE(err(img, ann(R"("id": 5, "image_id": 1, "category_id": 1, "bbox": [1, 2, 3, 4])")).find("annotations[1].id 5 is used twice (also by annotations[0])"),
+              std::string::npos);
+    EXPECT_NE(err(R"([{"id": -3, "file_name": "a.png"}])", "[]").find("images[0].id: -3 is negative"), std::string::npos);
+    EXPECT_NE(err(R"([{"id": 18446744073709551615, "file_name": "a.png"}])", "[]").find("images[0].id: 18446744073709551615 is too large for an id"),
+              std::string::npos);
+    EXPECT_NE(err(R"([{"id": 1e30, "file_name": "a.png"}])", "[]").find("images[0].id must be a whole number"), std::string::npos);
+    EXPECT_NE(err(R"([{"id": 99999999999999999999999, "file_name": "a.png"}])", "[]").find("images[0].id must be a whole number"),
+              std::string::npos);
+    EXPECT_NE(err(R"([{"id": 1, "file_name": "a.png"}, {"id": 1, "file_name": "sub/b.jpg"}])", "[]").find("images[1].id 1 is used by two images"),
+              std::string::npos);
+    // The same file without the bad values reads.
+    EXPECT_EQ(err(img, ann(R"("image_id": 1, "category_id": 1, "bbox": [1, 2, 3, 4])")), "(no error)");
+}
+
+TEST(Yolo, BadNumbersNameTheLineAndTheField) {
+    std::string dir = vt::temp_dir("yolo_numbers");
+    vt::write_file(dir + "/images/x.png", vt::encode(vt::load_bgr(vt::kLizardPng), ".png"));
+    write_text(dir + "/classes.txt", "lizard\nrock\n");
+    auto err = [&](const std::string& line) {
+        write_text(dir + "/labels/x.txt", "0 0.5 0.5 0.2 0.2\n" + line + "\n");
+        return error_of([&] { io::read_yolo(dir, {dir + "/images/x.png"}); });
+    };
+    const std::string where = dir + "/labels/x.txt:2: ";
+    EXPECT_EQ(err("1 0.5 1e999 0.2 0.2"), where + "y_center '1e999' is not a finite number");
+    EXPECT_EQ(err("1 nan 0.5 0.2 0.2"), where + "x_center 'nan' is not a finite number");
+    EXPECT_EQ(err("1 0.5 0.5 inf 0.2"), where + "width 'inf' is not a finite number");
+    EXPECT_EQ(err("1 0.5 0.5 0.2 0x1p-2"), where + "height '0x1p-2' is not a number");
+    EXPECT_EQ(err("one 0.5 0.5 0.2 0.2"), where + "class 'one' is not a number");
+    EXPECT_EQ(err("1 0.5 0.5 0.2 0.2"), "(no error)");
+    fs::remove_all(dir);
+}
+
+TEST(LabelsCsv, PathsMatchHoweverTheyAreSpelled) {
+    std::string dir = image_folder("labels_spelling");
+    // Relative to the CSV with ./ and .., and absolute with a redundant component.
+    write_text(dir + "/labels.csv", "path,label\n./sub/../a.png,cat\n" + dir + "/./sub//b.jpg,dog\n");
+    io::Annotations a = io::read_labels_csv(dir + "/labels.csv");
+    ASSERT_EQ(a.by_key.size(), 2u);
+    EXPECT_EQ(a.by_key.at(dir + "/a.png").label, "cat");
+    EXPECT_EQ(a.by_key.at(dir + "/sub/b.jpg").label, "dog");
+    EXPECT_EQ(a.path_of.at(dir + "/a.png"), dir + "/a.png");
+    EXPECT_EQ(a.path_of.at(dir + "/sub/b.jpg"), dir + "/sub/b.jpg");
+    fs::remove_all(dir);
+}
+
 TEST(Yolo, LabelFilesBesideImagesFolderAndNames) {
     std::string dir = vt::temp_dir("yolo");
     cv::Mat img = vt::load_bgr(vt::kLizardPng);

@@ -1,11 +1,15 @@
 #include <gtest/gtest.h>
 
+#include <climits>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 
 #include <nlohmann/json.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "io/discover.h"
 #include "test_util.h"
 #include "vislint/results.h"
 #include "vislint/scan.h"
@@ -73,10 +77,54 @@ TEST_F(ScanTest, FindsCopiesBrokenFilesAndResumes) {
     EXPECT_EQ(read_issues(opt_.work_dir).size(), rows.size());
 }
 
+TEST_F(ScanTest, OneFileHoweverSpelledAndResumeAcrossSpellings) {
+    // Relative spellings: from the test's own working directory to the data folder.
+    const std::string rel = fs::relative(data_, fs::current_path()).string();
+    std::ofstream(root_ + "/list.txt") << "data/tux.jpg\n./data/sub/../tux.jpg\n" << data_ << "//tux.jpg\n";
+    io::Discovery d = io::discover({rel + "/sub/../tux.jpg", root_ + "/list.txt", "./" + rel + "/tux.jpg"});
+    ASSERT_EQ(d.files.size(), 1u);
+    EXPECT_EQ(d.files[0], data_ + "/tux.jpg");
+
+    opt_.inputs = {"./" + rel + "/sub/../"};
+    ScanSummary s = scan(opt_, nullptr);
+    EXPECT_EQ(s.images, 5u);
+    for (const auto& r : read_issues(opt_.work_dir)) EXPECT_EQ(r.path.rfind(data_ + "/", 0), 0u) << r.path;
+    opt_.inputs = {data_ + "/./"};
+    ScanSummary again = scan(opt_, nullptr);
+    EXPECT_EQ(again.analysed, 0u);
+    EXPECT_EQ(again.reused, 5u);
+    EXPECT_EQ(again.removed, 0u);
+}
+
 TEST_F(ScanTest, WorkDirInsideInputIsRefused) {
     opt_.work_dir = data_ + "/results";
     EXPECT_THROW(scan(opt_, nullptr), Error);
     EXPECT_FALSE(fs::exists(data_ + "/results"));
+}
+
+TEST_F(ScanTest, NonFiniteAndOutOfRangeOptionsNameTheOption) {
+    auto message = [&](const std::function<void(ScanOptions&)>& set) {
+        ScanOptions o = opt_;
+        set(o);
+        try {
+            validate(o);
+        } catch (const Error& e) {
+            return std::string(e.what());
+        }
+        return std::string("(no error)");
+    };
+    const double nan = std::nan(""), inf = HUGE_VAL;
+    EXPECT_EQ(message([&](ScanOptions& o) { o.thresholds.outlier_z = inf; }), "--outlier-z must be a finite number (got inf)");
+    EXPECT_EQ(message([&](ScanOptions& o) { o.thresholds.blurry = nan; }), "--blurry-threshold must be a finite number (got nan)");
+    EXPECT_EQ(message([&](ScanOptions& o) { o.thresholds.odd_size_ratio = -inf; }), "--odd-size-ratio must be a finite number (got -inf)");
+    EXPECT_EQ(message([&](ScanOptions& o) { o.labels.box_margin = nan; }), "--box-margin must be a finite number (got nan)");
+    EXPECT_EQ(message([&](ScanOptions& o) { o.model.mean = {1, nan, 3}; }), "--model-mean values must be finite numbers (got nan)");
+    EXPECT_EQ(message([&](ScanOptions& o) { o.model.std = {0}; }), "--model-std values must be positive (got 0)");
+    EXPECT_EQ(message([&](ScanOptions& o) { o.model.std = {1, 2}; }), "--model-std takes 1 or 3 numbers (R,G,B), got 2");
+    EXPECT_EQ(message([&](ScanOptions& o) { o.max_pixels = INT64_MAX; }),
+              "--max-pixels must be a whole number of pixels between 1 and 1000000000000");
+    EXPECT_EQ(message([&](ScanOptions& o) { o.max_pixels = kMaxPixelsLimit; }), "(no error)");
+    EXPECT_EQ(message([](ScanOptions&) {}), "(no error)");
 }
 
 TEST_F(ScanTest, BadOptionsNameTheOption) {

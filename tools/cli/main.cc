@@ -1,6 +1,8 @@
 // vislint command line: parse -> call the library -> print. No analysis happens here.
 #include <unistd.h>
 
+#include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -219,6 +221,22 @@ int cmd_similar(const std::string& work_dir, const std::string& image, int k, co
     return 0;
 }
 
+// --max-pixels as a whole number, also written 1e8 or 2.5e7. CLI11 refuses "1e8" for an integer
+// and saturates "99999999999999999999" silently, so the text is read here and checked against
+// the same range as the library's own check.
+int64_t parse_max_pixels(const std::string& text) {
+    const std::string msg = "--max-pixels must be a whole number of pixels between 1 and " +
+                            std::to_string(vislint::kMaxPixelsLimit) + " (got " + text + ")";
+    char* end = nullptr;
+    errno = 0;
+    const double v = std::strtod(text.c_str(), &end);
+    if (text.empty() || end != text.c_str() + text.size() || errno == ERANGE ||
+        text.find_first_of("xXnN") != std::string::npos || !(v >= 1) || v > double(vislint::kMaxPixelsLimit) ||
+        v != std::floor(v))
+        throw vislint::Error(msg);
+    return int64_t(v);
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -243,7 +261,8 @@ int main(int argc, char** argv) {
     scan->add_option("--cluster-threshold", t.cluster, "clusters join images with cosine similarity >= (with a model)")->capture_default_str();
     scan->add_option("--outlier-z", t.outlier_z, "outlier when the robust z-score of isolation is above")->capture_default_str();
     scan->add_option("--threads", opt.threads, "worker threads (0 = all cores)")->capture_default_str();
-    scan->add_option("--max-pixels", opt.max_pixels, "refuse images with more pixels (decompression bombs)")->capture_default_str();
+    std::string max_pixels = std::to_string(opt.max_pixels);
+    scan->add_option("--max-pixels", max_pixels, "refuse images with more pixels (decompression bombs); 1e8 style accepted")->capture_default_str();
     scan->add_option("--max-image-memory", opt.max_image_memory_mb, "refuse a file larger than this many MiB, or whose decode would allocate more")->capture_default_str();
     scan->add_option("--blurry-threshold", t.blurry, "blurry when relative sharpness (Laplacian variance / grey variance) is below")->capture_default_str();
     scan->add_option("--dark-threshold", t.dark, "dark when the 99th-percentile grey level (0-255) is below")->capture_default_str();
@@ -314,6 +333,7 @@ int main(int argc, char** argv) {
     try {
         if (*scan) {
             lo.auto_splits = splits == "auto";
+            opt.max_pixels = parse_max_pixels(max_pixels);
             return cmd_scan(opt, quiet, !no_report);
         }
         if (*issues) return cmd_issues(work_dir, type, format);
