@@ -360,6 +360,7 @@ class Scan:
         embedding. Returns path, score (cosine similarity), best first."""
         import numpy as np
 
+        self._verify()
         if isinstance(query, (str, os.PathLike)):
             hits = _core.similar_path(str(self.work_dir), os.fspath(query), k)
         else:

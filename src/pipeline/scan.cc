@@ -794,7 +794,8 @@ ScanSummary scan(const ScanOptions& options, Progress* progress) {
     summary.db_path = (fs::path(options.work_dir) / store::kDbName).string();
     store::Db db(summary.db_path, false);
     // Damaged rows would be reused as if they were analysis results: refuse, and name the fix.
-    if (db.meta("run_state") == "complete" && db.meta("checksum") != store::content_checksum(db))
+    const std::string stored = db.meta("checksum");
+    if ((!stored.empty() || db.meta("run_state") == "complete") && stored != store::content_checksum(db))
         store::throw_damaged(summary.db_path, "its rows do not match the checksum the scan stored");
     RunState run_state(db);
     try {

@@ -110,15 +110,14 @@ std::unique_ptr<Db> open_results(const std::string& work_dir, std::string* warni
     }
     if (!known) {
         const std::string state = db->meta("run_state"), stored = db->meta("checksum");
-        if (state == "complete") {
-            if (stored.empty()) throw_damaged(p.string(), "its checksum is missing");
-            if (stored != content_checksum(*db))
-                throw_damaged(p.string(), "its rows do not match the checksum the scan stored");
-        } else if (!state.empty()) {
-            w = run_warning(work_dir, state);
-        } else if (!stored.empty()) {
-            throw_damaged(p.string(), "its run state is missing");
-        } // neither: a work dir written before vislint kept either
+        // A scan deletes the checksum when it starts and stores it in its last transaction, so
+        // it is verified whatever run_state says (which damage could have changed too).
+        if (!stored.empty() && stored != content_checksum(*db))
+            throw_damaged(p.string(), "its rows do not match the checksum the scan stored");
+        if (state == "complete" && stored.empty()) throw_damaged(p.string(), "its checksum is missing");
+        if (state.empty() && !stored.empty()) throw_damaged(p.string(), "its run state is missing");
+        if (state != "complete" && !state.empty()) w = run_warning(work_dir, state);
+        // Neither key: a work dir written before vislint kept them.
         std::lock_guard<std::mutex> lock(mu);
         verified[key] = w;
     }

@@ -315,7 +315,7 @@ def test_random_damage_to_the_database_never_gives_silently_wrong_rows(hashed, t
     size = (work0 / "vislint.db").stat().st_size
     rng = random.Random(7)
     errors = 0
-    for trial in range(12):
+    for trial in range(20):
         work = tmp_path / f"w{trial}"
         shutil.copytree(work0, work)
         db = work / "vislint.db"
@@ -323,7 +323,7 @@ def test_random_damage_to_the_database_never_gives_silently_wrong_rows(hashed, t
         results = outcome(work)
         assert_identical_or_named_error(results, baseline, db)
         errors += any(r.returncode for r in results)
-    assert errors >= 3  # the damage did reach data most of the time
+    assert errors >= 5  # the damage did reach data, not only free space
 
 
 def test_damage_inside_row_payloads_is_caught_by_the_checksum(data, hashed, tmp_path):

@@ -70,8 +70,15 @@ bool with_progress(bool quiet, Call&& call) {
     return true;
 }
 
+// Results of a scan that did not finish are shown, but never as if they were complete.
+void warn_if_incomplete(const std::string& work_dir) {
+    std::string w = vislint::work_dir_warning(work_dir);
+    if (!w.empty()) std::cerr << "vislint: warning: " << w << "\n";
+}
+
 // Writes the report; with `open`, hands it to the desktop's opener when there is one.
 int cmd_report(const std::string& work_dir, bool open, bool quiet) {
+    warn_if_incomplete(work_dir);
     std::string page;
     if (!with_progress(quiet, [&](vislint::Progress* p) { page = vislint::write_report(work_dir, {}, p); }))
         return vislint::cli::interrupt_exit_code();
@@ -115,12 +122,6 @@ int cmd_scan(vislint::ScanOptions opt, bool quiet, bool report) {
     std::cout << "\nresults: " << s.db_path << "\n"
               << "details: vislint issues " << opt.work_dir << " [--type TYPE] [--format csv]\n";
     return 0;
-}
-
-// Results of a scan that did not finish are shown, but never as if they were complete.
-void warn_if_incomplete(const std::string& work_dir) {
-    std::string w = vislint::work_dir_warning(work_dir);
-    if (!w.empty()) std::cerr << "vislint: warning: " << w << "\n";
 }
 
 int cmd_issues(const std::string& work_dir, const std::string& type, const std::string& format) {
