@@ -62,8 +62,10 @@ public:
         auto now = Clock::now();
         if (!force && now - last_ < std::chrono::milliseconds(50)) return true;
         last_ = now;
-        return p_->progress(stage, done, total);
+        if (!p_->progress(stage, done, total)) cancel_requested_ = true;
+        return !cancel_requested_;
     }
+    bool cancel_requested() const { return cancel_requested_; }
     void log(const char* level, const std::string& msg) {
         if (std::string(level) == "warning") warnings_.push_back(msg);
         if (p_) p_->log(level, msg.c_str());
@@ -72,6 +74,7 @@ public:
 
 private:
     Progress* p_;
+    bool cancel_requested_ = false;
     std::vector<std::string> warnings_; // kept for run.json (and so the report)
     Clock::time_point last_{};
 };
@@ -727,23 +730,24 @@ namespace {
 // (kill -9, power loss, disk full) leaves "running".
 class RunState {
 public:
-    explicit RunState(store::Db& db) : db_(db) {}
+    RunState(store::Db& db, const Reporter& rep) : db_(db), rep_(rep) {}
+    // Reached without end(): the scan is unwinding, cancelled (progress said stop) or failed.
     ~RunState() {
         if (ended_) return;
         try { // best effort: with a full disk this fails and "running" stays, which also warns
-            if (sqlite3_get_autocommit(db_.handle()) == 0) db_.exec("ROLLBACK");
-            db_.set_meta("run_state", "failed");
+            if (sqlite3_get_autocommit(db_.handle()) == 0) db_.exec("ROLLBACK"); // cut short mid-transaction
+            db_.set_meta("run_state", rep_.cancel_requested() ? "cancelled" : "failed");
         } catch (...) {
         }
     }
     void end(const char* state) {
-        if (sqlite3_get_autocommit(db_.handle()) == 0) db_.exec("ROLLBACK"); // cut short mid-transaction
         db_.set_meta("run_state", state);
         ended_ = true;
     }
 
 private:
     store::Db& db_;
+    const Reporter& rep_;
     bool ended_ = false;
 };
 
@@ -797,111 +801,106 @@ ScanSummary scan(const ScanOptions& options, Progress* progress) {
     const std::string stored = db.meta("checksum");
     if ((!stored.empty() || db.meta("run_state") == "complete") && stored != store::content_checksum(db))
         store::throw_damaged(summary.db_path, "its rows do not match the checksum the scan stored");
-    RunState run_state(db);
-    try {
-        const std::string signature = analysis_signature(options, model.get());
-        const std::string features_path = (fs::path(options.work_dir) / store::kFeaturesName).string();
-        const bool reuse = db.meta("analysis_signature") == signature &&
-                           (!model || store::feature_file_shape(features_path).second > 0);
+    RunState run_state(db, rep);
+    const std::string signature = analysis_signature(options, model.get());
+    const std::string features_path = (fs::path(options.work_dir) / store::kFeaturesName).string();
+    const bool reuse = db.meta("analysis_signature") == signature &&
+                       (!model || store::feature_file_shape(features_path).second > 0);
 
-        auto t1 = Clock::now();
-        Planned planned = plan(db, items.items, reuse, model ? features_path : "", rep);
-        summary.reused = planned.reused;
-        summary.removed = planned.removed_ids.size();
-        db.exec("BEGIN");
-        db.set_meta("run_state", "running");
-        db.exec("DELETE FROM meta WHERE key = 'checksum'");
-        // Rows of another analysis must never pass for this one's if this scan is cut short (the
-        // features file is reset below): mark them changed so that a resumed scan re-analyses them.
-        if (!reuse) db.exec("UPDATE images SET mtime_ns = -1, has_embedding = 0");
-        db.set_meta("analysis_signature", signature);
-        db.set_meta("model", model ? model->id : "none");
-        db.set_meta("model_options", nlohmann::json{{"model", options.model.model},
-                                                    {"input_size", options.model.input_size},
-                                                    {"mean", options.model.mean},
-                                                    {"std", options.model.std},
-                                                    {"output", options.model.output}}
-                                         .dump());
-        db.exec("COMMIT");
-        if (!model) { // hash-only: no stale embeddings or index of another run
-            fs::remove(features_path);
-            fs::remove(fs::path(options.work_dir) / kIndexName);
-            db.exec("DELETE FROM embedding_index; DELETE FROM clusters;");
-        }
-        summary.timings["index"] = seconds_since(t1);
-
-        auto t2 = Clock::now();
-        bool cancelled = false;
-        summary.analysed = planned.todo.size();
-        {
-            AnalyseContext ctx;
-            ctx.threads = threads;
-            ctx.max_pixels = options.max_pixels;
-            ctx.model = model.get();
-            ctx.batch_size = options.model.batch_size;
-            ctx.box_margin = lo.box_margin;
-            std::unique_ptr<store::FeatureFile> features;
-            std::vector<std::unique_ptr<embed::Embedder>> embedders;
-            ctx.embedders = &embedders;
-            if (model) {
-                // The first net tells the dim (a changed model changes the signature, so `reuse` is
-                // false and the old file is discarded); it then serves as the first inference worker.
-                embedders.push_back(std::make_unique<embed::Embedder>(*model));
-                features = std::make_unique<store::FeatureFile>(features_path, embedders[0]->dim(), !reuse);
-                for (int64_t id : planned.removed_ids) features->zero_row(id);
-                features->sync(); // before the rows go: a crash must not leave vectors of unknown ids
-                ctx.features = features.get();
-            }
-            if (!planned.removed_ids.empty()) {
-                db.exec("BEGIN");
-                store::Stmt del(db.handle(), "DELETE FROM images WHERE id = ?");
-                for (int64_t id : planned.removed_ids) del.bind(1, id).run();
-                db.exec("COMMIT");
-            }
-            analyse_all(db, planned.todo, ctx, rep, &cancelled);
-            if (features) {
-                store::Stmt mx(db.handle(), "SELECT coalesce(max(id), -1) FROM images");
-                mx.step();
-                features->close(mx.int64(0) + 1);
-            }
-        }
-        summary.timings["analyse"] = seconds_since(t2);
-        if (cancelled) {
-            store::Stmt count(db.handle(), "SELECT count(*) FROM images");
-            count.step();
-            summary.images = uint64_t(count.int64(0));
-            summary.warnings = rep.warnings();
-            write_run_json(options, summary, threads, "cancelled", started);
-            throw Cancelled("scan cancelled; " + std::to_string(summary.images) +
-                            " images are saved in " + options.work_dir + " and a re-run resumes from there");
-        }
-
-        auto t3 = Clock::now();
-        write_labels(db, items.items);
-        std::vector<pipeline::Item>().swap(items.items);
-        derive_issues(db, options, threads, rep, &summary.timings);
-        summary.timings["issues"] = seconds_since(t3);
-
-        for (const auto& type : issue_types()) summary.issue_counts[type] = 0;
-        {
-            store::Stmt s(db.handle(), "SELECT type, count(*) FROM issues GROUP BY type");
-            while (s.step()) summary.issue_counts[s.text(0)] = uint64_t(s.int64(1));
-            store::Stmt c(db.handle(), "SELECT count(*) FROM images");
-            c.step();
-            summary.images = uint64_t(c.int64(0));
-        }
-        summary.timings["total"] = seconds_since(t0);
-        summary.warnings = rep.warnings();
-        run_state.end("complete");
-        // One file again (no -wal / -shm), so a copy or a read-only mount of the work dir reads.
-        db.leave_wal();
-        write_run_json(options, summary, threads, "complete", started);
-        store::remove_tmp_files(options.work_dir);
-        return summary;
-    } catch (const Cancelled&) {
-        run_state.end("cancelled");
-        throw;
+    auto t1 = Clock::now();
+    Planned planned = plan(db, items.items, reuse, model ? features_path : "", rep);
+    summary.reused = planned.reused;
+    summary.removed = planned.removed_ids.size();
+    db.exec("BEGIN");
+    db.set_meta("run_state", "running");
+    db.exec("DELETE FROM meta WHERE key = 'checksum'");
+    // Rows of another analysis must never pass for this one's if this scan is cut short (the
+    // features file is reset below): mark them changed so that a resumed scan re-analyses them.
+    if (!reuse) db.exec("UPDATE images SET mtime_ns = -1, has_embedding = 0");
+    db.set_meta("analysis_signature", signature);
+    db.set_meta("model", model ? model->id : "none");
+    db.set_meta("model_options", nlohmann::json{{"model", options.model.model},
+                                                {"input_size", options.model.input_size},
+                                                {"mean", options.model.mean},
+                                                {"std", options.model.std},
+                                                {"output", options.model.output}}
+                                     .dump());
+    db.exec("COMMIT");
+    if (!model) { // hash-only: no stale embeddings or index of another run
+        fs::remove(features_path);
+        fs::remove(fs::path(options.work_dir) / kIndexName);
+        db.exec("DELETE FROM embedding_index; DELETE FROM clusters;");
     }
+    summary.timings["index"] = seconds_since(t1);
+
+    auto t2 = Clock::now();
+    bool cancelled = false;
+    summary.analysed = planned.todo.size();
+    {
+        AnalyseContext ctx;
+        ctx.threads = threads;
+        ctx.max_pixels = options.max_pixels;
+        ctx.model = model.get();
+        ctx.batch_size = options.model.batch_size;
+        ctx.box_margin = lo.box_margin;
+        std::unique_ptr<store::FeatureFile> features;
+        std::vector<std::unique_ptr<embed::Embedder>> embedders;
+        ctx.embedders = &embedders;
+        if (model) {
+            // The first net tells the dim (a changed model changes the signature, so `reuse` is
+            // false and the old file is discarded); it then serves as the first inference worker.
+            embedders.push_back(std::make_unique<embed::Embedder>(*model));
+            features = std::make_unique<store::FeatureFile>(features_path, embedders[0]->dim(), !reuse);
+            for (int64_t id : planned.removed_ids) features->zero_row(id);
+            features->sync(); // before the rows go: a crash must not leave vectors of unknown ids
+            ctx.features = features.get();
+        }
+        if (!planned.removed_ids.empty()) {
+            db.exec("BEGIN");
+            store::Stmt del(db.handle(), "DELETE FROM images WHERE id = ?");
+            for (int64_t id : planned.removed_ids) del.bind(1, id).run();
+            db.exec("COMMIT");
+        }
+        analyse_all(db, planned.todo, ctx, rep, &cancelled);
+        if (features) {
+            store::Stmt mx(db.handle(), "SELECT coalesce(max(id), -1) FROM images");
+            mx.step();
+            features->close(mx.int64(0) + 1);
+        }
+    }
+    summary.timings["analyse"] = seconds_since(t2);
+    if (cancelled) {
+        store::Stmt count(db.handle(), "SELECT count(*) FROM images");
+        count.step();
+        summary.images = uint64_t(count.int64(0));
+        summary.warnings = rep.warnings();
+        write_run_json(options, summary, threads, "cancelled", started);
+        throw Cancelled("scan cancelled; " + std::to_string(summary.images) +
+                        " images are saved in " + options.work_dir + " and a re-run resumes from there");
+    }
+
+    auto t3 = Clock::now();
+    write_labels(db, items.items);
+    std::vector<pipeline::Item>().swap(items.items);
+    derive_issues(db, options, threads, rep, &summary.timings);
+    summary.timings["issues"] = seconds_since(t3);
+
+    for (const auto& type : issue_types()) summary.issue_counts[type] = 0;
+    {
+        store::Stmt s(db.handle(), "SELECT type, count(*) FROM issues GROUP BY type");
+        while (s.step()) summary.issue_counts[s.text(0)] = uint64_t(s.int64(1));
+        store::Stmt c(db.handle(), "SELECT count(*) FROM images");
+        c.step();
+        summary.images = uint64_t(c.int64(0));
+    }
+    summary.timings["total"] = seconds_since(t0);
+    summary.warnings = rep.warnings();
+    run_state.end("complete");
+    // One file again (no -wal / -shm), so a copy or a read-only mount of the work dir reads.
+    db.leave_wal();
+    write_run_json(options, summary, threads, "complete", started);
+    store::remove_tmp_files(options.work_dir);
+    return summary;
 }
 
 } // namespace vislint

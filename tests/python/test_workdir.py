@@ -266,6 +266,10 @@ def test_read_only_work_dir_can_be_read_but_not_written(data, hashed, clean, tmp
     for cmd in (["scan", data, "-o", work, "--model", "none"], ["report", work]):
         r = in_read_only_mount(work, VISLINT, *cmd)
         assert r.returncode == 2 and f"work dir {work} is read-only" in r.stderr, r.stderr
+    py = ("import vislint\ntry:\n    vislint.scan(%r, %r, model='none', progress=False)\n"
+          "except vislint.VislintError as e:\n    print(e)" % (str(data), str(work)))
+    r = in_read_only_mount(work, sys.executable, "-c", py)
+    assert f"work dir {work} is read-only" in r.stdout, r.stderr
     query = sorted((data / "images").rglob("*.png"))[0]
     want = run_cli("similar", clean, query, "--format", "json").stdout
     r = in_read_only_mount(clean, VISLINT, "similar", clean, query, "--format", "json")
