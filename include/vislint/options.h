@@ -86,6 +86,9 @@ struct ScanOptions {
     Thresholds thresholds;
     int k = 10; // neighbours per image in the kNN graph
     LabelOptions labels;
+    // Discard the work dir's database, features and index first and analyse everything again
+    // (the fix for a damaged work dir).
+    bool rebuild = false;
 };
 
 // Throws vislint::Error naming the first invalid option ("--dark-threshold must be ...").

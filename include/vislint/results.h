@@ -8,6 +8,14 @@
 
 namespace vislint {
 
+// Every reader below first verifies the work dir: a damaged vislint.db (SQLite's quick_check,
+// or rows that no longer match the checksum a complete scan stored) throws vislint::Error
+// naming the file and the fix (delete the work dir or re-scan with --rebuild).
+// work_dir_warning() does the same and returns "" when the last scan into the work dir
+// completed, else a one-line warning that its results may be partial or stale (a cancelled,
+// failed or killed re-scan); readers still return what is there.
+std::string work_dir_warning(const std::string& work_dir);
+
 struct IssueRow {
     std::string type;
     std::string path;

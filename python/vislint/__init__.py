@@ -18,6 +18,8 @@ import json
 import os
 import sqlite3
 import sys
+import urllib.parse
+import warnings
 from pathlib import Path
 from typing import Iterable, Optional, Union
 
@@ -138,7 +140,8 @@ def scan(inputs: Union[None, PathLike, Iterable[PathLike]], work_dir: PathLike, 
     folder), ``objects=True`` (every box becomes an item ``image.jpg#box_id``),
     ``min_box_side``, ``box_margin``, ``splits`` ("auto": from train/val/test folder names, or
     "none"), ``label_issue_threshold``. With labels, ``inputs`` may be None: the images the
-    labels name are scanned. ``report=False`` skips writing the HTML report
+    labels name are scanned. ``rebuild=True`` discards the work dir's database, features and
+    index first (the fix for a damaged work dir). ``report=False`` skips writing the HTML report
     (``work_dir/report/index.html``, see :meth:`Scan.report`). An unknown option or a bad value raises
     VislintError. The scan runs with the GIL released; Ctrl-C cancels it cleanly (what was
     analysed is kept and a re-run resumes) and raises KeyboardInterrupt.
@@ -200,22 +203,47 @@ class Scan:
         self.db_path = self.work_dir / "vislint.db"
         if not self.db_path.is_file():
             raise VislintError(f"not a vislint work dir (no vislint.db): {self.work_dir}")
+        self._verified = None
+        self._verify()
+
+    def _verify(self) -> None:
+        """Check the database (the core's quick_check and stored checksum) once per state of the
+        file, and warn when the last scan did not finish (results may be partial or stale)."""
+        try:
+            st = self.db_path.stat()
+        except OSError as e:
+            raise VislintError(f"cannot read {self.db_path}: {e}") from None
+        state = (st.st_size, st.st_mtime_ns, st.st_ino)
+        if state == self._verified:
+            return
+        message = _core.work_dir_warning(str(self.work_dir))
+        self._verified = state
+        if message:
+            warnings.warn(message, stacklevel=3)
 
     def _connect(self) -> sqlite3.Connection:
         """A read-only connection whose text comes back as os.fsdecode() would make it."""
-        con = sqlite3.connect(self.db_path.absolute().as_uri() + "?mode=ro", uri=True)
+        uri = self.db_path.absolute().as_uri() + "?mode=ro"
+        if not os.access(self.work_dir, os.W_OK):
+            uri += "&immutable=1"  # read-only folder: no -shm can exist, nobody can be writing
+        con = sqlite3.connect(uri, uri=True)
         con.text_factory = lambda b: b.decode("utf-8", "surrogateescape")
         return con
 
     def _query(self, sql: str, params: tuple = ()) -> pd.DataFrame:
         """The rows of ``sql`` with the reader types of their columns (see _column)."""
-        con = self._connect()
+        self._verify()
         try:
-            cur = con.execute(sql, params)
-            names = [d[0] for d in cur.description]
-            rows = cur.fetchall()
-        finally:
-            con.close()
+            con = self._connect()
+            try:
+                cur = con.execute(sql, params)
+                names = [d[0] for d in cur.description]
+                rows = cur.fetchall()
+            finally:
+                con.close()
+        except sqlite3.DatabaseError as e:
+            raise VislintError(f"the work dir database {self.db_path} is damaged ({e}): delete the work dir "
+                               "or re-scan with --rebuild (rebuild=True)") from None
         values = list(zip(*rows)) if rows else [()] * len(names)
         return pd.DataFrame({n: _column(n, list(v)) for n, v in zip(names, values)}, columns=names)
 
@@ -397,6 +425,7 @@ class Scan:
         embedding. Returns path, score (cosine similarity), best first."""
         import numpy as np
 
+        self._verify()
         if isinstance(query, (str, os.PathLike)):
             hits = _core.similar_path(_name_bytes(self.work_dir), _name_bytes(query), k)
         else:

@@ -246,6 +246,7 @@ PYBIND11_MODULE(_core, m) {
             take(opts, "threads", &o.threads);
             take(opts, "max_pixels", &o.max_pixels);
             take(opts, "max_image_memory_mb", &o.max_image_memory_mb);
+            take(opts, "rebuild", &o.rebuild);
             take(opts, "blurry_threshold", &t.blurry);
             take(opts, "dark_threshold", &t.dark);
             take(opts, "bright_threshold", &t.bright);
@@ -290,6 +291,12 @@ PYBIND11_MODULE(_core, m) {
         py::arg("progress") = py::none(), py::arg("logger") = py::none(),
         "Scan inputs into work_dir. Releases the GIL; progress(stage, done, total) -> bool.");
 
+    m.def("work_dir_warning", [](const std::string& work_dir) {
+        py::gil_scoped_release release;
+        return vislint::work_dir_warning(work_dir);
+    }, py::arg("work_dir"),
+    "Verify a work dir (raises VislintError when its database is damaged); return '' after a "
+    "complete scan, else a warning that its results may be partial or stale.");
     auto hits_to_list = [](const std::vector<vislint::SimilarHit>& hits) {
         py::list out;
         for (const auto& h : hits) out.append(py::make_tuple(fs_str(h.path), h.score));

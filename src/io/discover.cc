@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -43,7 +44,7 @@ std::string parent_of(const std::string& path) {
 
 class Walker {
 public:
-    explicit Walker(Discovery* out) : out_(out) {}
+    Walker(Discovery* out, std::string exclude) : out_(out), exclude_(std::move(exclude)) {}
 
     void add(const std::string& path, uint32_t root_length = 0) {
         if (seen_.insert(path).second) {
@@ -71,15 +72,21 @@ public:
             return;
         }
         std::vector<std::string> names;
+        std::unordered_set<std::string> links; // only symlinks can lead out of an input
         while (dirent* e = ::readdir(d)) {
             std::string name = e->d_name;
             if (name == "." || name == "..") continue;
+            if (e->d_type == DT_LNK || e->d_type == DT_UNKNOWN) links.insert(name);
             names.push_back(std::move(name));
         }
         ::closedir(d);
         std::sort(names.begin(), names.end());
         for (const std::string& name : names) {
             std::string path = join(dir, name);
+            if (!exclude_.empty() && links.count(name) && points_into_exclude(path)) {
+                out_->warnings.push_back("not scanned: " + path + " points into the work dir " + exclude_);
+                continue;
+            }
             struct stat es;
             bool exists = ::stat(path.c_str(), &es) == 0; // follows symlinks
             if (exists && S_ISDIR(es.st_mode)) {
@@ -94,7 +101,17 @@ public:
     }
 
 private:
+    bool points_into_exclude(const std::string& path) const {
+        char* real = ::realpath(path.c_str(), nullptr);
+        if (!real) return false; // dangling: becomes an `unreadable` row
+        std::string r = real;
+        std::free(real);
+        return r == exclude_ || (r.size() > exclude_.size() && r.compare(0, exclude_.size(), exclude_) == 0 &&
+                                 r[exclude_.size()] == '/');
+    }
+
     Discovery* out_;
+    std::string exclude_; // real path of the work dir, or empty
     std::unordered_set<std::string> seen_;
     std::set<std::pair<dev_t, ino_t>> visited_;
     uint32_t root_ = 0;
@@ -114,9 +131,15 @@ bool has_image_extension(const std::string& path) {
     return format_from_extension(path) != Format::kUnknown;
 }
 
-Discovery discover(const std::vector<std::string>& inputs) {
+Discovery discover(const std::vector<std::string>& inputs, const std::string& exclude_dir) {
     Discovery out;
-    Walker walker(&out);
+    std::string exclude;
+    if (!exclude_dir.empty()) {
+        std::error_code ec;
+        exclude = std::filesystem::weakly_canonical(std::filesystem::absolute(exclude_dir), ec).string();
+        while (exclude.size() > 1 && exclude.back() == '/') exclude.pop_back();
+    }
+    Walker walker(&out, exclude);
     if (inputs.empty()) throw Error("no input given: pass one or more folders, images or list files");
     for (const std::string& given : inputs) {
         struct stat st;

@@ -25,8 +25,10 @@ struct Discovery {
 // through a symlink loop, is not entered again), image files, or list files (.txt/.lst/.list:
 // one path per line, '#' comments, relative paths resolve against the list's folder; every
 // listed path is kept, even a missing one, so it surfaces as a broken row).
-// Throws vislint::Error when an input does not exist or is not usable.
-Discovery discover(const std::vector<std::string>& inputs);
+// Throws vislint::Error when an input does not exist or is not usable. A symlink inside a folder
+// that resolves into `exclude_dir` (the work dir) is left out with a warning: vislint never
+// scans its own output.
+Discovery discover(const std::vector<std::string>& inputs, const std::string& exclude_dir = "");
 
 // `path` made absolute against the current directory and lexically normalised ("." and ".."
 // components and repeated or trailing slashes removed), without resolving symlinks.

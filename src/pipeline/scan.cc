@@ -18,11 +18,13 @@
 #include <fstream>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 
 #include <nlohmann/json.hpp>
 
 #include "common/bounded_queue.h"
 #include "common/clock.h"
+#include "common/fault.h"
 #include "common/median.h"
 #include "common/text.h"
 #include "embed/embedder.h"
@@ -36,6 +38,7 @@
 #include "quality/flags.h"
 #include "store/db.h"
 #include "store/features.h"
+#include "store/work_dir.h"
 #include "vislint/issue.h"
 
 namespace fs = std::filesystem;
@@ -60,8 +63,10 @@ public:
         auto now = Clock::now();
         if (!force && now - last_ < std::chrono::milliseconds(50)) return true;
         last_ = now;
-        return p_->progress(stage, done, total);
+        if (!p_->progress(stage, done, total)) cancel_requested_ = true;
+        return !cancel_requested_;
     }
+    bool cancel_requested() const { return cancel_requested_; }
     void log(const char* level, const std::string& msg) {
         if (std::string(level) == "warning") warnings_.push_back(msg);
         if (p_) p_->log(level, msg.c_str());
@@ -70,6 +75,7 @@ public:
 
 private:
     Progress* p_;
+    bool cancel_requested_ = false;
     std::vector<std::string> warnings_; // kept for run.json (and so the report)
     Clock::time_point last_{};
 };
@@ -110,19 +116,32 @@ struct Planned {
     std::vector<int64_t> removed_ids;
 };
 
-Planned plan(store::Db& db, const std::vector<pipeline::Item>& items, bool reuse, Reporter& rep) {
+// `features_path`: with a model, the features file whose rows reused images must have intact.
+Planned plan(store::Db& db, const std::vector<pipeline::Item>& items, bool reuse,
+             const std::string& features_path, Reporter& rep) {
     struct Known {
         int64_t id, size, mtime;
         std::string box;
     };
     std::unordered_map<std::string, Known> known;
     int64_t next_id = 0;
+    std::vector<int64_t> embedded;
     {
-        store::Stmt s(db.handle(), "SELECT id, path, file_size, mtime_ns, box FROM images");
+        store::Stmt s(db.handle(), "SELECT id, path, file_size, mtime_ns, box, has_embedding FROM images");
         while (s.step()) {
             known[s.text(1)] = {s.int64(0), s.is_null(2) ? -1 : s.int64(2), s.int64(3), s.text(4)};
             next_id = std::max(next_id, s.int64(0) + 1);
+            if (s.int64(5) != 0) embedded.push_back(s.int64(0));
         }
+    }
+    // Commits follow the vectors' fdatasync, so a bad row here means damage from outside (or a
+    // crash of an older version): re-analyse those images rather than trust the row.
+    std::unordered_set<int64_t> bad;
+    if (reuse && !features_path.empty()) {
+        for (int64_t id : store::bad_feature_rows(features_path, embedded)) bad.insert(id);
+        if (!bad.empty())
+            rep.log("warning", std::to_string(bad.size()) + " embedding(s) in " + features_path +
+                                   " are damaged or missing: those images are analysed again");
     }
     Planned p;
     for (size_t i = 0; i < items.size(); ++i) {
@@ -140,7 +159,8 @@ Planned plan(store::Db& db, const std::vector<pipeline::Item>& items, bool reuse
         if (it != known.end()) {
             r.id = it->second.id;
             bool unchanged = reuse && r.file_size >= 0 && it->second.size == r.file_size &&
-                             it->second.mtime == r.mtime_ns && it->second.box == r.box;
+                             it->second.mtime == r.mtime_ns && it->second.box == r.box &&
+                             !bad.count(r.id);
             known.erase(it);
             if (unchanged) {
                 ++p.reused;
@@ -299,8 +319,15 @@ void analyse_all(store::Db& db, std::vector<store::ImageRecord>& todo, AnalyseCo
     } joiner{stop, jobs, done, closer, saved_cv_threads};
 
     store::Stmt upsert(db.handle(), store::image_upsert_sql());
+    // The rows of a transaction say has_embedding = 1 only once their vectors are on disk.
+    auto commit = [&] {
+        if (ctx.features) ctx.features->sync();
+        fault_point("commit");
+        db.exec("COMMIT");
+    };
     db.exec("BEGIN");
     auto last_commit = Clock::now();
+    const int commit_every = fault_commit_every();
     size_t written = 0;
     for (;;) {
         std::optional<size_t> i = done.pop_for(100);
@@ -316,17 +343,21 @@ void analyse_all(store::Db& db, std::vector<store::ImageRecord>& todo, AnalyseCo
                 } else {
                     ctx.features->zero_row(r.id);
                 }
+                fault_point("features");
             }
             store::bind_image(upsert, r);
             upsert.run();
+            fault_point("analyse");
             r = store::ImageRecord{}; // drop the record: memory stays flat
             if (!embedding.empty()) std::vector<float>().swap(embedding[*i]);
             ++written;
         } else if (done.closed_and_empty()) {
             break;
         }
-        if (Clock::now() - last_commit > std::chrono::seconds(1)) {
-            db.exec("COMMIT; BEGIN");
+        if (Clock::now() - last_commit > std::chrono::seconds(1) ||
+            (i && commit_every > 0 && written % size_t(commit_every) == 0)) {
+            commit();
+            db.exec("BEGIN");
             last_commit = Clock::now();
         }
         if (!stop.load() && !rep.report("analyse", written, total, written == total)) {
@@ -336,7 +367,7 @@ void analyse_all(store::Db& db, std::vector<store::ImageRecord>& todo, AnalyseCo
         }
     }
     closer.join();
-    db.exec("COMMIT");
+    commit();
     if (worker_error) std::rethrow_exception(worker_error);
 }
 
@@ -371,6 +402,7 @@ Embedded build_knn(store::Db& db, const ScanOptions& o, const std::vector<graph:
                                                        image_ids, &dim);
     (*timings)["load_features"] = seconds_since(t0);
     auto progress = [&](const char* stage, uint64_t done, uint64_t total) {
+        fault_point("knn");
         return rep.report(stage, done, total);
     };
     index::IndexOptions iopt;
@@ -386,9 +418,12 @@ Embedded build_knn(store::Db& db, const ScanOptions& o, const std::vector<graph:
         e.sims = std::move(g.sims);
     }
     (*timings)["knn_graph"] = seconds_since(t2);
+    fault_point("knn");
     idx.save(index_path);
     store::Stmt ins(db.handle(), "INSERT INTO embedding_index(pos, image_id) VALUES(?, ?)");
     for (size_t p = 0; p < image_ids.size(); ++p) ins.bind(1, int64_t(p)).bind(2, image_ids[p]).run();
+    // `vislint similar` refuses an index built under another analysis (model, input size).
+    db.set_meta("index_signature", db.meta("analysis_signature"));
     return e;
 }
 
@@ -479,6 +514,7 @@ void derive_issues(store::Db& db, const ScanOptions& o, int threads, Reporter& r
         ins.bind(4, score);
         if (threshold) ins.bind(5, *threshold); else ins.bind_null(5);
         ins.bind(6, detail).run();
+        fault_point("derive");
     };
 
     std::vector<double> areas;
@@ -609,6 +645,8 @@ void derive_issues(store::Db& db, const ScanOptions& o, int threads, Reporter& r
         for (const auto& l : graph::find_leaks(exact, near, split_of))
             add("leak", l.a, &l.b, l.score, &l.threshold, l.detail);
     }
+    db.set_meta("checksum", store::content_checksum(db));
+    fault_point("commit");
     db.exec("COMMIT");
     rep.report("duplicates", 1, 1, true);
 }
@@ -669,6 +707,7 @@ void write_run_json(const ScanOptions& o, const ScanSummary& s, int threads, con
         out << dump_printable(j, 2) << "\n";
         if (!out) throw Error("cannot write " + path);
     }
+    fault_point("run_json");
     fs::rename(tmp, path);
 }
 
@@ -737,6 +776,36 @@ void validate(const ScanOptions& o) {
     need(t.dhash_radius >= 0 && t.dhash_radius <= 64, "--dhash-radius must be between 0 and 64");
 }
 
+namespace {
+
+// The work dir's run_state (meta): "running" from the start of a scan until it ends as
+// "complete", "cancelled" or "failed"; readers warn unless it is "complete". A scan that dies
+// (kill -9, power loss, disk full) leaves "running".
+class RunState {
+public:
+    RunState(store::Db& db, const Reporter& rep) : db_(db), rep_(rep) {}
+    // Reached without end(): the scan is unwinding, cancelled (progress said stop) or failed.
+    ~RunState() {
+        if (ended_) return;
+        try { // best effort: with a full disk this fails and "running" stays, which also warns
+            if (sqlite3_get_autocommit(db_.handle()) == 0) db_.exec("ROLLBACK"); // cut short mid-transaction
+            db_.set_meta("run_state", rep_.cancel_requested() ? "cancelled" : "failed");
+        } catch (...) {
+        }
+    }
+    void end(const char* state) {
+        db_.set_meta("run_state", state);
+        ended_ = true;
+    }
+
+private:
+    store::Db& db_;
+    const Reporter& rep_;
+    bool ended_ = false;
+};
+
+} // namespace
+
 ScanSummary scan(const ScanOptions& options, Progress* progress) {
     validate(options);
     const std::string started = now_iso8601();
@@ -746,11 +815,17 @@ ScanSummary scan(const ScanOptions& options, Progress* progress) {
                             ? options.threads
                             : std::max(1, int(std::thread::hardware_concurrency()));
 
+    // A second scan into the same work dir stops here, before any work (an existing work dir is
+    // locked before discovery, a new one as soon as it is created).
+    std::unique_ptr<store::WorkDirLock> lock;
+    if (fs::is_directory(options.work_dir)) lock = std::make_unique<store::WorkDirLock>(options.work_dir);
+
     auto t0 = Clock::now();
     const LabelOptions& lo = options.labels;
     io::Annotations annotations = pipeline::read_annotations(lo, options.inputs);
     io::Discovery found = io::discover(options.inputs.empty() ? pipeline::inputs_from_labels(lo, annotations)
-                                                              : options.inputs);
+                                                              : options.inputs,
+                                       options.work_dir);
     summary.skipped_files = found.skipped_files;
     for (const auto& w : found.warnings) rep.log("warning", w);
     if (found.skipped_files > 0) {
@@ -765,6 +840,9 @@ ScanSummary scan(const ScanOptions& options, Progress* progress) {
     summary.skipped_boxes = items.skipped_boxes;
     summary.timings["discover"] = seconds_since(t0);
     check_work_dir(options);
+    if (!lock) lock = std::make_unique<store::WorkDirLock>(options.work_dir);
+    store::remove_tmp_files(options.work_dir);
+    if (options.rebuild) store::remove_results(options.work_dir);
 
     std::unique_ptr<embed::ModelSpec> model;
     if (options.model.model != "none")
@@ -772,26 +850,26 @@ ScanSummary scan(const ScanOptions& options, Progress* progress) {
 
     summary.db_path = (fs::path(options.work_dir) / store::kDbName).string();
     store::Db db(summary.db_path, false);
+    // Damaged rows would be reused as if they were analysis results: refuse, and name the fix.
+    const std::string stored = db.meta("checksum");
+    if ((!stored.empty() || db.meta("run_state") == "complete") && stored != store::content_checksum(db))
+        store::throw_damaged(summary.db_path, "its rows do not match the checksum the scan stored");
+    RunState run_state(db, rep);
     const std::string signature = analysis_signature(options, model.get());
     const std::string features_path = (fs::path(options.work_dir) / store::kFeaturesName).string();
     const bool reuse = db.meta("analysis_signature") == signature &&
                        (!model || store::feature_file_shape(features_path).second > 0);
-    if (!model) { // hash-only: no stale embeddings or index of another run
-        fs::remove(features_path);
-        fs::remove(fs::path(options.work_dir) / kIndexName);
-        db.exec("DELETE FROM embedding_index; DELETE FROM clusters;");
-    }
 
     auto t1 = Clock::now();
-    Planned planned = plan(db, items.items, reuse, rep);
+    Planned planned = plan(db, items.items, reuse, model ? features_path : "", rep);
     summary.reused = planned.reused;
     summary.removed = planned.removed_ids.size();
-    if (!planned.removed_ids.empty()) {
-        db.exec("BEGIN");
-        store::Stmt del(db.handle(), "DELETE FROM images WHERE id = ?");
-        for (int64_t id : planned.removed_ids) del.bind(1, id).run();
-        db.exec("COMMIT");
-    }
+    db.exec("BEGIN");
+    db.set_meta("run_state", "running");
+    db.exec("DELETE FROM meta WHERE key = 'checksum'");
+    // Rows of another analysis must never pass for this one's if this scan is cut short (the
+    // features file is reset below): mark them changed so that a resumed scan re-analyses them.
+    if (!reuse) db.exec("UPDATE images SET mtime_ns = -1, has_embedding = 0");
     db.set_meta("analysis_signature", signature);
     db.set_meta("model", model ? model->id : "none");
     // JSON holds UTF-8 only: a --model path of other bytes is kept with U+FFFD in their place (so
@@ -802,6 +880,12 @@ ScanSummary scan(const ScanOptions& options, Progress* progress) {
                                                 {"std", options.model.std},
                                                 {"output", options.model.output}}
                                      .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    db.exec("COMMIT");
+    if (!model) { // hash-only: no stale embeddings or index of another run
+        fs::remove(features_path);
+        fs::remove(fs::path(options.work_dir) / kIndexName);
+        db.exec("DELETE FROM embedding_index; DELETE FROM clusters;");
+    }
     summary.timings["index"] = seconds_since(t1);
 
     auto t2 = Clock::now();
@@ -824,7 +908,14 @@ ScanSummary scan(const ScanOptions& options, Progress* progress) {
             embedders.push_back(std::make_unique<embed::Embedder>(*model));
             features = std::make_unique<store::FeatureFile>(features_path, embedders[0]->dim(), !reuse);
             for (int64_t id : planned.removed_ids) features->zero_row(id);
+            features->sync(); // before the rows go: a crash must not leave vectors of unknown ids
             ctx.features = features.get();
+        }
+        if (!planned.removed_ids.empty()) {
+            db.exec("BEGIN");
+            store::Stmt del(db.handle(), "DELETE FROM images WHERE id = ?");
+            for (int64_t id : planned.removed_ids) del.bind(1, id).run();
+            db.exec("COMMIT");
         }
         analyse_all(db, planned.todo, ctx, rep, &cancelled);
         if (features) {
@@ -860,7 +951,11 @@ ScanSummary scan(const ScanOptions& options, Progress* progress) {
     }
     summary.timings["total"] = seconds_since(t0);
     summary.warnings = rep.warnings();
+    run_state.end("complete");
+    // One file again (no -wal / -shm), so a copy or a read-only mount of the work dir reads.
+    db.leave_wal();
     write_run_json(options, summary, threads, "complete", started);
+    store::remove_tmp_files(options.work_dir);
     return summary;
 }
 

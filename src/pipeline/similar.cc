@@ -13,6 +13,7 @@
 #include "io/labels.h"
 #include "pipeline/analyze.h"
 #include "store/db.h"
+#include "store/work_dir.h"
 #include "vislint/embed.h"
 #include "vislint/results.h"
 #include "vislint/status.h"
@@ -28,11 +29,8 @@ struct Opened {
 };
 
 Opened open_work_dir(const std::string& work_dir) {
-    fs::path db_path = fs::path(work_dir) / store::kDbName;
-    if (!fs::is_regular_file(db_path))
-        throw Error("not a vislint work dir (no vislint.db): " + work_dir);
     Opened o;
-    o.db = std::make_unique<store::Db>(db_path.string(), true);
+    o.db = store::open_results(work_dir);
     std::string model_id = o.db->meta("model");
     if (model_id.empty() || model_id == "none")
         throw Error("work dir " + work_dir + " was scanned with --model none: similarity search needs "
@@ -48,6 +46,17 @@ Opened open_work_dir(const std::string& work_dir) {
     } catch (const std::exception& e) {
         throw Error("work dir " + work_dir + " has no readable model options: " + e.what());
     }
+    // After a cut-short re-scan with another model or input size, the saved index and the
+    // features (and the query's embedding) would come from different models: refuse to mix them.
+    const std::string index_sig = o.db->meta("index_signature");
+    const std::string sig = o.db->meta("analysis_signature");
+    const bool legacy = index_sig.empty() && o.db->meta("run_state").empty(); // before index_signature
+    if (!legacy && index_sig != sig)
+        throw Error("the similarity index in " + work_dir + " was built by an earlier scan (" +
+                    (index_sig.empty() ? std::string("none") : index_sig) +
+                    ") than the work dir's embeddings (" + sig +
+                    "), and the last scan did not finish: re-run the scan into " + work_dir +
+                    " before searching");
     o.spec = embed::resolve_model(mo);
     if (o.spec.id != model_id)
         throw Error("the model file changed since " + work_dir + " was scanned; re-scan it first");

@@ -20,8 +20,10 @@
 
 #include "common/clock.h"
 #include "common/text.h"
+#include "common/fault.h"
 #include "io/decode.h"
 #include "store/db.h"
+#include "store/work_dir.h"
 #include "vislint/issue.h"
 #include "vislint/status.h"
 
@@ -82,6 +84,7 @@ bool make_thumbnail(const Item& it, int side, double box_margin, const std::stri
     std::string tmp = out_path + ".tmp";
     {
         std::ofstream out(tmp, std::ios::binary);
+        fault_point("report");
         out.write(reinterpret_cast<const char*>(jpeg.data()), std::streamsize(jpeg.size()));
         if (!out) return false;
     }
@@ -93,11 +96,10 @@ bool make_thumbnail(const Item& it, int side, double box_margin, const std::stri
 } // namespace
 
 std::string write_report(const std::string& work_dir, const ReportOptions& options, Progress* progress) {
-    const fs::path db_path = fs::path(work_dir) / store::kDbName;
-    if (!fs::is_regular_file(db_path))
-        throw Error("not a vislint work dir (no " + std::string(store::kDbName) + "): " + work_dir +
-                    "; run `vislint scan INPUT -o " + work_dir + "` first");
-    store::Db db(db_path.string(), true);
+    std::unique_ptr<store::Db> opened = store::open_results(work_dir);
+    store::Db& db = *opened;
+    store::WorkDirLock lock(work_dir); // a report is written by one process at a time, never during a scan
+    store::remove_tmp_files(work_dir);
     const fs::path report_dir = fs::path(work_dir) / "report";
     const fs::path thumbs_dir = report_dir / "thumbs";
     std::error_code ec;
@@ -342,6 +344,7 @@ std::string write_report(const std::string& work_dir, const ReportOptions& optio
         f << page;
         if (!f) throw Error("cannot write " + tmp.string());
     }
+    fault_point("report");
     fs::rename(tmp, out, ec);
     if (ec) throw Error("cannot write " + out.string() + ": " + ec.message());
     return out.string();

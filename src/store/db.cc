@@ -1,9 +1,15 @@
 #include "store/db.h"
 
 #include <cstring>
+#include <filesystem>
 
 #include "common/text.h"
+#include <xxhash.h>
+
+#include "store/work_dir.h"
 #include "vislint/status.h"
+
+namespace fs = std::filesystem;
 
 namespace vislint::store {
 namespace {
@@ -78,11 +84,48 @@ StatusCode parse_status(const std::string& s) {
     return StatusCode::kCorrupt;
 }
 
+std::string file_of(sqlite3* db) {
+    const char* f = sqlite3_db_filename(db, "main");
+    return f && *f ? f : kDbName;
+}
+
+// A failed SQLite call: damage and read-only storage get errors a user can act on.
+[[noreturn]] void fail(sqlite3* db, const std::string& context) {
+    const int code = sqlite3_errcode(db);
+    const std::string msg = sqlite3_errmsg(db);
+    if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB) throw_damaged(file_of(db), msg);
+    if (code == SQLITE_READONLY)
+        throw Error("work dir " + fs::path(file_of(db)).parent_path().string() +
+                    " is read-only: cannot write " + file_of(db) + " (" + msg + ")");
+    if (code == SQLITE_FULL) throw Error("disk full while writing " + file_of(db) + " (" + msg + ")");
+    throw Error("SQLite: " + msg + context);
+}
+
+// "file:" URI of a path (immutable mode is only reachable through a URI).
+std::string file_uri(const std::string& path) {
+    std::string out = "file:";
+    for (unsigned char c : path) {
+        if (c == '%' || c == '?' || c == '#' || c < 0x20) {
+            char buf[4];
+            std::snprintf(buf, sizeof(buf), "%%%02X", c);
+            out += buf;
+        } else {
+            out += char(c);
+        }
+    }
+    return out;
+}
+
 } // namespace
+
+void throw_damaged(const std::string& path, const std::string& why) {
+    throw Error("the work dir database " + path + " is damaged (" + why +
+                "): delete the work dir or re-scan with --rebuild");
+}
 
 Stmt::Stmt(sqlite3* db, const std::string& sql) : db_(db) {
     if (sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt_, nullptr) != SQLITE_OK)
-        throw Error(std::string("SQLite: ") + sqlite3_errmsg(db) + " in: " + sql.substr(0, 80));
+        fail(db, " in: " + sql.substr(0, 80));
 }
 Stmt::~Stmt() { sqlite3_finalize(stmt_); }
 Stmt& Stmt::bind(int i, int64_t v) { sqlite3_bind_int64(stmt_, i, v); return *this; }
@@ -96,7 +139,7 @@ bool Stmt::step() {
     int rc = sqlite3_step(stmt_);
     if (rc == SQLITE_ROW) return true;
     if (rc == SQLITE_DONE) return false;
-    throw Error(std::string("SQLite: ") + sqlite3_errmsg(db_));
+    fail(db_, "");
 }
 void Stmt::run() { step(); reset(); }
 void Stmt::reset() { sqlite3_reset(stmt_); sqlite3_clear_bindings(stmt_); }
@@ -107,13 +150,28 @@ std::string Stmt::text(int col) const {
 
 Db::Db(const std::string& path, bool read_only) {
     int flags = read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
-    if (sqlite3_open_v2(path.c_str(), &db_, flags, nullptr) != SQLITE_OK) {
+    std::string name = path;
+    if (read_only && !is_writable_dir(fs::path(path).parent_path().empty() ? "." : fs::path(path).parent_path().string())) {
+        // No -shm can be created here, so WAL reads would fail; nobody can be writing either.
+        name = file_uri(path) + "?immutable=1";
+        flags |= SQLITE_OPEN_URI;
+    }
+    if (sqlite3_open_v2(name.c_str(), &db_, flags, nullptr) != SQLITE_OK) {
         std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
         sqlite3_close(db_);
         db_ = nullptr;
         throw Error("cannot open " + path + ": " + msg);
     }
     sqlite3_busy_timeout(db_, 5000);
+    try {
+        Stmt check(db_, "PRAGMA quick_check(1)");
+        const std::string verdict = check.step() ? check.text(0) : "no answer from quick_check";
+        if (verdict != "ok") throw_damaged(path, verdict);
+    } catch (...) {
+        sqlite3_close(db_);
+        db_ = nullptr;
+        throw;
+    }
     if (!read_only) {
         exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;");
         // A work dir from another schema version is rebuilt from scratch (all images re-analysed).
@@ -132,11 +190,14 @@ Db::Db(const std::string& path, bool read_only) {
 Db::~Db() { sqlite3_close(db_); }
 
 void Db::exec(const std::string& sql) {
-    char* err = nullptr;
-    if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
-        std::string msg = err ? err : "unknown error";
-        sqlite3_free(err);
-        throw Error("SQLite: " + msg);
+    if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, nullptr) != SQLITE_OK) fail(db_, "");
+}
+
+void Db::leave_wal() {
+    try {
+        exec("PRAGMA wal_checkpoint(TRUNCATE); PRAGMA journal_mode=DELETE;");
+    } catch (const Error&) {
+        // Busy (a reader holds the database): it stays in WAL mode, still readable where writable.
     }
 }
 
@@ -231,6 +292,54 @@ std::vector<ImageRecord> read_images(Db& db) {
         out.push_back(std::move(r));
     }
     return out;
+}
+
+std::string content_checksum(Db& db) {
+    static const char* kTables[] = {
+        "SELECT * FROM images ORDER BY id",
+        "SELECT * FROM issues ORDER BY id",
+        "SELECT * FROM duplicate_groups ORDER BY group_id, image_id",
+        "SELECT * FROM clusters ORDER BY cluster_id, image_id",
+        "SELECT * FROM embedding_index ORDER BY pos",
+        "SELECT * FROM labels ORDER BY image_id",
+        "SELECT * FROM label_votes ORDER BY image_id, rank",
+        "SELECT key, value FROM meta WHERE key NOT IN ('checksum', 'run_state') ORDER BY key",
+    };
+    XXH3_state_t* state = XXH3_createState();
+    XXH3_128bits_reset(state);
+    auto feed = [&](const void* p, size_t n) { XXH3_128bits_update(state, p, n); };
+    try {
+        for (const char* sql : kTables) {
+            feed(sql, std::strlen(sql) + 1);
+            Stmt s(db.handle(), sql);
+            while (s.step()) {
+                // Each value as type tag + bytes, so that NULL, 0 and "" differ.
+                for (int c = 0; c < s.columns(); ++c) {
+                    if (s.is_null(c)) {
+                        feed("n", 1);
+                    } else if (s.is_real(c)) {
+                        double v = s.real(c);
+                        feed("r", 1);
+                        feed(&v, sizeof(v));
+                    } else {
+                        std::string t = s.text(c); // integers as their decimal text
+                        const uint64_t n = t.size();
+                        feed("t", 1);
+                        feed(&n, sizeof(n));
+                        feed(t.data(), t.size());
+                    }
+                }
+            }
+        }
+    } catch (...) {
+        XXH3_freeState(state);
+        throw;
+    }
+    XXH128_hash_t h = XXH3_128bits_digest(state);
+    XXH3_freeState(state);
+    char hex[33];
+    std::snprintf(hex, sizeof(hex), "%016llx%016llx", (unsigned long long)h.high64, (unsigned long long)h.low64);
+    return hex;
 }
 
 } // namespace vislint::store

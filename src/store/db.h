@@ -46,7 +46,10 @@ private:
 
 class Db {
 public:
-    // Opens (read_only: must exist) or creates the database at `path` with the current schema.
+    // Opens (read_only: must exist) or creates the database at `path` with the current schema,
+    // after SQLite's quick_check (a damaged file throws vislint::Error naming it and the fix).
+    // Read-only opens of a database in a read-only folder use SQLite's immutable mode, which
+    // needs no -shm / -wal files (scan() leaves the database in rollback-journal mode).
     Db(const std::string& path, bool read_only);
     ~Db();
     Db(const Db&) = delete;
@@ -56,6 +59,9 @@ public:
     sqlite3* handle() { return db_; }
     std::string meta(const std::string& key);
     void set_meta(const std::string& key, const std::string& value);
+    // Checkpoints the write-ahead log into the database and leaves WAL mode (best effort: a
+    // reader that holds the database open keeps it in WAL mode).
+    void leave_wal();
 
 private:
     sqlite3* db_ = nullptr;
@@ -70,5 +76,13 @@ const std::string& image_upsert_sql();
 
 // Reads every image row, ordered by id.
 std::vector<ImageRecord> read_images(Db& db);
+
+// xxh3-128 (hex) of every row of every results table and of the meta keys other than
+// `checksum` and `run_state`, in a fixed order. A complete scan stores it as meta `checksum`;
+// readers recompute it, which catches damage inside row payloads that quick_check cannot see.
+std::string content_checksum(Db& db);
+
+// The error for a damaged database: names the file and the fix.
+[[noreturn]] void throw_damaged(const std::string& path, const std::string& why);
 
 } // namespace vislint::store

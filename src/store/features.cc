@@ -1,6 +1,11 @@
 #include "store/features.h"
 
+#include <fcntl.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
 
 #include <cstring>
 #include <filesystem>
@@ -27,9 +32,9 @@ std::string header(int64_t rows, int dim) {
     return h + dict + "\n";
 }
 
-std::pair<int64_t, int> parse_shape(FILE* f) {
+std::pair<int64_t, int> parse_shape(int fd) {
     char buf[kHeaderSize + 1] = {0};
-    if (std::fseek(f, 0, SEEK_SET) != 0 || std::fread(buf, 1, kHeaderSize, f) != kHeaderSize) return {0, 0};
+    if (::pread(fd, buf, kHeaderSize, 0) != ssize_t(kHeaderSize)) return {0, 0};
     if (std::memcmp(buf, "\x93NUMPY", 6) != 0) return {0, 0};
     const char* dict = buf + 10; // after magic, version and header length (which contain NULs)
     if (std::strstr(dict, "'<f2'") == nullptr) return {0, 0};
@@ -41,34 +46,61 @@ std::pair<int64_t, int> parse_shape(FILE* f) {
     return {rows, dim};
 }
 
+std::pair<int64_t, int> parse_shape(FILE* f) { return parse_shape(fileno(f)); }
+
+bool pwrite_all(int fd, const void* data, size_t size, off_t off) {
+    const char* p = static_cast<const char*>(data);
+    while (size > 0) {
+        ssize_t n = ::pwrite(fd, p, size, off);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return false;
+        p += n;
+        size -= size_t(n);
+        off += n;
+    }
+    return true;
+}
+
 } // namespace
 
 FeatureFile::FeatureFile(const std::string& path, int dim, bool reset) : path_(path), dim_(dim) {
     if (!reset) {
-        f_ = std::fopen(path.c_str(), "r+b");
-        if (f_ && parse_shape(f_).second != dim) {
-            std::fclose(f_);
-            f_ = nullptr;
+        fd_ = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+        if (fd_ >= 0) {
+            auto [rows, d] = parse_shape(fd_);
+            if (d != dim) {
+                ::close(fd_);
+                fd_ = -1;
+            } else {
+                rows_ = rows;
+            }
         }
     }
-    if (!f_) {
-        f_ = std::fopen(path.c_str(), "w+b");
-        if (!f_) throw Error("cannot write " + path + ": " + std::strerror(errno));
-        std::string h = header(0, dim);
-        std::fwrite(h.data(), 1, h.size(), f_);
+    if (fd_ < 0) {
+        fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd_ < 0) throw Error("cannot write " + path + ": " + std::strerror(errno));
+        rows_ = 0;
+        write_header(0);
     }
 }
 
 FeatureFile::~FeatureFile() {
-    if (f_) std::fclose(f_);
+    if (fd_ >= 0) ::close(fd_);
+}
+
+void FeatureFile::write_header(int64_t rows) {
+    std::string h = header(rows, dim_);
+    if (!pwrite_all(fd_, h.data(), h.size(), 0))
+        throw Error("cannot write " + path_ + ": " + std::strerror(errno));
 }
 
 void FeatureFile::write_row(int64_t id, const float* values) {
     cv::Mat src(1, dim_, CV_32F, const_cast<float*>(values)), half;
     src.convertTo(half, CV_16F);
-    const long off = long(kHeaderSize + size_t(id) * dim_ * 2);
-    if (std::fseek(f_, off, SEEK_SET) != 0 || std::fwrite(half.data, 2, size_t(dim_), f_) != size_t(dim_))
+    const off_t off = off_t(kHeaderSize + size_t(id) * dim_ * 2);
+    if (!pwrite_all(fd_, half.data, size_t(dim_) * 2, off))
         throw Error("cannot write " + path_ + ": " + std::strerror(errno));
+    pending_rows_ = std::max(pending_rows_, id + 1);
 }
 
 void FeatureFile::zero_row(int64_t id) {
@@ -76,15 +108,24 @@ void FeatureFile::zero_row(int64_t id) {
     write_row(id, zeros.data());
 }
 
+void FeatureFile::sync() {
+    // The header first claims the rows, then both reach the disk together: a reader that sees
+    // the DB's commit (which follows) finds every committed row inside the shape.
+    if (pending_rows_ > rows_) {
+        rows_ = pending_rows_;
+        write_header(rows_);
+    }
+    if (::fdatasync(fd_) != 0) throw Error("cannot write " + path_ + ": " + std::strerror(errno));
+}
+
 void FeatureFile::close(int64_t rows) {
-    std::string h = header(rows, dim_);
-    std::fseek(f_, 0, SEEK_SET);
-    std::fwrite(h.data(), 1, h.size(), f_);
-    std::fflush(f_);
+    rows_ = pending_rows_ = rows;
+    write_header(rows);
     const off_t size = off_t(kHeaderSize + size_t(rows) * dim_ * 2);
-    if (::ftruncate(fileno(f_), size) != 0) throw Error("cannot resize " + path_);
-    std::fclose(f_);
-    f_ = nullptr;
+    if (::ftruncate(fd_, size) != 0) throw Error("cannot resize " + path_ + ": " + std::strerror(errno));
+    if (::fdatasync(fd_) != 0) throw Error("cannot write " + path_ + ": " + std::strerror(errno));
+    ::close(fd_);
+    fd_ = -1;
 }
 
 std::pair<int64_t, int> feature_file_shape(const std::string& path) {
@@ -121,6 +162,35 @@ std::vector<float> read_feature_rows(const std::string& path, const std::vector<
     }
     std::fclose(f);
     return out;
+}
+
+std::vector<int64_t> bad_feature_rows(const std::string& path, const std::vector<int64_t>& ids) {
+    std::vector<int64_t> bad;
+    if (ids.empty()) return bad;
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw Error("cannot read " + path + ": " + std::strerror(errno));
+    auto [rows, d] = parse_shape(fd);
+    std::vector<uint16_t> buf(size_t(std::max(d, 1)));
+    cv::Mat half(1, d, CV_16F, buf.data()), row;
+    for (int64_t id : ids) {
+        const off_t off = off_t(kHeaderSize + size_t(id) * d * 2);
+        if (d <= 0 || id >= rows || ::pread(fd, buf.data(), size_t(d) * 2, off) != ssize_t(d) * 2) {
+            bad.push_back(id);
+            continue;
+        }
+        half.convertTo(row, CV_32F);
+        double norm = 0;
+        bool finite = true;
+        for (int j = 0; j < d; ++j) {
+            const float v = row.at<float>(0, j);
+            finite = finite && std::isfinite(v);
+            norm += double(v) * v;
+        }
+        // Rows are L2-normalised before the float16 conversion, which keeps the norm within ~1e-3.
+        if (!finite || std::abs(std::sqrt(norm) - 1.0) > 0.01) bad.push_back(id);
+    }
+    ::close(fd);
+    return bad;
 }
 
 } // namespace vislint::store

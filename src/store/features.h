@@ -1,11 +1,13 @@
 // features.npy: the embeddings of a work dir, float16, shape (rows, dim), row i = image id i, so
 // `numpy.load(path, mmap_mode="r")[i]` is image i's embedding. Rows of broken images and of ids
 // no longer in the images table are zero. The header has a fixed size (128 bytes) so rows can be
-// written in any order while the scan runs; the shape is finalised by close().
+// written in any order while the scan runs. Rows go straight to the kernel (pwrite, no user-space
+// buffer); sync() makes them durable and the header cover them, and the scan commits a row's
+// has_embedding = 1 only after that (so a kill -9 never leaves a committed row without its
+// vector). close() sets the final shape.
 #pragma once
 
 #include <cstdint>
-#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -24,14 +26,24 @@ public:
 
     void write_row(int64_t id, const float* values); // converts to float16
     void zero_row(int64_t id);
-    // Writes the final header with `rows` rows and truncates the file to match.
+    // Makes every row written so far durable (fdatasync) and the header's shape cover them.
+    void sync();
+    // Writes the final header with `rows` rows, truncates the file to match and syncs it.
     void close(int64_t rows);
 
 private:
+    void write_header(int64_t rows);
+
     std::string path_;
     int dim_;
-    FILE* f_ = nullptr;
+    int fd_ = -1;
+    int64_t rows_ = 0;         // rows the header claims
+    int64_t pending_rows_ = 0; // rows the header must claim at the next sync()
 };
+
+// Ids among `ids` whose row is missing, not finite or not unit length (a row torn by a crash, or
+// zero): a resumed scan re-analyses these instead of reusing them. Throws vislint::Error.
+std::vector<int64_t> bad_feature_rows(const std::string& path, const std::vector<int64_t>& ids);
 
 // Reads rows `ids` of a features.npy as float32 (ids.size() x dim). Throws vislint::Error.
 std::vector<float> read_feature_rows(const std::string& path, const std::vector<int64_t>& ids, int* dim);

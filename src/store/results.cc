@@ -7,6 +7,7 @@
 
 #include "hash/hashes.h"
 #include "store/db.h"
+#include "store/work_dir.h"
 #include "vislint/issue.h"
 #include "vislint/status.h"
 
@@ -14,14 +15,6 @@ namespace fs = std::filesystem;
 
 namespace vislint {
 namespace {
-
-std::string db_path_of(const std::string& work_dir) {
-    fs::path p = fs::path(work_dir) / store::kDbName;
-    if (!fs::is_regular_file(p))
-        throw Error("not a vislint work dir (no " + std::string(store::kDbName) + "): " + work_dir +
-                    "; run `vislint scan INPUT -o " + work_dir + "` first");
-    return p.string();
-}
 
 std::string format_real(double v) {
     char buf[32];
@@ -31,13 +24,20 @@ std::string format_real(double v) {
 
 } // namespace
 
+std::string work_dir_warning(const std::string& work_dir) {
+    std::string warning;
+    store::open_results(work_dir, &warning);
+    return warning;
+}
+
 std::vector<IssueRow> read_issues(const std::string& work_dir, const std::string& type) {
     if (!type.empty() && !is_issue_type(type)) {
         std::string known;
         for (const auto& t : issue_types()) known += (known.empty() ? "" : ", ") + t;
         throw Error("unknown issue type '" + type + "'; known types: " + known);
     }
-    store::Db db(db_path_of(work_dir), true);
+    std::unique_ptr<store::Db> opened = store::open_results(work_dir);
+    store::Db& db = *opened;
     std::string sql =
         "SELECT i.type, a.path, b.path, i.score, i.threshold, i.detail FROM issues i "
         "JOIN images a ON a.id = i.image_id LEFT JOIN images b ON b.id = i.other_id";
@@ -60,7 +60,8 @@ std::vector<IssueRow> read_issues(const std::string& work_dir, const std::string
 }
 
 Table read_stats(const std::string& work_dir) {
-    store::Db db(db_path_of(work_dir), true);
+    std::unique_ptr<store::Db> opened = store::open_results(work_dir);
+    store::Db& db = *opened;
     store::Stmt s(db.handle(),
                   "SELECT path, status, format, width, height, channels, bit_depth, file_size, "
                   "brightness, brightness_p01, brightness_p99, contrast, blur, entropy, saturation, is_grayscale, file_hash, "
@@ -94,7 +95,8 @@ Table read_stats(const std::string& work_dir) {
 }
 
 Table read_classes(const std::string& work_dir) {
-    store::Db db(db_path_of(work_dir), true);
+    std::unique_ptr<store::Db> opened = store::open_results(work_dir);
+    store::Db& db = *opened;
     std::map<std::string, int64_t> count;
     std::map<std::string, std::map<std::string, int64_t>> per;
     std::set<std::string> types;
@@ -129,7 +131,8 @@ Table read_classes(const std::string& work_dir) {
 }
 
 Table read_confusions(const std::string& work_dir) {
-    store::Db db(db_path_of(work_dir), true);
+    std::unique_ptr<store::Db> opened = store::open_results(work_dir);
+    store::Db& db = *opened;
     store::Stmt s(db.handle(), "SELECT l.label, s.detail, count(*) AS n FROM issues s "
                                "JOIN labels l ON l.image_id = s.image_id WHERE s.type = 'label_issue' "
                                "GROUP BY l.label, s.detail ORDER BY n DESC, l.label, s.detail");

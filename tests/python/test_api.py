@@ -69,7 +69,8 @@ def test_ctrl_c_cancels_cleanly_and_resume_finishes(corpus, tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         _core.scan([str(root)], str(tmp_path / "w"), {"threads": 1, "model": "none"}, interrupt, None)
-    partial = vislint.load(tmp_path / "w")
+    with pytest.warns(UserWarning, match="was cancelled before it finished"):
+        partial = vislint.load(tmp_path / "w")
     assert partial.run["status"] == "cancelled"
     saved = len(partial.images())
     assert 1 <= saved < len(truth["files"])

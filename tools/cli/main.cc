@@ -77,11 +77,18 @@ bool with_progress(bool quiet, Call&& call) {
     return true;
 }
 
+// Results of a scan that did not finish are shown, but never as if they were complete.
+void warn_if_incomplete(const std::string& work_dir) {
+    std::string w = vislint::work_dir_warning(work_dir);
+    if (!w.empty()) std::cerr << "vislint: warning: " << w << "\n";
+}
+
 // Writes the report; with `open`, hands it to the desktop's opener when there is one.
 int cmd_report(const std::string& work_dir, bool open, bool quiet) {
+    warn_if_incomplete(work_dir);
     std::string page;
     if (!with_progress(quiet, [&](vislint::Progress* p) { page = vislint::write_report(work_dir, {}, p); }))
-        return 130;
+        return vislint::cli::interrupt_exit_code();
     std::cout << "report: " << vislint::printable(page) << "\n";
     if (open) {
         std::string cmd = "xdg-open '" + page + "' >/dev/null 2>&1 &";
@@ -94,7 +101,8 @@ int cmd_report(const std::string& work_dir, bool open, bool quiet) {
 
 int cmd_scan(vislint::ScanOptions opt, bool quiet, bool report) {
     vislint::ScanSummary s;
-    if (!with_progress(quiet, [&](vislint::Progress* p) { s = vislint::scan(opt, p); })) return 130;
+    if (!with_progress(quiet, [&](vislint::Progress* p) { s = vislint::scan(opt, p); }))
+        return vislint::cli::interrupt_exit_code();
     double secs = s.timings["total"];
     std::cout << "vislint " << vislint::version() << ": " << s.images << " images (" << s.analysed
               << " analysed, " << s.reused << " unchanged and reused";
@@ -124,6 +132,7 @@ int cmd_scan(vislint::ScanOptions opt, bool quiet, bool report) {
 }
 
 int cmd_issues(const std::string& work_dir, const std::string& type, const std::string& format) {
+    warn_if_incomplete(work_dir);
     auto rows = vislint::read_issues(work_dir, type);
     if (format == "csv") {
         std::cout << "type,path,other_path,score,threshold,detail\n";
@@ -175,11 +184,13 @@ void print_rows(const vislint::Table& t, const std::string& format) {
 }
 
 int cmd_stats(const std::string& work_dir, const std::string& format) {
+    warn_if_incomplete(work_dir);
     print_rows(vislint::read_stats(work_dir), format);
     return 0;
 }
 
 int cmd_classes(const std::string& work_dir, const std::string& format) {
+    warn_if_incomplete(work_dir);
     vislint::Table classes = vislint::read_classes(work_dir);
     if (classes.rows.empty()) {
         std::cerr << "vislint: no labels in " << work_dir << " (scan with --labels, --coco or --yolo)\n";
@@ -204,6 +215,7 @@ int cmd_classes(const std::string& work_dir, const std::string& format) {
 }
 
 int cmd_similar(const std::string& work_dir, const std::string& image, int k, const std::string& format) {
+    warn_if_incomplete(work_dir);
     auto hits = vislint::similar(work_dir, image, k);
     if (format == "csv") {
         std::cout << "rank,path,score\n";
@@ -288,6 +300,7 @@ int main(int argc, char** argv) {
     bool no_report = false, open_report = false;
     scan->add_flag("--no-report", no_report, "do not write WORK_DIR/report/index.html");
     scan->add_flag("-q,--quiet", quiet, "no progress bar");
+    scan->add_flag("--rebuild", opt.rebuild, "discard the work dir's database, features and index and analyse everything again (the fix for a damaged work dir)");
 
     std::string work_dir, type, format = "table", stats_format = "csv";
     CLI::App* issues = app.add_subcommand("issues", "list the issues found by a scan");

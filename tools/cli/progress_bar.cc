@@ -9,11 +9,12 @@
 namespace vislint::cli {
 namespace {
 
-std::atomic<bool> g_interrupted{false};
+std::atomic<int> g_signal{0};
 
-void on_sigint(int) {
-    g_interrupted = true;
-    std::signal(SIGINT, SIG_DFL); // a second Ctrl-C kills at once
+// SIGTERM (kill, systemd, a job scheduler) stops the scan as cleanly as Ctrl-C does.
+void on_signal(int sig) {
+    g_signal = sig;
+    std::signal(sig, SIG_DFL); // a second one kills at once
 }
 
 std::string hms(double s) {
@@ -27,8 +28,12 @@ std::string hms(double s) {
 
 } // namespace
 
-void install_interrupt_handler() { std::signal(SIGINT, on_sigint); }
-bool interrupted() { return g_interrupted.load(); }
+void install_interrupt_handler() {
+    std::signal(SIGINT, on_signal);
+    std::signal(SIGTERM, on_signal);
+}
+bool interrupted() { return g_signal.load() != 0; }
+int interrupt_exit_code() { return 128 + (g_signal.load() ? g_signal.load() : SIGINT); }
 
 ProgressBar::ProgressBar(bool enabled, bool verbose) : enabled_(enabled), verbose_(verbose) {}
 ProgressBar::~ProgressBar() { finish(); }

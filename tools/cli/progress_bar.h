@@ -26,8 +26,10 @@ private:
     bool line_open_ = false;
 };
 
-// Set by SIGINT; progress() then returns false so the scan stops cleanly.
+// Set by SIGINT or SIGTERM; progress() then returns false so the scan stops cleanly.
 void install_interrupt_handler();
 bool interrupted();
+// The shell's code for death by the signal received: 130 (SIGINT), 143 (SIGTERM).
+int interrupt_exit_code();
 
 } // namespace vislint::cli

@@ -1,0 +1,128 @@
+#include "store/work_dir.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <mutex>
+
+#include "store/db.h"
+#include "store/features.h"
+#include "vislint/status.h"
+
+namespace fs = std::filesystem;
+
+namespace vislint::store {
+
+bool is_writable_dir(const std::string& dir) { return ::access(dir.c_str(), W_OK) == 0; }
+
+WorkDirLock::WorkDirLock(const std::string& work_dir) {
+    const std::string path = (fs::path(work_dir) / kLockName).string();
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ < 0 && (errno == EROFS || errno == EACCES || errno == EPERM))
+        throw Error("work dir " + work_dir + " is read-only (" + std::strerror(errno) +
+                    "): results can be read from it but not written; scan into a writable work dir");
+    if (fd_ < 0) throw Error("cannot create " + path + ": " + std::strerror(errno));
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+        const int err = errno;
+        ::close(fd_);
+        fd_ = -1;
+        if (err == EWOULDBLOCK)
+            throw Error("work dir " + work_dir + " is in use by another vislint scan (it holds " + path +
+                        "); wait for that scan to finish or use another work dir");
+        throw Error("cannot lock " + path + ": " + std::strerror(err));
+    }
+}
+
+WorkDirLock::~WorkDirLock() {
+    if (fd_ >= 0) ::close(fd_); // closing releases the flock
+}
+
+void remove_tmp_files(const std::string& work_dir) {
+    const fs::path root(work_dir);
+    for (const fs::path& dir : {root, root / "report", root / "report" / "thumbs"}) {
+        std::error_code ec;
+        for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+            const fs::path& p = it->path();
+            if (p.extension() == ".tmp" && it->is_regular_file(ec)) fs::remove(p, ec);
+        }
+    }
+}
+
+void remove_results(const std::string& work_dir) {
+    const fs::path root(work_dir);
+    const std::string db = kDbName;
+    for (const std::string& name : {db, db + "-wal", db + "-shm", db + "-journal", std::string(kFeaturesName),
+                                    std::string("index.faiss"), std::string("run.json")}) {
+        std::error_code ec;
+        fs::remove(root / name, ec);
+        if (ec) throw Error("cannot remove " + (root / name).string() + ": " + ec.message());
+    }
+}
+
+namespace {
+
+std::string run_warning(const std::string& work_dir, const std::string& state) {
+    const std::string tail = ": its results may be partial or stale; re-run the scan to complete them";
+    if (state == "cancelled") return "the last scan into " + work_dir + " was cancelled before it finished" + tail;
+    if (state == "failed") return "the last scan into " + work_dir + " failed before it finished" + tail;
+    return "the last scan into " + work_dir + " did not finish (killed, out of disk space, or still running)" + tail;
+}
+
+// What identifies a state of the database file (and its write-ahead log).
+std::string file_state(const std::string& db_path) {
+    std::string key = db_path;
+    for (const std::string& p : {db_path, db_path + "-wal"}) {
+        struct stat st;
+        if (::stat(p.c_str(), &st) == 0)
+            key += "|" + std::to_string(st.st_size) + ":" + std::to_string(st.st_mtim.tv_sec) + "." +
+                   std::to_string(st.st_mtim.tv_nsec) + ":" + std::to_string(st.st_ino);
+    }
+    return key;
+}
+
+} // namespace
+
+std::unique_ptr<Db> open_results(const std::string& work_dir, std::string* warning) {
+    const fs::path p = fs::path(work_dir) / kDbName;
+    if (!fs::is_regular_file(p))
+        throw Error("not a vislint work dir (no " + std::string(kDbName) + "): " + work_dir +
+                    "; run `vislint scan INPUT -o " + work_dir + "` first");
+    static std::mutex mu;
+    static std::map<std::string, std::string> verified; // file state -> warning
+    const std::string key = file_state(p.string());
+    auto db = std::make_unique<Db>(p.string(), true);
+    std::string w;
+    bool known = false;
+    {
+        std::lock_guard<std::mutex> lock(mu);
+        auto it = verified.find(key);
+        if (it != verified.end()) {
+            known = true;
+            w = it->second;
+        }
+    }
+    if (!known) {
+        const std::string state = db->meta("run_state"), stored = db->meta("checksum");
+        // A scan deletes the checksum when it starts and stores it in its last transaction, so
+        // it is verified whatever run_state says (which damage could have changed too).
+        if (!stored.empty() && stored != content_checksum(*db))
+            throw_damaged(p.string(), "its rows do not match the checksum the scan stored");
+        if (state == "complete" && stored.empty()) throw_damaged(p.string(), "its checksum is missing");
+        if (state.empty() && !stored.empty()) throw_damaged(p.string(), "its run state is missing");
+        if (state != "complete" && !state.empty()) w = run_warning(work_dir, state);
+        // Neither key: a work dir written before vislint kept them.
+        std::lock_guard<std::mutex> lock(mu);
+        verified[key] = w;
+    }
+    if (warning) *warning = w;
+    return db;
+}
+
+} // namespace vislint::store
