@@ -33,7 +33,7 @@ def render(lf, mu):
         "|---|---|---|---|---|---|---|---|",
         f"| `decode_fuzz` (libFuzzer, ASan + UBSan) | {lf['executions']:,} executions "
         f"(corpus {lf['corpus']}, coverage {lf['coverage']}) | {lf['crashes']} | {lf['hangs']} | "
-        f"{lf['ooms']} | see state leaks below | {lf['date']} | {minutes(lf['seconds'])} |",
+        f"{lf['ooms']} | state findings below | {lf['date']} | {minutes(lf['seconds'])} |",
         f"| `mutate_scan.py` (vislint scan) | {mu['files_tried']:,} files "
         f"({mu['mutated']} mutated + {mu['unmodified_seeds']} unmodified seeds) x "
         f"{mu['batch_scans']} batch scans, {singles} also scanned alone | "
