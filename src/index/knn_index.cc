@@ -265,7 +265,7 @@ void KnnIndex::Impl::search(const float* x, int64_t nq, TopK* top, const int64_t
     for (int64_t l : coarse.ids)
         if (l >= 0) ++start[size_t(l) + 1];
     for (int64_t l = 0; l < nlist; ++l) start[l + 1] += start[l];
-    std::vector<int32_t> by_list(size_t(start[nlist]));
+    std::vector<int32_t> by_list(static_cast<size_t>(start[nlist]));
     {
         std::vector<int64_t> fill(start.begin(), start.end() - 1);
         for (int64_t r = 0; r < nq; ++r)
