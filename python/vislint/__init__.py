@@ -216,7 +216,7 @@ class Scan:
         state = (st.st_size, st.st_mtime_ns, st.st_ino)
         if state == self._verified:
             return
-        message = _core.work_dir_warning(str(self.work_dir))
+        message = _core.work_dir_warning(_name_bytes(self.work_dir))
         self._verified = state
         if message:
             warnings.warn(message, stacklevel=3)

@@ -140,8 +140,13 @@ template <typename T> T convert(py::handle v, const char* key) {
         }
         return d;
     } else if constexpr (std::is_same_v<T, std::string>) {
+        // Names travel as bytes (os.fsencode by the Python layer); a str is encoded the same way,
+        // so a surrogate-escaped name keeps its original bytes.
+        if (py::isinstance<py::bytes>(v)) return std::string(PyBytes_AS_STRING(v.ptr()), size_t(PyBytes_GET_SIZE(v.ptr())));
         if (!py::isinstance<py::str>(v)) throw vislint::Error(flag_of(key) + " must be a string (got " + repr_of(v) + ")");
-        return v.cast<std::string>();
+        py::object b = py::reinterpret_steal<py::object>(PyUnicode_EncodeFSDefault(v.ptr()));
+        if (!b) throw py::error_already_set();
+        return std::string(PyBytes_AS_STRING(b.ptr()), size_t(PyBytes_GET_SIZE(b.ptr())));
     } else { // std::vector<double>: a number or a list of numbers
         static_assert(std::is_same_v<T, std::vector<double>>);
         const std::string msg = flag_of(key) + " must be a number or a list of 1 or 3 numbers (got " + repr_of(v) + ")";
@@ -292,8 +297,12 @@ PYBIND11_MODULE(_core, m) {
         "Scan inputs into work_dir. Releases the GIL; progress(stage, done, total) -> bool.");
 
     m.def("work_dir_warning", [](const std::string& work_dir) {
-        py::gil_scoped_release release;
-        return vislint::work_dir_warning(work_dir);
+        std::string message;
+        {
+            py::gil_scoped_release release;
+            message = vislint::work_dir_warning(work_dir);
+        }
+        return fs_str(message);
     }, py::arg("work_dir"),
     "Verify a work dir (raises VislintError when its database is damaged); return '' after a "
     "complete scan, else a warning that its results may be partial or stale.");
