@@ -168,7 +168,9 @@ ImageStatus decode_jpeg(const uint8_t* data, size_t size, const DecodeOptions& o
                                      dims.progressive ? "progressive JPEG" : "JPEG");
         !s.ok())
         return s;
-    cv::Mat m(sh, sw, gray ? CV_8UC1 : cmyk ? CV_8UC4 : CV_8UC3);
+    // Zeroed: on some damaged streams libjpeg leaves output rows unwritten, and uninitialised
+    // pixels would make the image's hashes and stats differ from run to run.
+    cv::Mat m = cv::Mat::zeros(sh, sw, gray ? CV_8UC1 : cmyk ? CV_8UC4 : CV_8UC3);
     const int flags = TJFLAG_LIMITSCANS; // a progressive JPEG of thousands of scans takes minutes
     int rc = tjDecompress2(tj.h, buf, (unsigned long)size, m.data, sw, int(m.step), sh,
                            gray ? TJPF_GRAY : cmyk ? TJPF_CMYK : TJPF_BGR, flags);
