@@ -516,7 +516,8 @@ void derive_issues(store::Db& db, const ScanOptions& o, int threads, Reporter& r
         for (const auto& r : images)
             if (r.status.ok() && !r.has_embedding && unusable++ == 0) example = r.path;
         if (unusable)
-            rep.log("warning", "model " + o.model.model + ": no usable embedding (all zeros, NaN or infinity) for " +
+            rep.log("warning", (o.model.model == "default" ? std::string("the default model") : "model " + o.model.model) +
+                                   ": no usable embedding (all zeros, NaN or infinity) for " +
                                    std::to_string(unusable) + " image(s), e.g. " + example +
                                    "; they keep their other checks but are left out of near-duplicate, cluster, "
                                    "outlier and label checks");

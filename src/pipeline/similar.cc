@@ -1,6 +1,7 @@
 // `vislint similar`: embed one image with the scan's model and search the saved index.
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 
@@ -122,10 +123,17 @@ std::vector<SimilarHit> search(const std::string& work_dir, store::Db& db, std::
     }
 }
 
+// The embedder's all-zero row means "no usable output" (zeros, NaN or infinity).
+void require_usable(const embed::ModelSpec& spec, const std::vector<float>& v, const std::string& what) {
+    if (std::all_of(v.begin(), v.end(), [](float x) { return x == 0; }))
+        throw Error("model " + spec.path + " gives no usable embedding (all zeros, NaN or infinity) for " + what);
+}
+
 std::vector<float> embed_bgr(const embed::ModelSpec& spec, const cv::Mat& working) {
     embed::Embedder e(spec);
     std::vector<float> out;
     e.embed({embed::model_input(working, spec.input_size)}, &out);
+    require_usable(spec, out, "the given pixels");
     return out;
 }
 
@@ -141,6 +149,7 @@ Embedding embed_file(const embed::ModelSpec& spec, const std::string& path) {
     embed::Embedder e(spec);
     Embedding out;
     e.embed({input}, &out.features, &out.logits);
+    require_usable(spec, out.features, path);
     out.model_id = spec.id;
     out.input_size = spec.input_size;
     return out;

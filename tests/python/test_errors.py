@@ -163,8 +163,14 @@ def test_nan_embedding_at_scan_time_is_left_out_with_a_warning(models, images, t
     again = run_cli(*args)
     assert "0 analysed" in again.stdout and "no usable embedding" in again.stderr
     assert any("no usable embedding" in w for w in vislint.load(work).run["warnings"])
-    # Asking for images like it: no embedding to search with.
+    # Asking for images like it, or for its embedding: there is none.
     _fails(run_cli("similar", work, data / "black.png", check=False), "no usable embedding", "black.png")
+    with pytest.raises(vislint.VislintError, match="no usable embedding .* for the given pixels"):
+        scan.similar(np.asarray(Image.open(data / "black.png").convert("RGB")), k=2)
+    with pytest.raises(vislint.VislintError, match="dark_nan.onnx gives no usable embedding .*black.png"):
+        vislint.embed(data / "black.png", model=str(models["dark_nan"]), model_mean=0, model_std=1)
+    feats, _ = vislint.embed(data / "img1.png", model=str(models["dark_nan"]), model_mean=0, model_std=1)
+    assert feats.shape == (3,) and abs(np.linalg.norm(feats) - 1) < 1e-5
 
 
 # --- option values ---------------------------------------------------------------------------
