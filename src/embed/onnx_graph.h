@@ -1,10 +1,9 @@
 // The declared inputs and outputs of an ONNX file, read straight from its protobuf encoding.
 //
-// OpenCV DNN neither exposes a model's declared input shape nor checks an input blob against
-// it, so a 1-channel or rank-2 model would run on a 3-channel blob and fail (or worse, not fail)
-// deep inside a layer. Reading the graph's signature lets the embedder refuse such a model up
-// front with the shape it declares. Only the graph's input / output / initializer names are
-// decoded; weights are skipped without being read.
+// OpenVINO gives the declared shapes (ov::Model) but not the names of symbolic axes, and its
+// ONNX frontend's message for a file that is not ONNX at all says little. This reader gives
+// the embedder both: "Nx1xHxW" in a refusal, and "not an ONNX model" up front. Only the
+// graph's input / output / initializer names are decoded; weights are skipped without being read.
 #pragma once
 
 #include <cstdint>

@@ -80,6 +80,12 @@ private:
     Clock::time_point last_{};
 };
 
+// OpenVINO runs `threads` inference threads as `threads` infer requests of one thread each, each
+// driven by its own inference worker, rather than one request with `threads` threads: with the
+// decode workers busy, on 2 cores, 2 x 1 ran 101 img/s (f32) / 133 (bf16) against 40 / 87 for
+// 1 x 2, whose threads wait for each other at every layer (bench/infer_threads.cc, 2026-12-01).
+int inference_streams(int threads) { return threads; }
+
 // Everything per-image analysis depends on besides the file: if it changes, a re-scan must
 // re-analyse every image instead of reusing rows.
 std::string analysis_signature(const ScanOptions& o, const embed::ModelSpec* model) {
@@ -181,9 +187,8 @@ struct AnalyseContext {
     int64_t max_pixels = 0;
     int64_t max_image_bytes = 0;
     const embed::ModelSpec* model = nullptr; // nullptr = hash-only mode
-    // With a model: nets already loaded (at least one, which told the feature dim); analyse_all
-    // loads the rest so that each inference worker has its own.
-    std::vector<std::unique_ptr<embed::Embedder>>* embedders = nullptr;
+    // With a model: the compiled model, shared by its streams() inference workers.
+    embed::Embedder* embedder = nullptr;
     int batch_size = 16;
     store::FeatureFile* features = nullptr;
     double box_margin = 0.1;
@@ -193,9 +198,9 @@ struct AnalyseContext {
 //
 // decode workers ──(model inputs, bounded)──► inference workers ──► done queue ──► this thread
 //        └──────────── broken images / hash-only mode ──────────────┘
-// Each inference worker owns a cv::dnn::Net (OpenCV runs it single-threaded) and forms batches
-// from whatever the decoders have ready, so decoding and inference overlap and at most
-// (queue capacity + batch) model inputs exist at any time.
+// The inference workers share one Embedder (one compiled model), each driving its own infer
+// request, and form batches from whatever the decoders have ready, so decoding and inference
+// overlap and at most (queue capacity + batch) model inputs exist at any time.
 void analyse_all(store::Db& db, std::vector<store::ImageRecord>& todo, AnalyseContext& ctx,
                  Reporter& rep, bool* cancelled) {
     const size_t total = todo.size();
@@ -212,10 +217,8 @@ void analyse_all(store::Db& db, std::vector<store::ImageRecord>& todo, AnalyseCo
         cv::Mat input;
     };
     const int threads = ctx.threads;
-    const int n_embed = ctx.model ? threads : 0;
-    std::vector<std::unique_ptr<embed::Embedder>>& embedders = *ctx.embedders;
-    while (int(embedders.size()) < n_embed) embedders.push_back(std::make_unique<embed::Embedder>(*ctx.model));
-    const int dim = n_embed ? embedders[0]->dim() : 0;
+    const int n_embed = ctx.model ? ctx.embedder->streams() : 0;
+    const int dim = n_embed ? ctx.embedder->dim() : 0;
 
     // Units of work: one file, or all crops of one file (consecutive in `todo`, decoded once).
     std::vector<size_t> unit_start;
@@ -282,7 +285,7 @@ void analyse_all(store::Db& db, std::vector<store::ImageRecord>& todo, AnalyseCo
                 }
                 inputs.clear();
                 for (auto& j : batch) inputs.push_back(j.input);
-                embedders[size_t(w)]->embed(inputs, &out);
+                ctx.embedder->embed(inputs, &out);
                 for (size_t b = 0; b < batch.size(); ++b) {
                     embedding[batch[b].index].assign(out.begin() + long(b * dim), out.begin() + long((b + 1) * dim));
                     if (!done.push(batch[b].index)) return;
@@ -652,7 +655,7 @@ void derive_issues(store::Db& db, const ScanOptions& o, int threads, Reporter& r
 }
 
 void write_run_json(const ScanOptions& o, const ScanSummary& s, int threads, const std::string& status,
-                    const std::string& started) {
+                    const std::string& started, const embed::ModelSpec* model) {
     const Thresholds& t = o.thresholds;
     nlohmann::json j;
     j["version"] = VISLINT_VERSION;
@@ -663,6 +666,7 @@ void write_run_json(const ScanOptions& o, const ScanSummary& s, int threads, con
                     {"model", o.model.model},
                     {"model_input_size", o.model.input_size},
                     {"batch_size", o.model.batch_size},
+                    {"precision", o.model.precision},
                     {"k", o.k},
                     {"threads", threads},
                     {"max_pixels", o.max_pixels},
@@ -699,6 +703,13 @@ void write_run_json(const ScanOptions& o, const ScanSummary& s, int threads, con
                    {"issues", s.issue_counts}};
     j["timings_seconds"] = s.timings;
     j["warnings"] = s.warnings;
+    // What ran the model and on what, so figures from two machines can be told apart.
+    j["inference"] = {{"precision", model ? model->precision : "none"},
+                      {"precision_option", o.model.precision},
+                      {"runtime", embed::runtime_version()},
+                      {"streams", model ? inference_streams(threads) : 0},
+                      {"cpu_flags", embed::cpu_flags()},
+                      {"cpu_capabilities", embed::runtime_capabilities()}};
     std::string path = (fs::path(o.work_dir) / "run.json").string();
     std::string tmp = path + ".tmp";
     {
@@ -750,7 +761,7 @@ void validate(const ScanOptions& o) {
     need(lo.box_margin >= 0 && lo.box_margin <= 1, "--box-margin must be between 0 and 1");
     need(t.label_issue >= 0 && t.label_issue <= 1, "--label-issue-threshold must be between 0 and 1");
     need(!o.work_dir.empty(), "no work dir given: pass -o WORK_DIR");
-    need(!o.model.model.empty(), "--model must be 'default', 'none' or a path to an .onnx file");
+    need(!o.model.model.empty(), "--model must be 'default', 'none' or a path to an .onnx or OpenVINO .xml file");
     need(o.model.batch_size >= 1 && o.model.batch_size <= 1024, "--batch-size must be between 1 and 1024");
     need(o.model.input_size >= 0 && o.model.input_size <= 1024, "--model-size must be between 16 and 1024");
     need(o.k >= 1 && o.k <= 1000, "-k must be between 1 and 1000");
@@ -878,7 +889,8 @@ ScanSummary scan(const ScanOptions& options, Progress* progress) {
                                                 {"input_size", options.model.input_size},
                                                 {"mean", options.model.mean},
                                                 {"std", options.model.std},
-                                                {"output", options.model.output}}
+                                                {"output", options.model.output},
+                                                {"precision", options.model.precision}}
                                      .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     db.exec("COMMIT");
     if (!model) { // hash-only: no stale embeddings or index of another run
@@ -900,13 +912,13 @@ ScanSummary scan(const ScanOptions& options, Progress* progress) {
         ctx.batch_size = options.model.batch_size;
         ctx.box_margin = lo.box_margin;
         std::unique_ptr<store::FeatureFile> features;
-        std::vector<std::unique_ptr<embed::Embedder>> embedders;
-        ctx.embedders = &embedders;
+        std::unique_ptr<embed::Embedder> embedder;
         if (model) {
-            // The first net tells the dim (a changed model changes the signature, so `reuse` is
-            // false and the old file is discarded); it then serves as the first inference worker.
-            embedders.push_back(std::make_unique<embed::Embedder>(*model));
-            features = std::make_unique<store::FeatureFile>(features_path, embedders[0]->dim(), !reuse);
+            // The model tells the dim (a changed model changes the signature, so `reuse` is
+            // false and the old file is discarded).
+            embedder = std::make_unique<embed::Embedder>(*model, threads, inference_streams(threads));
+            ctx.embedder = embedder.get();
+            features = std::make_unique<store::FeatureFile>(features_path, embedder->dim(), !reuse);
             for (int64_t id : planned.removed_ids) features->zero_row(id);
             features->sync(); // before the rows go: a crash must not leave vectors of unknown ids
             ctx.features = features.get();
@@ -930,7 +942,7 @@ ScanSummary scan(const ScanOptions& options, Progress* progress) {
         count.step();
         summary.images = uint64_t(count.int64(0));
         summary.warnings = rep.warnings();
-        write_run_json(options, summary, threads, "cancelled", started);
+        write_run_json(options, summary, threads, "cancelled", started, model.get());
         throw Cancelled("scan cancelled; " + std::to_string(summary.images) +
                         " images are saved in " + options.work_dir + " and a re-run resumes from there");
     }
@@ -954,7 +966,7 @@ ScanSummary scan(const ScanOptions& options, Progress* progress) {
     run_state.end("complete");
     // One file again (no -wal / -shm), so a copy or a read-only mount of the work dir reads.
     db.leave_wal();
-    write_run_json(options, summary, threads, "complete", started);
+    write_run_json(options, summary, threads, "complete", started, model.get());
     store::remove_tmp_files(options.work_dir);
     return summary;
 }

@@ -43,6 +43,7 @@ Opened open_work_dir(const std::string& work_dir) {
         mo.mean = j.at("mean").get<std::vector<double>>();
         mo.std = j.at("std").get<std::vector<double>>();
         mo.output = j.at("output").get<std::string>();
+        mo.precision = j.value("precision", "f32"); // embed the query at the scan's precision
     } catch (const std::exception& e) {
         throw Error("work dir " + work_dir + " has no readable model options: " + e.what());
     }

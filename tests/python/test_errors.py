@@ -23,12 +23,12 @@ def _const(name, value):
     return numpy_helper.from_array(np.asarray(value, dtype=np.float32), name)
 
 
-def _model(path, nodes, in_shape, out_shape, inits=(), out_name="emb"):
-    """A one-input, one-output float model (opset 11, which OpenCV 4.6 imports)."""
+def _model(path, nodes, in_shape, out_shape, inits=(), out_name="emb", opset=11):
+    """A one-input, one-output float model."""
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, in_shape)],
                               [helper.make_tensor_value_info(out_name, TensorProto.FLOAT, out_shape)],
                               initializer=list(inits))
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 11)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     model.ir_version = 7
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
@@ -50,6 +50,8 @@ def models(tmp_path_factory):
     d = tmp_path_factory.mktemp("models")
     return {
         "good": _model(d / "good.onnx", _pool(), NCHW, ["N", 3]),
+        # A current opset (Flatten / GlobalAveragePool unchanged, the file says opset 18).
+        "good18": _model(d / "good18.onnx", _pool(), NCHW, ["N", 3], opset=18),
         "one_channel": _model(d / "one_channel.onnx", _pool(), ["N", 1, "H", "W"], ["N", 1]),
         "rank2": _model(d / "rank2.onnx", [helper.make_node("Relu", ["input"], ["emb"])], ["N", 3], ["N", 3]),
         "scalar": _model(d / "scalar.onnx", [helper.make_node("ReduceMean", ["input"], ["emb"], keepdims=0)],
@@ -122,6 +124,10 @@ def test_usable_tiny_model_scans_and_wrong_output_name_lists_the_outputs(models,
     scan = vislint.scan(images, tmp_path / "w", model=str(models["good"]), progress=False, report=False)
     assert scan.images()["has_embedding"].all()
     assert scan.features().shape[1] == 3
+    # Any opset the runtime reads: the same net declared at opset 18 gives the same vectors.
+    scan18 = vislint.scan(images, tmp_path / "w18", model=str(models["good18"]), progress=False, report=False)
+    np.testing.assert_allclose(np.asarray(scan18.features(), dtype=np.float32),
+                               np.asarray(scan.features(), dtype=np.float32), atol=1e-3)
     # A fixed 64x64 input is fine at that size.
     vislint.scan(images, tmp_path / "w64", model=str(models["fixed64"]), model_size=64, progress=False,
                  report=False)

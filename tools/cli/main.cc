@@ -262,12 +262,13 @@ int main(int argc, char** argv) {
     CLI::App* scan = app.add_subcommand("scan", "scan folders / images / list files into a work dir");
     scan->add_option("inputs", opt.inputs, "folders (recursive), image files, or .txt lists of paths (optional with --labels CSV, --coco or --yolo)");
     scan->add_option("-o,--output", opt.work_dir, "work dir for results (created; never inside an input)")->required();
-    scan->add_option("--model", opt.model.model, "embedding model: 'default' (EfficientNet-Lite0), 'none' (hash-only) or PATH.onnx")->capture_default_str();
+    scan->add_option("--model", opt.model.model, "embedding model: 'default' (EfficientNet-Lite0), 'none' (hash-only), PATH.onnx or an OpenVINO PATH.xml")->capture_default_str();
     scan->add_option("--model-size", opt.model.input_size, "model input side in px (0 = the model's default)");
     scan->add_option("--model-mean", opt.model.mean, "per-channel RGB mean in pixel units (1 or 3 numbers)")->delimiter(',');
     scan->add_option("--model-std", opt.model.std, "per-channel RGB std in pixel units (1 or 3 numbers)")->delimiter(',');
     scan->add_option("--model-output", opt.model.output, "output layer whose values are the embedding");
     scan->add_option("--batch-size", opt.model.batch_size, "images per inference batch")->capture_default_str();
+    scan->add_option("--precision", opt.model.precision, "inference precision: f32, auto (bf16 where the CPU has it, else f32), bf16 or int8")->capture_default_str();
     scan->add_option("-k", opt.k, "neighbours per image in the kNN graph")->capture_default_str();
     scan->add_option("--near-duplicate-threshold", t.near_duplicate, "near_duplicate when cosine similarity >= (with a model)")->capture_default_str();
     scan->add_option("--cluster-threshold", t.cluster, "clusters join images with cosine similarity >= (with a model)")->capture_default_str();
