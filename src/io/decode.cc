@@ -11,6 +11,8 @@
 #include <cstdio>
 #include <cstring>
 #include <limits>
+#include <iostream>
+#include <streambuf>
 #include <string>
 
 #include <gif_lib.h>
@@ -303,8 +305,50 @@ ImageStatus decode_gif(const uint8_t* data, size_t size, const DecodeOptions& op
     return fail(StatusCode::kCorrupt, "GIF contains no image");
 }
 
+// std::cerr, redirected once for the whole process to a buffer that sends a thread's output to
+// that thread's capture string while it is inside a CerrCapture, and to stderr otherwise. No put
+// area: every write reaches xsputn, whose only state is thread-local.
+thread_local std::string* t_cerr_capture = nullptr;
+
+class CerrRouter : public std::streambuf {
+protected:
+    int overflow(int c) override {
+        if (c == traits_type::eof()) return traits_type::not_eof(c);
+        char ch = char(c);
+        return xsputn(&ch, 1) == 1 ? c : traits_type::eof();
+    }
+    std::streamsize xsputn(const char* s, std::streamsize n) override {
+        if (t_cerr_capture) {
+            if (t_cerr_capture->size() < 2000) t_cerr_capture->append(s, size_t(n));
+            return n;
+        }
+        return std::streamsize(std::fwrite(s, 1, size_t(n), stderr));
+    }
+    int sync() override {
+        if (!t_cerr_capture) std::fflush(stderr);
+        return 0;
+    }
+};
+
+class CerrCapture {
+public:
+    explicit CerrCapture(std::string* into) {
+        static CerrRouter router;
+        static const bool installed = (std::cerr.rdbuf(&router), true);
+        (void)installed;
+        t_cerr_capture = into;
+    }
+    ~CerrCapture() { t_cerr_capture = nullptr; }
+    CerrCapture(const CerrCapture&) = delete;
+    CerrCapture& operator=(const CerrCapture&) = delete;
+};
+
 ImageStatus decode_opencv(const uint8_t* data, size_t size, Format format, const DecodeOptions& opt,
                           int ignore_orientation_flags, DecodedImage* out) {
+    // OpenCV 4.6's imdecode writes a decoder's rejection to std::cerr ("imdecode_(''): can't
+    // read header: ...") and returns an empty Mat; the text is captured for the row instead.
+    std::string captured;
+    CerrCapture capture(&captured);
     cv::Mat m;
     std::string error;
     try {
@@ -317,6 +361,10 @@ ImageStatus decode_opencv(const uint8_t* data, size_t size, Format format, const
         std::string name = format_name(format);
         if (!has_end_marker(format, data, size))
             return fail(StatusCode::kTruncated, name + " data ends before the image does");
+        if (error.empty() && !captured.empty()) {
+            size_t at = captured.find("error: ");
+            error = name + " decoder: " + (at == std::string::npos ? captured : captured.substr(at + 7));
+        }
         std::string why = error.empty() ? "the " + name + " decoder rejected the data" : error;
         while (!why.empty() && (why.back() == '\n' || why.back() == ' ')) why.pop_back();
         return fail(StatusCode::kCorrupt, why);
