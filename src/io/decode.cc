@@ -333,8 +333,9 @@ protected:
 class CerrCapture {
 public:
     explicit CerrCapture(std::string* into) {
-        static CerrRouter router;
-        static const bool installed = (std::cerr.rdbuf(&router), true);
+        // Never destroyed: std::cerr is flushed by static destructors after ours have run.
+        static CerrRouter* router = new CerrRouter;
+        static const bool installed = (std::cerr.rdbuf(router), true);
         (void)installed;
         t_cerr_capture = into;
     }
