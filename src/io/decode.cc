@@ -10,15 +10,15 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <limits>
 #include <iostream>
+#include <limits>
 #include <streambuf>
 #include <string>
 
 #include <gif_lib.h>
-#include <png.h>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#include <png.h>
 #include <turbojpeg.h>
 #include <webp/demux.h>
 
