@@ -114,7 +114,7 @@ fuzz-apt:
 	fi
 
 fuzz: apt fuzz-apt venv install
-	cmake -S . -B $(FUZZ_DIR)/cmake -DVISLINT_BUILD_FUZZ=ON -DVISLINT_BUILD_CLI=OFF \
+	cmake -S . -B $(FUZZ_DIR)/cmake -DVISLINT_BUILD_FUZZ=ON -DVISLINT_BUILD_CLI=OFF $(CMAKE_PY) \
 		-DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo -Wno-dev >/dev/null
 	cmake --build $(FUZZ_DIR)/cmake -j$(JOBS) --target decode_fuzz
 	$(VPY) tests/fuzz/make_seeds.py $(FUZZ_DIR)/seeds
