@@ -59,9 +59,9 @@ ImageStatus check_memory(int64_t bytes, const DecodeOptions& opt, const std::str
                                            " (--max-image-memory)");
 }
 
-// Estimated peak bytes of an OpenCV decode: the decoder's own buffer at the stored depth plus
-// the 8-bit copy the analysis keeps.
-int64_t opencv_decode_bytes(const Dimensions& d) {
+// Estimated peak bytes of a libpng or OpenCV decode: the decoder's own buffer at the stored
+// depth plus the 8-bit copy the analysis keeps.
+int64_t buffer_and_copy_bytes(const Dimensions& d) {
     const int64_t channels = d.channels > 0 ? d.channels : 4;
     const int64_t sample = d.bits > 8 ? (d.bits + 7) / 8 : 1;
     return mul_sat(mul_sat(d.width, d.height), channels * (sample + 1));
@@ -534,7 +534,7 @@ ImageStatus decode_any(const uint8_t* data, size_t size, const DecodeOptions& op
     Dimensions dims = read_dimensions(format, data, size);
     if (dims.known) {
         if (ImageStatus s = check_pixels(dims.width, dims.height, opt.max_pixels); !s.ok()) return s;
-        if (ImageStatus s = check_memory(opencv_decode_bytes(dims), opt, std::string(format_name(format)) +
+        if (ImageStatus s = check_memory(buffer_and_copy_bytes(dims), opt, std::string(format_name(format)) +
                                              (dims.bits > 8 ? ", " + std::to_string(dims.bits) + "-bit" : ""));
             !s.ok())
             return s;

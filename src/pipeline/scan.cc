@@ -341,7 +341,7 @@ void analyse_all(store::Db& db, std::vector<store::ImageRecord>& todo, AnalyseCo
                 // an image keeps its other checks but stays out of the index (see derive_issues).
                 const auto& e = embedding.empty() ? embedding_none : embedding[*i];
                 if (std::any_of(e.begin(), e.end(), [](float v) { return v != 0; })) {
-                    ctx.features->write_row(r.id, embedding[*i].data());
+                    ctx.features->write_row(r.id, e.data());
                     r.has_embedding = true;
                 } else {
                     ctx.features->zero_row(r.id);

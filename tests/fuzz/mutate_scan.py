@@ -124,20 +124,28 @@ def op_truncate(rng, d, ext):
     return f"truncate@{keep}"
 
 
-def op_duplicate(rng, d, ext):
-    """Duplicates a whole PNG chunk / JPEG segment (or a byte range for other formats)."""
+def pick_unit(rng, d, ext, min_jpeg_length=0):
+    """A random PNG chunk or JPEG segment of `d` as (offset, length, name), or None."""
     if ext == "png":
         chunks = png_chunks(d)
         if chunks:
             off, n, kind = rng.choice(chunks)
-            d[off + n:off + n] = d[off:off + n]
-            return "dupchunk-" + kind.decode("latin-1")
+            return off, n, "chunk-" + kind.decode("latin-1")
     if ext in ("jpg", "jpeg"):
-        segs = [s for s in jpeg_segments(d) if s[1] > 2]
+        segs = [s for s in jpeg_segments(d) if s[1] > min_jpeg_length]
         if segs:
             off, n, marker = rng.choice(segs)
-            d[off + n:off + n] = d[off:off + n]
-            return f"dupseg-{marker:02X}"
+            return off, n, f"seg-{marker:02X}"
+    return None
+
+
+def op_duplicate(rng, d, ext):
+    """Duplicates a whole PNG chunk / JPEG segment (or a byte range for other formats)."""
+    unit = pick_unit(rng, d, ext, min_jpeg_length=2)
+    if unit:
+        off, n, name = unit
+        d[off + n:off + n] = d[off:off + n]
+        return "dup" + name
     if len(d) < 2:
         return "dup-short"
     a = rng.randrange(len(d))
@@ -149,18 +157,11 @@ def op_duplicate(rng, d, ext):
 
 def op_remove(rng, d, ext):
     """Removes a PNG chunk / JPEG segment (or a byte range)."""
-    if ext == "png":
-        chunks = png_chunks(d)
-        if chunks:
-            off, n, kind = rng.choice(chunks)
-            del d[off:off + n]
-            return "delchunk-" + kind.decode("latin-1")
-    if ext in ("jpg", "jpeg"):
-        segs = jpeg_segments(d)
-        if segs:
-            off, n, marker = rng.choice(segs)
-            del d[off:off + n]
-            return f"delseg-{marker:02X}"
+    unit = pick_unit(rng, d, ext)
+    if unit:
+        off, n, name = unit
+        del d[off:off + n]
+        return "del" + name
     if len(d) < 2:
         return "del-short"
     a = rng.randrange(len(d))

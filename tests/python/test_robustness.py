@@ -13,34 +13,18 @@ import struct
 import threading
 import time
 import zlib
-from pathlib import Path
 
 import subprocess
 
 from PIL import Image
 
 from conftest import VISLINT, run_cli
-
-CLIPART = Path("/usr/share/openclipart/png")
-
-
-def clipart(n, seed=3):
-    files = sorted(p for p in CLIPART.rglob("*.png") if p.stat().st_size < 200_000)
-    return random.Random(seed).sample(files, n)
-
+from vislint.testing import clipart_paths, load_rgb
 
 def jpeg_bytes(img, **kw):
     buf = io.BytesIO()
     img.save(buf, "JPEG", **kw)
     return buf.getvalue()
-
-
-def rgb(path, side=160):
-    img = Image.open(path).convert("RGBA")
-    bg = Image.new("RGBA", img.size, (255, 255, 255, 255))
-    img = Image.alpha_composite(bg, img).convert("RGB")
-    img.thumbnail((side, side))
-    return img
 
 
 def segments(jpeg):
@@ -76,7 +60,7 @@ def scan(inputs, work, *extra, timeout=120, model="none"):
 def test_jpeg_status_does_not_depend_on_order_or_threads(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
-    good = [jpeg_bytes(rgb(p), quality=90) for p in clipart(12)]
+    good = [jpeg_bytes(load_rgb(p, 160), quality=90) for p in clipart_paths(12)]
     for i, b in enumerate(good):
         (data / f"good_{i:02d}.jpg").write_bytes(b)
     # A fatal header error (data cut inside the header, EOI appended): once left TurboJPEG's
@@ -115,13 +99,13 @@ def test_jpeg_status_does_not_depend_on_order_or_threads(tmp_path):
 def test_special_files_are_broken_rows_and_never_hang(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
-    rgb(clipart(1)[0]).save(data / "real.jpg")
+    load_rgb(clipart_paths(1)[0], 160).save(data / "real.jpg")
     os.mkfifo(data / "x.jpg")
     sock = socket.socket(socket.AF_UNIX)
     sock.bind(str(data / "s.png"))
     (data / "z.png").symlink_to("/dev/zero")
     (data / "y.png").mkdir()  # a folder named like an image is walked as a folder
-    rgb(clipart(2)[1]).save(data / "y.png" / "inner.png")
+    load_rgb(clipart_paths(2)[1], 160).save(data / "y.png" / "inner.png")
     (data / "loop").symlink_to(data)  # a symlink loop is entered once
     (data / "dangling.png").symlink_to(tmp_path / "missing.png")
     work = tmp_path / "w"
@@ -142,8 +126,8 @@ def test_special_files_are_broken_rows_and_never_hang(tmp_path):
 def test_similar_refuses_a_fifo_query_without_blocking(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
-    for i, p in enumerate(clipart(3)):
-        rgb(p).save(data / f"{i}.png")
+    for i, p in enumerate(clipart_paths(3)):
+        load_rgb(p, 160).save(data / f"{i}.png")
     work = tmp_path / "w"
     scan([data], work, "--model-size", "64", model="default")
     fifo = tmp_path / "q.jpg"
@@ -156,9 +140,9 @@ def test_similar_refuses_a_fifo_query_without_blocking(tmp_path):
 def test_files_deleted_mid_scan_become_unreadable_rows(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
-    src = clipart(4)
+    src = clipart_paths(4)
     for i in range(300):
-        rgb(src[i % 4], side=64 + i % 7).save(data / f"{i:03d}.png")
+        load_rgb(src[i % 4], 64 + i % 7).save(data / f"{i:03d}.png")
     lst = tmp_path / "list.txt"
     lst.write_text("".join(f"{data / f'{i:03d}.png'}\n" for i in range(300)) + f"{data / 'gone.png'}\n")
     victims = [data / f"{i:03d}.png" for i in range(150, 300, 3)]
@@ -219,7 +203,7 @@ def many_scans(progressive, copies):
 def test_header_limits_refuse_bombs_as_too_large(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
-    img = rgb(clipart(1)[0])
+    img = load_rgb(clipart_paths(1)[0], 160)
     files = {
         "tiff_slong.tif": tiff_header(70000, 70000, 9),  # 4.9 G pixels in SLONG fields
         "tiff_overflow.tif": tiff_header(0xFFFFFFFF, 0xFFFFFFFF, 4),  # w x h overflows 64 bits
@@ -262,15 +246,15 @@ def test_header_limits_refuse_bombs_as_too_large(tmp_path):
 def test_truncation_and_valid_edge_formats(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
-    src = clipart(2)
-    big = rgb(src[0], side=400)
+    src = clipart_paths(2)
+    big = load_rgb(src[0], 400)
     cmyk = jpeg_bytes(big.convert("CMYK"), quality=92)
     (data / "cmyk_ok.jpg").write_bytes(cmyk)
     (data / "cmyk_cut.jpg").write_bytes(cmyk[: len(cmyk) * 6 // 10])
     j = jpeg_bytes(big, quality=92)
     (data / "rgb_ref.jpg").write_bytes(j)
     (data / "cut70_eoi.jpg").write_bytes(j[: len(j) * 3 // 10] + b"\xff\xd9")
-    frames = [rgb(p, side=96).resize((96, 96)) for p in src] + [Image.new("RGB", (96, 96), (200, 30, 30))]
+    frames = [load_rgb(p, 96).resize((96, 96)) for p in src] + [Image.new("RGB", (96, 96), (200, 30, 30))]
     buf = io.BytesIO()
     frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:], duration=100)
     gif = buf.getvalue()
@@ -311,9 +295,9 @@ def damaged_pngs(out_dir, n, seed=9):
     past the structure check and reaches zlib / libpng's filter decoding."""
     rng = random.Random(seed)
     names = []
-    for k, path in enumerate(clipart(n, seed=seed)):
+    for k, path in enumerate(clipart_paths(n, seed=seed)):
         buf = io.BytesIO()
-        rgb(path, side=96).save(buf, "PNG")
+        load_rgb(path, 96).save(buf, "PNG")
         d = bytearray(buf.getvalue())
         p, chunks = 8, []
         while p + 12 <= len(d):
@@ -335,7 +319,7 @@ def test_decoder_messages_go_into_detail_not_stderr(tmp_path):
     names = damaged_pngs(data, 12)
     # A BMP with an unknown compression code: OpenCV logs its rejection unless told not to.
     buf = io.BytesIO()
-    rgb(clipart(1)[0], side=32).save(buf, "BMP")
+    load_rgb(clipart_paths(1)[0], 32).save(buf, "BMP")
     bmp = bytearray(buf.getvalue())
     bmp[30:34] = struct.pack("<I", 99)
     (data / "bad_compression.bmp").write_bytes(bmp)
@@ -360,8 +344,8 @@ def test_decoder_messages_go_into_detail_not_stderr(tmp_path):
 def test_scan_report_and_similar_open_no_network_socket(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
-    for i, p in enumerate(clipart(6, seed=11)):
-        rgb(p).save(data / f"{i}.png")
+    for i, p in enumerate(clipart_paths(6, seed=11)):
+        load_rgb(p, 160).save(data / f"{i}.png")
     trace = tmp_path / "trace.txt"
     work = tmp_path / "w"
     for args in (["scan", data, "-o", work, "--model-size", "64", "-q"], ["similar", work, data / "0.png"]):
