@@ -2,7 +2,8 @@
 // over the same files (the scan overlaps them on worker threads, so its run.json can only give
 // stage totals). Prints one line per stage: ms per image and share of the per-image total.
 //
-//   profile_stages --list FILES.txt [--n 2000] [--model default] [--model-size 160] [--json OUT]
+//   profile_stages --list FILES.txt [--n 2000] [--model default] [--model-size 160]
+//                  [--precision f32|auto|bf16|int8] [--json OUT]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -25,7 +26,7 @@ using Clock = std::chrono::steady_clock;
 using namespace vislint;
 
 int main(int argc, char** argv) {
-    std::string list, model = "default", json_out;
+    std::string list, model = "default", json_out, precision = "f32";
     int n = 2000, model_size = 160;
     for (int i = 1; i + 1 < argc; i += 2) {
         std::string a = argv[i];
@@ -34,6 +35,7 @@ int main(int argc, char** argv) {
         else if (a == "--model") model = argv[i + 1];
         else if (a == "--model-size") model_size = std::stoi(argv[i + 1]);
         else if (a == "--json") json_out = argv[i + 1];
+        else if (a == "--precision") precision = argv[i + 1];
         else { std::fprintf(stderr, "unknown option %s\n", a.c_str()); return 2; }
     }
     std::vector<std::string> files;
@@ -52,6 +54,7 @@ int main(int argc, char** argv) {
     ModelOptions mo;
     mo.model = model;
     mo.input_size = model_size;
+    mo.precision = precision;
     embed::ModelSpec spec = embed::resolve_model(mo);
     embed::Embedder net(spec);
     std::string db_path = "/tmp/vislint_profile_stages.db";
@@ -80,11 +83,12 @@ int main(int argc, char** argv) {
         cv::Mat work, gray;
         timed("resize to working size", [&] { work = io::working_image(img, 256); });
         timed("pixel hash", [&] { r.pixel_hash = hash::pixel_hash(img.pixels); });
-        timed("quality stats", [&] { r.stats = quality::compute_stats(work); });
+        timed("grey image", [&] { gray = quality::to_gray(work); });
+        timed("quality stats", [&] { r.stats = quality::compute_stats(work, gray); });
         timed("perceptual hashes", [&] {
-            gray = quality::to_gray(work);
-            r.phash = hash::phash(gray);
-            r.dhash = hash::dhash(gray);
+            const hash::PerceptualHashes ph = hash::perceptual_hashes(gray);
+            r.phash = ph.phash;
+            r.dhash = ph.dhash;
         });
         timed("model input (resize + convert)", [&] { batch.push_back(embed::model_input(work, spec.input_size)); });
         if (batch.size() == 16 || i + 1 == files.size()) {
@@ -104,7 +108,9 @@ int main(int argc, char** argv) {
     j["images"] = files.size();
     j["model"] = spec.id;
     j["input_size"] = spec.input_size;
-    std::printf("%zu images, model %s at %d px, 1 thread\n", files.size(), model.c_str(), spec.input_size);
+    j["precision"] = spec.precision;
+    std::printf("%zu images, model %s at %d px, %s, 1 thread\n", files.size(), model.c_str(), spec.input_size,
+                spec.precision.c_str());
     for (const auto& [k, v] : t) {
         std::printf("%-32s %8.3f ms/img  %5.1f %%\n", k.c_str(), 1e3 * v / double(files.size()), 100 * v / total);
         j["ms_per_image"][k] = 1e3 * v / double(files.size());

@@ -2,7 +2,7 @@
 """fastdup adapter (v1 API: fastdup.create(...).run() at defaults, bundled ONNX model, CPU).
 
 Run in build/peers/fastdup-venv with SENTRY_OPT_OUT=1 (set here too, before import):
-  python run_fastdup.py --input DIR --out OUT.json [--workdir TMP]
+  python run_fastdup.py --input DIR --out OUT.json [--workdir TMP] [--threads N]
 Mapping:
   near_duplicate  <- fd.similarity(): pairs at default threshold 0.9 (cosine sim, score = similarity)
   outlier         <- fd.outliers(): bottom lower_threshold=5% of nearest-neighbour similarity,
@@ -23,7 +23,8 @@ BLUR_T, BRIGHT_T, DARK_T = 150.0, 253.0, 4.0  # fastdup_controller.FastdupContro
 
 
 def main():
-    args = C.parse_args()
+    args = C.parse_args(lambda ap: ap.add_argument(
+        "--threads", type=int, default=-1, help="fastdup's num_threads (default -1: all cores)"))
     import fastdup
     res = C.new_result("fastdup", str(fastdup.__version__))
     indir = os.path.abspath(args.input)
@@ -42,7 +43,7 @@ def main():
 
     with C.Timer() as t:
         fd = fastdup.create(work_dir=workdir, input_dir=indir)
-        fd.run(overwrite=True)
+        fd.run(overwrite=True, num_threads=args.threads)
         sim = fd.similarity()
         out = fd.outliers()
         inv = fd.invalid_instances()

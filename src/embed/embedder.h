@@ -59,7 +59,8 @@ std::vector<std::string> runtime_capabilities();
 std::string runtime_version();
 
 // The model input for one image: the working image (8-bit BGR) resized to size x size
-// (squashed, not cropped: the whole picture counts), INTER_AREA when shrinking.
+// (squashed, not cropped: the whole picture counts); INTER_AREA when shrinking by 2x or more,
+// else bilinear.
 cv::Mat model_input(const cv::Mat& bgr, int size);
 
 class Embedder {

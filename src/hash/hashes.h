@@ -27,8 +27,16 @@ Hash128 pixel_hash(const cv::Mat& pixels);
 // REQUIRES: gray is CV_8UC1 and not empty.
 uint64_t phash(const cv::Mat& gray);
 
-// 64-bit difference hash: grey image resized to 9x8, bit = left pixel brighter than right.
+// 64-bit difference hash: grey image resized to 9x8 (INTER_AREA; via 32x32 when both sides are
+// >= 64), bit = left pixel brighter than right.
 uint64_t dhash(const cv::Mat& gray);
+
+// Both of the above from one 32x32 resize (what the scan uses).
+struct PerceptualHashes {
+    uint64_t phash = 0;
+    uint64_t dhash = 0;
+};
+PerceptualHashes perceptual_hashes(const cv::Mat& gray);
 
 inline int hamming(uint64_t a, uint64_t b) { return __builtin_popcountll(a ^ b); }
 

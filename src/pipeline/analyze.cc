@@ -22,10 +22,11 @@ void analyze_decoded(const AnalyzeOptions& options, const io::DecodedImage& imag
     r->orientation = image.orientation;
     r->pixel_hash = hash::pixel_hash(image.pixels);
     cv::Mat work = io::working_image(image, options.working_side);
-    r->stats = quality::compute_stats(work);
-    cv::Mat gray = quality::to_gray(work);
-    r->phash = hash::phash(gray);
-    r->dhash = hash::dhash(gray);
+    const cv::Mat gray = quality::to_gray(work);
+    r->stats = quality::compute_stats(work, gray);
+    const hash::PerceptualHashes ph = hash::perceptual_hashes(gray);
+    r->phash = ph.phash;
+    r->dhash = ph.dhash;
     if (model_input && options.model_size > 0) *model_input = embed::model_input(work, options.model_size);
     r->has_pixels = true;
 }

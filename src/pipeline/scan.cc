@@ -93,8 +93,10 @@ std::string analysis_signature(const ScanOptions& o, const embed::ModelSpec* mod
     // (2: independent decodes, libpng, CMYK via TurboJPEG, animated WebP, memory limits), so
     // rows of an older decoder are never reused.
     constexpr int kDecoderRevision = 2;
+    // The same for the stats and perceptual hashes (2: dhash via the 32 x 32 thumbnail).
+    constexpr int kHashRevision = 2;
     return std::string("vislint ") + VISLINT_VERSION + "; decoder " + std::to_string(kDecoderRevision) +
-           "; working_side " +
+           "; hashes " + std::to_string(kHashRevision) + "; working_side " +
            std::to_string(kWorkingSide) + "; max_pixels " + std::to_string(o.max_pixels) +
            "; max_image_memory_mb " + std::to_string(o.max_image_memory_mb) +
            "; model " + (model ? model->id : "none");

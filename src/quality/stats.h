@@ -19,6 +19,8 @@ struct ImageStats {
 
 // REQUIRES: bgr is CV_8UC3 and not empty.
 ImageStats compute_stats(const cv::Mat& bgr);
+// The same, given gray == to_gray(bgr) (the scan computes it once for stats and hashes).
+ImageStats compute_stats(const cv::Mat& bgr, const cv::Mat& gray);
 
 // Grey version of the working image, as used by stats and perceptual hashes.
 cv::Mat to_gray(const cv::Mat& bgr);

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <random>
 #include <set>
 #include <tuple>
@@ -65,6 +66,31 @@ TEST(Hash, PerceptualHashesSurviveMildTransformsOnly) {
     cv::Mat flipped;
     cv::flip(img, flipped, 1);
     EXPECT_GT(hash::hamming(h, phash_of(flipped)), 10); // pHash is not flip-invariant
+}
+
+TEST(Hash, PerceptualHashesFromOneThumbnailMatchTheSingleOnes) {
+    // Large images take dHash through the 32 x 32 thumbnail; its bits must stay those of a
+    // direct area resize to 9 x 8 except where two neighbours are within rounding of each other.
+    for (const char* path : {testing::kLizardPng, testing::kTuxPng}) {
+        for (double scale : {1.0, 0.3, 0.1}) {
+            cv::Mat img = testing::load_bgr(path), sized, direct;
+            cv::resize(img, sized, cv::Size(), scale, scale, cv::INTER_AREA);
+            const cv::Mat gray = quality::to_gray(sized);
+            const hash::PerceptualHashes both = hash::perceptual_hashes(gray);
+            EXPECT_EQ(both.phash, hash::phash(gray)) << path << " x" << scale;
+            EXPECT_EQ(both.dhash, hash::dhash(gray)) << path << " x" << scale;
+            cv::resize(gray, direct, cv::Size(9, 8), 0, 0, cv::INTER_AREA);
+            int unsure = 0; // neighbour pairs whose order rounding may flip
+            uint64_t bits = 0;
+            for (int y = 0; y < 8; ++y)
+                for (int x = 0; x < 8; ++x) {
+                    bits = (bits << 1) | (direct.at<uchar>(y, x) > direct.at<uchar>(y, x + 1) ? 1u : 0u);
+                    unsure += std::abs(int(direct.at<uchar>(y, x)) - int(direct.at<uchar>(y, x + 1))) <= 2;
+                }
+            EXPECT_LE(hash::hamming(both.dhash, bits), unsure) << path << " x" << scale;
+            if (gray.cols < 64 || gray.rows < 64) EXPECT_EQ(both.dhash, bits) << path << " x" << scale;
+        }
+    }
 }
 
 TEST(HammingIndex, MatchesBruteForceOnClusteredCodes) {

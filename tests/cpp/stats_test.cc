@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include <opencv2/imgproc.hpp>
 
 #include "quality/flags.h"
@@ -40,6 +42,39 @@ TEST(Stats, RealImageHasNoQualityFlags) {
     EXPECT_FALSE(has_flag(m.flags, "dark"));
     EXPECT_FALSE(has_flag(m.flags, "blurry"));
     EXPECT_FALSE(has_flag(m.flags, "grayscale"));
+}
+
+TEST(Stats, MatchOpenCvReferenceComputations) {
+    // compute_stats sums the Laplacian and the histogram itself (for speed): the values must be
+    // OpenCV's meanStdDev variance and calcHist percentiles / entropy.
+    for (const char* path : {testing::kLizardPng, testing::kTuxPng}) {
+        const cv::Mat img = testing::load_bgr(path), gray = quality::to_gray(img);
+        const quality::ImageStats s = quality::compute_stats(img), t = quality::compute_stats(img, gray);
+        cv::Mat lap, hist;
+        cv::Laplacian(gray, lap, CV_16S);
+        cv::Scalar mean, sd;
+        cv::meanStdDev(lap, mean, sd);
+        EXPECT_NEAR(s.blur, sd[0] * sd[0], 1e-6 * sd[0] * sd[0]) << path;
+        const int channel = 0, bins = 256;
+        const float range[] = {0, 256};
+        const float* ranges[] = {range};
+        cv::calcHist(&gray, 1, &channel, cv::Mat(), hist, 1, &bins, ranges);
+        double entropy = 0, cum = 0;
+        int p01 = -1, p99 = -1;
+        for (int v = 0; v < 256; ++v) {
+            const double c = hist.at<float>(v), q = c / double(gray.total());
+            if (c > 0) entropy -= q * std::log2(q);
+            cum += c;
+            if (p01 < 0 && cum >= 0.01 * double(gray.total())) p01 = v;
+            if (p99 < 0 && cum >= 0.99 * double(gray.total())) p99 = v;
+        }
+        EXPECT_NEAR(s.entropy, entropy, 1e-9) << path;
+        EXPECT_EQ(s.brightness_p01, p01) << path;
+        EXPECT_EQ(s.brightness_p99, p99) << path;
+        EXPECT_EQ(s.blur, t.blur);
+        EXPECT_EQ(s.entropy, t.entropy);
+        EXPECT_EQ(s.saturation, t.saturation);
+    }
 }
 
 TEST(Stats, DarkVariantIsDark) {
