@@ -107,7 +107,7 @@ IssueRank issue_rank(const std::string& type) {
         return {cols + "LEFT JOIN (SELECT other_id AS keeper, count(*) AS n FROM issues WHERE type = ?1 "
                        "GROUP BY other_id) g ON g.keeper = i.other_id "
                        "WHERE i.type = ?1 ORDER BY coalesce(g.n, 0) DESC, i.other_id, i.image_id LIMIT ?2",
-                "largest set of copies first"};
+                "size of the set of copies (rows sharing a keeper), largest first"};
     // Scored 1 each: by path, so one folder's failures sit together.
     if (type == "broken" || type == "wrong_extension")
         return {cols + "LEFT JOIN images a ON a.id = i.image_id WHERE i.type = ?1 ORDER BY a.path, i.id LIMIT ?2",
