@@ -122,7 +122,8 @@ def _log(level: str, message: str) -> None:
 
 
 def scan(inputs: Union[None, PathLike, Iterable[PathLike]], work_dir: PathLike, *,
-         progress: bool = True, labels=None, report: bool = True, **options) -> "Scan":
+         progress: bool = True, labels=None, report: bool = True, max_rows_per_type: Optional[int] = None,
+         **options) -> "Scan":
     """Scan folders, image files or list files into ``work_dir`` and return the result.
 
     Options (all optional; same meaning as the CLI flags with dashes): ``model`` ("none"),
@@ -143,7 +144,8 @@ def scan(inputs: Union[None, PathLike, Iterable[PathLike]], work_dir: PathLike, 
     "none"), ``label_issue_threshold``. With labels, ``inputs`` may be None: the images the
     labels name are scanned. ``rebuild=True`` discards the work dir's database, features and
     index first (the fix for a damaged work dir). ``report=False`` skips writing the HTML report
-    (``work_dir/report/index.html``, see :meth:`Scan.report`). An unknown option or a bad value raises
+    (``work_dir/report/index.html``, see :meth:`Scan.report`, which also explains
+    ``max_rows_per_type``; it is checked before the scan starts). An unknown option or a bad value raises
     VislintError. The scan runs with the GIL released; Ctrl-C cancels it cleanly (what was
     analysed is kept and a re-run resumes) and raises KeyboardInterrupt.
     """
@@ -159,11 +161,13 @@ def scan(inputs: Union[None, PathLike, Iterable[PathLike]], work_dir: PathLike, 
             options["label_rows"] = _label_rows(labels)
         else:
             options["labels"] = _name_bytes(labels)
+    if report:
+        _core.check_report_options(max_rows_per_type)
     bar = _TqdmProgress(progress)
     try:
         _core.scan(inputs, _name_bytes(work_dir), dict(options), bar, _log)
         if report:
-            _core.write_report(_name_bytes(work_dir), bar)
+            _core.write_report(_name_bytes(work_dir), bar, max_rows_per_type)
     finally:
         bar.close()
     return Scan(work_dir)
@@ -440,13 +444,16 @@ class Scan:
                 raise VislintError("query must be a path, an H x W x 3 image or a 1-D embedding")
         return pd.DataFrame(hits, columns=["path", "score"])
 
-    def report(self, open: bool = False, progress: bool = True) -> Path:
+    def report(self, open: bool = False, progress: bool = True, max_rows_per_type: Optional[int] = None) -> Path:
         """Write (or refresh) the HTML report, ``work_dir/report/index.html``, and return its
         path. It opens from disk in any browser; ``open=True`` also opens it with the
-        ``webbrowser`` module."""
+        ``webbrowser`` module. The page shows at most ``max_rows_per_type`` rows of each issue
+        type, the strongest (None: ``_core.default_max_rows_per_type``, 5,000), and as many
+        duplicate groups, with the true totals beside them; every row stays in the work dir
+        (:meth:`issues`). A value below 1 raises VislintError."""
         bar = _TqdmProgress(progress)
         try:
-            page = Path(_core.write_report(_name_bytes(self.work_dir), bar))
+            page = Path(_core.write_report(_name_bytes(self.work_dir), bar, max_rows_per_type))
         finally:
             bar.close()
         if open:

@@ -344,13 +344,24 @@ PYBIND11_MODULE(_core, m) {
         return hits_to_list(hits);
     }, py::arg("work_dir"), py::arg("bgr"), py::arg("k") = 10);
 
+    // None = the core's default cap.
+    auto report_options = [](py::object max_rows) {
+        vislint::ReportOptions ro;
+        if (!max_rows.is_none()) ro.max_rows_per_type = convert<int>(max_rows, "max_rows_per_type");
+        vislint::check_report_options(ro);
+        return ro;
+    };
+    m.attr("default_max_rows_per_type") = vislint::kDefaultMaxRowsPerType;
+    m.def("check_report_options", [report_options](py::object max_rows) { report_options(max_rows); },
+          py::arg("max_rows_per_type") = py::none(), "Raise VislintError when a report option is out of range.");
     m.def(
         "write_report",
-        [](const std::string& work_dir, py::object progress) {
+        [report_options](const std::string& work_dir, py::object progress, py::object max_rows) {
+            const vislint::ReportOptions ro = report_options(max_rows);
             PyProgress cb(progress);
-            return fs_str(run_cancellable(cb, [&] { return vislint::write_report(work_dir, {}, &cb); }));
+            return fs_str(run_cancellable(cb, [&] { return vislint::write_report(work_dir, ro, &cb); }));
         },
-        py::arg("work_dir"), py::arg("progress") = py::none(),
+        py::arg("work_dir"), py::arg("progress") = py::none(), py::arg("max_rows_per_type") = py::none(),
         "Write WORK_DIR/report/index.html (+ thumbs/); returns its path. Releases the GIL.");
 
     m.def("embed_image", [](const std::string& path, py::dict options) {

@@ -93,9 +93,45 @@ bool make_thumbnail(const Item& it, int side, double box_margin, const std::stri
     return !ec;
 }
 
+// How the report ranks one issue type's rows before it keeps the first max_rows_per_type.
+// Parameters: 1 = the type, 2 = the cap. Columns: image_id, other_id, score, threshold, detail.
+struct IssueRank {
+    std::string sql;
+    const char* said; // for the page's note
+};
+
+IssueRank issue_rank(const std::string& type) {
+    const std::string cols = "SELECT i.image_id, i.other_id, i.score, i.threshold, i.detail FROM issues i ";
+    // Every exact copy scores 1: the largest sets of copies (rows sharing a keeper) come first.
+    if (type == "exact_duplicate")
+        return {cols + "LEFT JOIN (SELECT other_id AS keeper, count(*) AS n FROM issues WHERE type = ?1 "
+                       "GROUP BY other_id) g ON g.keeper = i.other_id "
+                       "WHERE i.type = ?1 ORDER BY coalesce(g.n, 0) DESC, i.other_id, i.image_id LIMIT ?2",
+                "size of the set of copies (rows sharing a keeper), largest first"};
+    // Scored 1 each: by path, so one folder's failures sit together.
+    if (type == "broken" || type == "wrong_extension")
+        return {cols + "LEFT JOIN images a ON a.id = i.image_id WHERE i.type = ?1 ORDER BY a.path, i.id LIMIT ?2",
+                "path"};
+    // Every other score grows with the strength of the finding (similarity, isolation, vote,
+    // distance past a quality threshold: src/quality/flags.cc).
+    return {cols + "WHERE i.type = ?1 ORDER BY i.score DESC, i.image_id, i.other_id LIMIT ?2", "score, highest first"};
+}
+
 } // namespace
 
+void check_report_options(const ReportOptions& o) {
+    auto need = [](bool ok, const std::string& what, int got) {
+        if (!ok) throw Error(what + " must be at least 1 (got " + std::to_string(got) + ")");
+    };
+    need(o.max_rows_per_type >= 1, "--max-rows-per-type", o.max_rows_per_type);
+    need(o.max_group_members >= 1, "max_group_members", o.max_group_members);
+    need(o.max_cluster_members >= 1, "max_cluster_members", o.max_cluster_members);
+    need(o.max_clusters >= 1, "max_clusters", o.max_clusters);
+    need(o.thumb_side >= 1, "thumb_side", o.thumb_side);
+}
+
 std::string write_report(const std::string& work_dir, const ReportOptions& options, Progress* progress) {
+    check_report_options(options);
     std::unique_ptr<store::Db> opened = store::open_results(work_dir);
     store::Db& db = *opened;
     store::WorkDirLock lock(work_dir); // a report is written by one process at a time, never during a scan
@@ -172,47 +208,78 @@ std::string write_report(const std::string& work_dir, const ReportOptions& optio
         return it->second;
     };
 
+    // Each list keeps its strongest rows up to a cap, picked by SQL (ORDER BY ... LIMIT keeps at
+    // most LIMIT rows in SQLite's sorter), so memory follows the caps, never the number of rows.
+    // The totals come from aggregates.
+    const int64_t cap = options.max_rows_per_type;
     json counts = json::object();
     for (const auto& t : issue_types()) counts[t] = 0;
-    json issues = json::array();
     {
-        std::string order = "CASE i.type";
-        for (size_t t = 0; t < issue_types().size(); ++t)
-            order += " WHEN '" + issue_types()[t] + "' THEN " + std::to_string(t);
-        order += " END";
-        store::Stmt s(db.handle(), "SELECT i.type, i.image_id, i.other_id, i.score, i.threshold, i.detail "
-                                   "FROM issues i ORDER BY " + order + ", i.score DESC, i.image_id");
-        while (s.step()) {
-            const std::string type = s.text(0);
-            counts[type] = counts.value(type, 0) + 1;
-            issues.push_back({{"type", type},
-                              {"image", ref(s.int64(1))},
-                              {"other", s.is_null(2) ? json(nullptr) : ref(s.int64(2))},
-                              {"score", s.real(3)},
-                              {"threshold", s.is_null(4) ? json(nullptr) : json(s.real(4))},
-                              {"detail", s.text(5)}});
-        }
+        store::Stmt s(db.handle(), "SELECT type, count(*) FROM issues GROUP BY type");
+        while (s.step()) counts[s.text(0)] = s.int64(1);
     }
     overview["counts"] = counts;
+    std::vector<std::string> types = issue_types();
+    for (const auto& [t, n] : counts.items())
+        if (!is_issue_type(t)) types.push_back(t); // a type this version does not know still shows
+
+    json truncation = {{"max_rows_per_type", options.max_rows_per_type},
+                       {"max_group_members", options.max_group_members},
+                       {"max_clusters", options.max_clusters},
+                       {"max_cluster_members", options.max_cluster_members},
+                       {"issues", json::object()}};
+    json issues = json::array();
+    std::vector<int64_t> shown_outliers, shown_label_issues;
+    for (const std::string& type : types) {
+        const IssueRank rank = issue_rank(type);
+        store::Stmt s(db.handle(), rank.sql);
+        s.bind(1, type).bind(2, cap);
+        int64_t n = 0;
+        while (s.step()) {
+            ++n;
+            json image = ref(s.int64(0));
+            if (type == "outlier") shown_outliers.push_back(s.int64(0));
+            if (type == "label_issue") shown_label_issues.push_back(s.int64(0));
+            issues.push_back({{"type", type},
+                              {"image", image},
+                              {"other", s.is_null(1) ? json(nullptr) : ref(s.int64(1))},
+                              {"score", s.real(2)},
+                              {"threshold", s.is_null(3) ? json(nullptr) : json(s.real(3))},
+                              {"detail", s.text(4)}});
+        }
+        truncation["issues"][type] = {{"shown", n}, {"total", counts[type]}, {"ranked_by", rank.said}};
+    }
 
     json groups = json::array();
     {
-        store::Stmt s(db.handle(), "SELECT group_id, kind, image_id, is_keeper FROM duplicate_groups "
-                                   "ORDER BY group_id, image_id");
-        int64_t current = -1;
+        store::Stmt total(db.handle(), "SELECT count(*) FROM (SELECT 1 FROM duplicate_groups GROUP BY group_id)");
+        total.step();
+        // Largest first; ties in the order the scan wrote them (exact groups before near ones).
+        store::Stmt s(db.handle(), "SELECT group_id, min(kind), count(*) AS n FROM duplicate_groups "
+                                   "GROUP BY group_id ORDER BY n DESC, group_id LIMIT ?");
+        s.bind(1, cap);
+        // The keeper first, so a group cut to max_group_members still shows which copy to keep.
+        store::Stmt m(db.handle(), "SELECT image_id, is_keeper FROM duplicate_groups WHERE group_id = ? "
+                                   "ORDER BY is_keeper DESC, image_id LIMIT ?");
         while (s.step()) {
-            if (s.int64(0) != current) {
-                current = s.int64(0);
-                groups.push_back({{"kind", s.text(1)}, {"members", json::array()}, {"keeper", nullptr}});
+            json g = {{"kind", s.text(1)}, {"size", s.int64(2)}, {"members", json::array()}, {"keeper", nullptr}};
+            m.bind(1, s.int64(0)).bind(2, int64_t(options.max_group_members));
+            while (m.step()) {
+                json idx = ref(m.int64(0));
+                g["members"].push_back(idx);
+                if (m.int64(1)) g["keeper"] = idx;
             }
-            json idx = ref(s.int64(2));
-            groups.back()["members"].push_back(idx);
-            if (s.int64(3)) groups.back()["keeper"] = idx;
+            m.reset();
+            groups.push_back(std::move(g));
         }
+        truncation["groups"] = {{"shown", groups.size()}, {"total", total.int64(0)}, {"ranked_by", "size, largest first"}};
     }
 
     json clusters = json::array();
     {
+        store::Stmt total(db.handle(), "SELECT count(*) FROM (SELECT 1 FROM clusters GROUP BY cluster_id)");
+        total.step();
+        // The scan numbers clusters largest first.
         store::Stmt s(db.handle(), "SELECT c.cluster_id, c.image_id, l.label FROM clusters c "
                                    "LEFT JOIN labels l ON l.image_id = c.image_id ORDER BY c.cluster_id, c.image_id");
         int64_t current = -1;
@@ -227,40 +294,52 @@ std::string write_report(const std::string& work_dir, const ReportOptions& optio
             if (int(c["members"].size()) < options.max_cluster_members) c["members"].push_back(ref(s.int64(1)));
             if (!s.is_null(2)) c["labels"][s.text(2)] = c["labels"].value(s.text(2), 0) + 1;
         }
+        truncation["clusters"] = {{"shown", clusters.size()}, {"total", total.int64(0)}, {"ranked_by", "size, largest first"}};
     }
 
+    // Voters and nearest neighbours of the rows shown only.
     json label_votes = json::object();
     {
-        store::Stmt s(db.handle(), "SELECT image_id, neighbour_id FROM label_votes ORDER BY image_id, rank");
-        while (s.step()) label_votes[std::to_string(ref(s.int64(0)).get<int64_t>())].push_back(ref(s.int64(1)));
+        store::Stmt s(db.handle(), "SELECT neighbour_id FROM label_votes WHERE image_id = ? ORDER BY rank");
+        for (int64_t id : shown_label_issues) {
+            const std::string key = std::to_string(ref(id).get<int64_t>());
+            s.bind(1, id);
+            while (s.step()) label_votes[key].push_back(ref(s.int64(0)));
+            s.reset();
+        }
     }
     json neighbours = json::object();
     {
-        store::Stmt s(db.handle(), "SELECT i.id, i.nn_id FROM images i JOIN issues s ON s.image_id = i.id "
-                                   "WHERE s.type = 'outlier' AND i.nn_id IS NOT NULL");
-        while (s.step()) neighbours[std::to_string(ref(s.int64(0)).get<int64_t>())] = json::array({ref(s.int64(1))});
+        store::Stmt s(db.handle(), "SELECT nn_id FROM images WHERE id = ? AND nn_id IS NOT NULL");
+        for (int64_t id : shown_outliers) {
+            s.bind(1, id);
+            if (s.step()) neighbours[std::to_string(ref(id).get<int64_t>())] = json::array({ref(s.int64(0))});
+            s.reset();
+        }
     }
 
-    // The shown items, by index (one pass over the images table; the rest is never held).
+    // The shown items, by index (one lookup each; the other rows are never read).
     std::vector<Item> items(shown.size());
     {
         store::Stmt s(db.handle(),
-                      "SELECT i.id, i.path, i.source_path, i.box, i.status, i.file_hash, i.pixel_hash, "
+                      "SELECT i.path, i.source_path, i.box, i.status, i.file_hash, i.pixel_hash, "
                       "l.label, l.split, i.width, i.height FROM images i "
-                      "LEFT JOIN labels l ON l.image_id = i.id");
-        while (s.step()) {
-            auto at = index_of.find(s.int64(0));
-            if (at == index_of.end()) continue;
-            Item& it = items[size_t(at->second)];
-            it.path = s.text(1);
-            it.source = s.text(2);
-            it.box = s.text(3);
-            it.status = s.text(4);
-            it.file_hash = it.source.empty() ? s.text(5) : s.text(6);
-            it.label = s.text(7);
-            it.split = s.text(8);
-            it.width = int(s.int64(9));
-            it.height = int(s.int64(10));
+                      "LEFT JOIN labels l ON l.image_id = i.id WHERE i.id = ?");
+        for (size_t k = 0; k < shown.size(); ++k) {
+            s.bind(1, shown[k]);
+            if (s.step()) {
+                Item& it = items[k];
+                it.path = s.text(0);
+                it.source = s.text(1);
+                it.box = s.text(2);
+                it.status = s.text(3);
+                it.file_hash = it.source.empty() ? s.text(4) : s.text(5);
+                it.label = s.text(6);
+                it.split = s.text(7);
+                it.width = int(s.int64(8));
+                it.height = int(s.int64(9));
+            }
+            s.reset();
         }
     }
 
@@ -319,7 +398,8 @@ std::string write_report(const std::string& work_dir, const ReportOptions& optio
                  {"overview", overview},           {"histograms", histograms},
                  {"images", images},               {"issues", issues},
                  {"groups", groups},               {"clusters", clusters},
-                 {"label_votes", label_votes},     {"neighbours", neighbours}};
+                 {"label_votes", label_votes},     {"neighbours", neighbours},
+                 {"truncation", truncation}};
     // Inside <script>, "</script" would end the element early, and "<!--" changes how it is
     // parsed: '<', '>' and '&' only occur inside JSON strings, so write them as \u escapes.
     // Names (paths, labels, splits) that are not UTF-8 show their odd bytes as \xNN.

@@ -84,10 +84,11 @@ void warn_if_incomplete(const std::string& work_dir) {
 }
 
 // Writes the report; with `open`, hands it to the desktop's opener when there is one.
-int cmd_report(const std::string& work_dir, bool open, bool quiet) {
+int cmd_report(const std::string& work_dir, const vislint::ReportOptions& ro, bool open, bool quiet) {
+    vislint::check_report_options(ro);
     warn_if_incomplete(work_dir);
     std::string page;
-    if (!with_progress(quiet, [&](vislint::Progress* p) { page = vislint::write_report(work_dir, {}, p); }))
+    if (!with_progress(quiet, [&](vislint::Progress* p) { page = vislint::write_report(work_dir, ro, p); }))
         return vislint::cli::interrupt_exit_code();
     std::cout << "report: " << vislint::printable(page) << "\n";
     if (open) {
@@ -99,7 +100,8 @@ int cmd_report(const std::string& work_dir, bool open, bool quiet) {
     return 0;
 }
 
-int cmd_scan(vislint::ScanOptions opt, bool quiet, bool report) {
+int cmd_scan(vislint::ScanOptions opt, const vislint::ReportOptions& ro, bool quiet, bool report) {
+    if (report) vislint::check_report_options(ro); // before the scan, not after it
     vislint::ScanSummary s;
     if (!with_progress(quiet, [&](vislint::Progress* p) { s = vislint::scan(opt, p); }))
         return vislint::cli::interrupt_exit_code();
@@ -123,7 +125,7 @@ int cmd_scan(vislint::ScanOptions opt, bool quiet, bool report) {
         rows.push_back({t, std::to_string(s.issue_counts[t])});
     print_table({"issue type", "count"}, rows);
     if (report) {
-        int rc = cmd_report(opt.work_dir, false, quiet);
+        int rc = cmd_report(opt.work_dir, ro, false, quiet);
         if (rc != 0) return rc;
     }
     std::cout << "\nresults: " << vislint::printable(s.db_path) << "\n"
@@ -299,7 +301,11 @@ int main(int argc, char** argv) {
         ->check(CLI::IsMember({"auto", "none"}))->capture_default_str();
     scan->add_option("--label-issue-threshold", t.label_issue, "label_issue when the kNN vote's confidence that the label is wrong is at least")->capture_default_str();
     bool no_report = false, open_report = false;
+    vislint::ReportOptions report_options;
     scan->add_flag("--no-report", no_report, "do not write WORK_DIR/report/index.html");
+    const char* kMaxRowsHelp = "the report shows at most this many rows of each issue type (the strongest) and "
+                               "this many duplicate groups, with the true totals; every row stays in the work dir";
+    scan->add_option("--max-rows-per-type", report_options.max_rows_per_type, kMaxRowsHelp)->capture_default_str();
     scan->add_flag("-q,--quiet", quiet, "no progress bar");
     scan->add_flag("--rebuild", opt.rebuild, "discard the work dir's database, features and index and analyse everything again (the fix for a damaged work dir)");
 
@@ -321,6 +327,7 @@ int main(int argc, char** argv) {
     CLI::App* report = app.add_subcommand("report", "write the HTML report of a scan (WORK_DIR/report/index.html)");
     report->add_option("work_dir", work_dir, "work dir of a scan")->required();
     report->add_flag("--open", open_report, "open it in the desktop's browser");
+    report->add_option("--max-rows-per-type", report_options.max_rows_per_type, kMaxRowsHelp)->capture_default_str();
     report->add_flag("-q,--quiet", quiet, "no progress bar");
 
     std::string classes_format = "table";
@@ -348,11 +355,11 @@ int main(int argc, char** argv) {
         if (*scan) {
             lo.auto_splits = splits == "auto";
             opt.max_pixels = parse_max_pixels(max_pixels);
-            return cmd_scan(opt, quiet, !no_report);
+            return cmd_scan(opt, report_options, quiet, !no_report);
         }
         if (*issues) return cmd_issues(work_dir, type, format);
         if (*stats) return cmd_stats(work_dir, stats_format);
-        if (*report) return cmd_report(work_dir, open_report, quiet);
+        if (*report) return cmd_report(work_dir, report_options, open_report, quiet);
         if (*classes) return cmd_classes(work_dir, classes_format);
         if (*similar) return cmd_similar(work_dir, query, top_k, similar_format);
     } catch (const vislint::Error& e) {
