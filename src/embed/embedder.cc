@@ -57,6 +57,27 @@ std::string joined(const std::vector<std::string>& names, const char* quote = "'
     return s.empty() ? "(none)" : s;
 }
 
+// NNCF's post-training quantization (and OpenVINO's reading of an ONNX QDQ model) leaves
+// FakeQuantize nodes; the CPU plugin runs the ops around them in int8.
+bool is_quantized(const ov::Model& m) {
+    for (const auto& op : m.get_ops())
+        if (std::string(op->get_type_name()) == "FakeQuantize") return true;
+    return false;
+}
+
+// --precision int8 runs a quantized model, and only it: otherwise the precision written to
+// run.json would not be what ran.
+void check_quantization(const ov::Model& m, const std::string& path, const std::string& precision) {
+    const bool quantized = is_quantized(m);
+    if (precision == "int8" && !quantized)
+        throw Error("--precision int8 needs a quantized model (FakeQuantize nodes, e.g. from NNCF "
+                    "post-training quantization); " + path + " has none: pass a quantized ONNX or "
+                    "OpenVINO IR, or use --model default (`make model` builds its int8 version), "
+                    "or --precision auto, f32 or bf16");
+    if (precision != "int8" && quantized)
+        throw Error("model " + path + " is quantized (int8); pass --precision int8 to run it");
+}
+
 std::string fmt_double(double v) {
     char buf[32];
     std::snprintf(buf, sizeof(buf), "%g", v);
@@ -152,8 +173,24 @@ ModelSpec resolve_model(const ModelOptions& o) {
             const auto outputs = j.at("outputs").get<std::vector<std::string>>();
             spec.output = outputs.at(0);
             spec.logits = outputs.size() > 1 ? outputs[1] : "";
+            if (o.precision == "int8") {
+                // One IR for every input size (dynamic H x W), like the ONNX file.
+                if (!j.contains("int8"))
+                    throw Error("--precision int8: " + meta.string() + " names no int8 model (an older "
+                                "`make model` wrote it); run `make model` to build it");
+                spec.path = (dir / j.at("int8").at("file").get<std::string>()).string();
+            }
+        } catch (const Error&) {
+            throw;
         } catch (const std::exception& e) {
             throw Error("cannot read " + meta.string() + ": " + e.what() + "; " + fix_hint(o));
+        }
+        if (o.precision == "int8") {
+            for (const fs::path& f : {fs::path(spec.path), fs::path(spec.path).replace_extension(".bin")})
+                if (!fs::is_regular_file(f))
+                    throw Error("--precision int8: the default model's int8 file " + f.string() +
+                                " is missing; run `make model` (it quantizes EfficientNet-Lite0 into " +
+                                dir.string() + ")");
         }
     } else {
         spec.path = o.model;
@@ -181,9 +218,6 @@ ModelSpec resolve_model(const ModelOptions& o) {
     if (!o.output.empty()) spec.output = o.output;
     if (spec.input_size < 16 || spec.input_size > 1024)
         throw Error("--model-size must be between 16 and 1024 (got " + std::to_string(spec.input_size) + ")");
-    if (o.precision == "int8")
-        throw Error("--precision int8 needs an int8 (quantized) model, which `make model` does not build "
-                    "yet; use --precision auto, f32 or bf16");
     const std::vector<std::string> caps = runtime_capabilities();
     if (caps.empty())
         throw Error("OpenVINO cannot load its CPU plugin (" + runtime_version() +
@@ -193,6 +227,16 @@ ModelSpec resolve_model(const ModelOptions& o) {
         throw Error("--precision bf16 needs a CPU with BF16 support (AVX512-BF16 or AMX); OpenVINO reports "
                     "this one as " + joined(caps, "") + "; use --precision auto or f32");
     spec.precision = o.precision == "auto" ? (has_bf16 ? "bf16" : "f32") : o.precision;
+    if (o.model != "default") {
+        // Early, before the scan touches the work dir; a file OpenVINO cannot read is left to
+        // the Embedder, whose message says why.
+        std::shared_ptr<ov::Model> m;
+        try {
+            m = ov::Core().read_model(spec.path);
+        } catch (const std::exception&) {
+        }
+        if (m) check_quantization(*m, spec.path, spec.precision);
+    }
     // "resize 2": model_input()'s bilinear below 2x (features of older scans are not reused).
     char pre[200];
     std::snprintf(pre, sizeof(pre), "size %d resize 2 mean %.3f,%.3f,%.3f std %.3f,%.3f,%.3f out %s precision %s",
@@ -381,6 +425,7 @@ Embedder::Embedder(const ModelSpec& spec, int threads, int streams)
         throw Error("cannot load model " + spec.path + " with " + runtime_version() + ": " + e.what() +
                     "; pass a valid ONNX or OpenVINO IR (.xml) file to --model, or --model none");
     }
+    check_quantization(*m, spec.path, spec.precision);
     std::vector<std::string> input_names, output_names;
     for (const auto& p : m->inputs()) input_names.push_back(name_of(p));
     for (const auto& p : m->outputs()) output_names.push_back(name_of(p));
@@ -441,10 +486,12 @@ Embedder::Embedder(const ModelSpec& spec, int threads, int streams)
                     e.what() + " (check --model-size)");
     }
     const int n_threads = std::max(streams_, threads);
+    // int8: the quantized ops run in int8, the rest (the stem conv, pooling, the last FC) in f32,
+    // so an int8 scan computes the same on CPUs with and without bf16.
+    const ov::element::Type rest = spec.precision == "bf16" ? ov::element::bf16 : ov::element::f32;
     try {
         impl_->compiled = impl_->core.compile_model(
-            m, "CPU",
-            ov::hint::inference_precision(spec.precision == "bf16" ? ov::element::bf16 : ov::element::f32),
+            m, "CPU", ov::hint::inference_precision(rest),
             ov::inference_num_threads(n_threads), ov::num_streams(streams_),
             ov::hint::enable_cpu_pinning(false));
         for (const std::string& name : impl_->output_names)
@@ -456,9 +503,9 @@ Embedder::Embedder(const ModelSpec& spec, int threads, int streams)
         throw Error("cannot compile " + model + " with " + runtime_version() + " for the CPU: " + e.what());
     }
     const ov::element::Type ran = impl_->compiled.get_property(ov::hint::inference_precision);
-    if (ran != (spec.precision == "bf16" ? ov::element::bf16 : ov::element::f32))
+    if (ran != rest)
         throw Error(model + ": OpenVINO compiled it for " + ran.get_type_name() + " inference, not the " +
-                    spec.precision + " asked for");
+                    rest.get_type_name() + " asked for (--precision " + spec.precision + ")");
     std::vector<Rows> probe;
     try {
         probe = impl_->run(spec_, probe_images(s));

@@ -27,7 +27,7 @@ struct ModelSpec {
     std::array<double, 3> std{{58.395, 57.12, 57.375}};
     std::string output;      // empty = the net's default (last) output
     std::string logits;      // optional classification output (default model: "logits")
-    std::string precision = "f32"; // inference precision that runs: "f32" or "bf16" (never "auto")
+    std::string precision = "f32"; // what runs: "f32", "bf16" or "int8" (a quantized model; never "auto")
 };
 
 // Input side of the default model (EfficientNet-Lite0): chosen by the measurement in
@@ -45,8 +45,12 @@ void check_model_options(const ModelOptions& options);
 // Resolves ModelOptions into a spec. "default" reads <cache>/efficientnet_lite0/model.json.
 // --precision auto becomes "bf16" when OpenVINO reports BF16 for this CPU, else "f32"; the
 // precision is part of spec.id, so features of two precisions never mix in one work dir.
-// Throws vislint::Error that says how to fix it when the model is missing or unusable, for
-// --precision int8 (no quantized model exists yet) and for bf16 on a CPU without it.
+// --precision int8 takes the default model's int8 IR named in model.json ("int8": {"file"}),
+// or a user's --model that is already quantized (FakeQuantize nodes); a quantized --model
+// runs only at int8.
+// Throws vislint::Error that says how to fix it when the model is missing or unusable, when
+// the int8 IR is missing ("run make model"), for int8 with an unquantized --model (and the
+// reverse) and for bf16 on a CPU without it.
 // REQUIRES: options.model != "none".
 ModelSpec resolve_model(const ModelOptions& options);
 
@@ -68,7 +72,8 @@ public:
     // Loads the model, compiles it for the CPU at spec.precision with `threads` inference
     // threads in total shared by `streams` infer requests (threads / streams each, no CPU
     // pinning, so decode threads keep their cores), and checks it once on two test pictures.
-    // Throws vislint::Error naming the file when OpenVINO cannot read it, when its declared
+    // Throws vislint::Error naming the file when OpenVINO cannot read it, when it is quantized
+    // and spec.precision is not "int8" or the reverse, when its declared
     // input is not N x 3 x H x W (one input; batch 1 or dynamic; H = W = input_size when fixed),
     // when an output named by the spec does not exist (the message lists those that do), or
     // when the embedding output is not one vector of at least 2 values per image, or is all

@@ -162,16 +162,108 @@ TEST(Embedder, AutoPrecisionIsBf16ExactlyWhereTheCpuHasItAndStaysCloseToF32) {
     EXPECT_NE(a.model_id, b.model_id);
 }
 
-TEST(Embedder, Int8AndUnknownPrecisionsAreRefusedByName) {
+// $VISLINT_CACHE pointed elsewhere for one scope.
+struct CacheDir {
+    std::string saved;
+    bool had = false;
+    explicit CacheDir(const std::string& dir) {
+        if (const char* c = std::getenv("VISLINT_CACHE")) had = true, saved = c;
+        setenv("VISLINT_CACHE", dir.c_str(), 1);
+    }
+    ~CacheDir() { had ? setenv("VISLINT_CACHE", saved.c_str(), 1) : unsetenv("VISLINT_CACHE"); }
+};
+
+double cosine(const std::vector<float>& a, const std::vector<float>& b) {
+    double dot = 0;
+    for (size_t j = 0; j < a.size(); ++j) dot += double(a[j]) * b[j];
+    return dot; // both are L2-normalised
+}
+
+TEST(Embedder, Int8RunsTheQuantizedModelThatMakeModelBuilt) {
+    const fs::path dir = fs::path(embed::cache_dir()) / "efficientnet_lite0";
+    nlohmann::json meta;
+    std::ifstream(dir / "model.json") >> meta;
+    ASSERT_TRUE(meta.contains("int8")) << "model.json names no int8 model; run `make model`";
     ModelOptions mo;
     mo.precision = "int8";
-    try {
-        embed::resolve_model(mo);
-        FAIL();
-    } catch (const Error& e) {
-        EXPECT_NE(std::string(e.what()).find("--precision int8 needs an int8 (quantized) model"), std::string::npos)
-            << e.what();
+    const embed::ModelSpec spec = embed::resolve_model(mo);
+    EXPECT_EQ(spec.precision, "int8");
+    EXPECT_EQ(fs::path(spec.path), dir / meta["int8"]["file"].get<std::string>());
+    mo.precision = "f32";
+    const embed::ModelSpec f32 = embed::resolve_model(mo);
+    EXPECT_NE(spec.id, f32.id);
+    // The reference photos: int8 features stay near f32's (export_model.py measured >= 0.92 on
+    // these at every size) but differ (it did run the quantized network).
+    for (const char* png : {"chelsea.png", "coffee.png"}) {
+        const std::string path = (dir / "reference" / png).string();
+        mo.precision = "f32";
+        Embedding a = embed_image(path, mo);
+        mo.precision = "int8";
+        Embedding b = embed_image(path, mo);
+        ASSERT_EQ(a.features.size(), b.features.size());
+        EXPECT_GT(cosine(a.features, b.features), 0.9) << png;
+        EXPECT_LT(cosine(a.features, b.features), 1 - 1e-4) << png;
+        EXPECT_EQ(b.model_id, spec.id);
     }
+}
+
+TEST(Embedder, Int8NeedsAQuantizedModelAndSaysHowToGetOne) {
+    const fs::path dir = fs::path(embed::cache_dir()) / "efficientnet_lite0";
+    nlohmann::json meta;
+    std::ifstream(dir / "model.json") >> meta;
+    ASSERT_TRUE(meta.contains("int8")) << "run `make model`";
+    auto error_of = [](const ModelOptions& mo) -> std::string {
+        try {
+            embed::resolve_model(mo);
+        } catch (const Error& e) {
+            return e.what();
+        }
+        return "(no error)";
+    };
+    const std::string tmp = testing::temp_dir("int8");
+    {
+        // A cache whose int8 IR lost its weights, then one whose model.json predates int8.
+        const fs::path copy = fs::path(tmp) / "efficientnet_lite0";
+        fs::create_directories(copy);
+        fs::copy_file(dir / "model.json", copy / "model.json");
+        fs::copy_file(dir / meta["int8"]["file"].get<std::string>(), copy / meta["int8"]["file"].get<std::string>());
+        CacheDir cache(tmp);
+        ModelOptions mo;
+        mo.precision = "int8";
+        std::string e = error_of(mo);
+        EXPECT_NE(e.find("int8 file " + (copy / "efficientnet_lite0_int8.bin").string() + " is missing; run `make model`"),
+                  std::string::npos) << e;
+        meta.erase("int8");
+        std::ofstream(copy / "model.json") << meta.dump();
+        e = error_of(mo);
+        EXPECT_NE(e.find("model.json names no int8 model"), std::string::npos) << e;
+        EXPECT_NE(e.find("run `make model`"), std::string::npos) << e;
+    }
+    // A user's float model at int8, and a quantized one at f32: each refused, naming the file.
+    ModelOptions mo;
+    mo.model = (dir / "efficientnet_lite0.onnx").string();
+    mo.precision = "int8";
+    std::string e = error_of(mo);
+    EXPECT_NE(e.find("--precision int8 needs a quantized model"), std::string::npos) << e;
+    EXPECT_NE(e.find(mo.model + " has none"), std::string::npos) << e;
+    mo.precision = "f32";
+    EXPECT_EQ(error_of(mo), "(no error)");
+    mo.model = (dir / "efficientnet_lite0_int8.xml").string();
+    e = error_of(mo);
+    EXPECT_NE(e.find("model " + mo.model + " is quantized (int8); pass --precision int8"), std::string::npos) << e;
+    mo.precision = "int8"; // and at int8 a user's quantized IR is taken as it is
+    mo.output = "features";
+    mo.mean = {127};
+    mo.std = {128};
+    mo.input_size = 160;
+    const embed::ModelSpec user = embed::resolve_model(mo);
+    EXPECT_EQ(user.precision, "int8");
+    EXPECT_EQ(user.path, mo.model);
+    fs::remove_all(tmp);
+}
+
+TEST(Embedder, UnknownPrecisionsAreRefusedByName) {
+    ModelOptions mo;
     mo.precision = "fp16";
     try {
         embed::check_model_options(mo);

@@ -252,13 +252,68 @@ def test_precision_that_ran_is_in_run_json_the_report_and_the_signature(small_se
         assert counts["reused"] == 6 and counts["analysed"] == 0
 
 
-def test_int8_and_unknown_precisions_are_refused(small_set, tmp_path):
+def test_int8_scans_with_the_quantized_model_and_stays_close_to_f32(small_set, tmp_path):
+    meta = json.loads((MODEL_DIR / "model.json").read_text())
+    assert (MODEL_DIR / meta["int8"]["file"]).is_file(), "run `make model`"
+    work = tmp_path / "w"
+    run_cli("scan", small_set, "-o", work, "-q", "--precision", "f32")
+    f32 = vislint.load(work)
+    f32_feats = np.array(f32.features(), dtype=np.float32)  # the file is rewritten below
+    run_cli("scan", small_set, "-o", work, "-q", "--precision", "int8")
+    run = json.loads((work / "run.json").read_text())
+    assert run["inference"]["precision"] == "int8" and run["options"]["precision"] == "int8"
+    page = (work / "report" / "index.html").read_text()
+    data = json.loads(page.split('id="vislint-data">', 1)[1].split("</script>", 1)[0])
+    assert data["run"]["inference"]["precision"] == "int8"
+    int8 = vislint.load(work)
+    # Another precision is another analysis: every image is embedded again, none reused.
+    assert run["counts"]["analysed"] == 6 and run["counts"]["reused"] == 0
+    assert int8.images()["has_embedding"].all()
+    a = np.array(int8.features(), dtype=np.float32)
+    cos = np.sum(a * f32_feats, axis=1)
+    # make model measured int8 vs f32 on 100 held-out clip-art images at 160 px: mean 0.982,
+    # minimum 0.89; these six are another sample, so the bounds leave room below that.
+    assert cos.min() > 0.85 and cos.mean() > 0.95, cos
+    assert not np.array_equal(a, f32_feats)
+    # `similar` embeds the query at the scan's precision: a copy of an image from outside the
+    # dataset finds it with the int8 vector it has (f32's would score about cos[2] < 0.999).
+    shutil.copy(small_set / "img2.png", tmp_path / "query.png")
+    p = run_cli("similar", work, tmp_path / "query.png", "-k", "1", "--format", "csv")
+    _, path, score = p.stdout.splitlines()[1].split(",")
+    assert path.endswith("img2.png") and float(score) > 0.999, (p.stdout, cos)
+
+
+def test_int8_needs_its_file_or_a_quantized_model(small_set, tmp_path, monkeypatch):
+    meta = json.loads((MODEL_DIR / "model.json").read_text())
+    # A cache whose int8 IR lost its weights (.bin): a clear error naming the file and the fix.
+    cache = tmp_path / "cache" / "efficientnet_lite0"
+    cache.mkdir(parents=True)
+    for f in ("model.json", "efficientnet_lite0.onnx", meta["int8"]["file"]):
+        shutil.copy(MODEL_DIR / f, cache / f)
+    monkeypatch.setenv("VISLINT_CACHE", str(tmp_path / "cache"))
     p = run_cli("scan", small_set, "-o", tmp_path / "w", "--precision", "int8", check=False)
-    assert p.returncode == 2 and "--precision int8 needs an int8 (quantized) model" in p.stderr, p.stderr
+    missing = cache / (Path(meta["int8"]["file"]).stem + ".bin")
+    assert p.returncode == 2, p.stderr
+    assert f"the default model's int8 file {missing} is missing; run `make model`" in p.stderr, p.stderr
+    with pytest.raises(vislint.VislintError, match="int8 file .* is missing; run `make model`"):
+        vislint.embed(small_set / "img0.png", precision="int8")
+    # f32 needs no int8 file.
+    assert vislint.embed(small_set / "img0.png", precision="f32")[0].shape == (1280,)
+    monkeypatch.undo()
+    # A user's float ONNX at int8 is refused, naming the file; so is the quantized IR at f32.
+    onnx = str(MODEL_DIR / "efficientnet_lite0.onnx")
+    p = run_cli("scan", small_set, "-o", tmp_path / "w2", "--model", onnx, "--precision", "int8", check=False)
+    assert p.returncode == 2 and f"--precision int8 needs a quantized model" in p.stderr, p.stderr
+    assert f"{onnx} has none" in p.stderr, p.stderr
+    xml = str(MODEL_DIR / meta["int8"]["file"])
+    with pytest.raises(vislint.VislintError, match="is quantized \\(int8\\); pass --precision int8"):
+        vislint.embed(small_set / "img0.png", model=xml, model_output="features", model_size=160,
+                      model_mean=[127], model_std=[128], precision="f32")
+
+
+def test_unknown_precisions_are_refused(small_set, tmp_path):
     p = run_cli("scan", small_set, "-o", tmp_path / "w", "--precision", "fp16", check=False)
     assert p.returncode == 2 and "--precision must be auto, f32, bf16 or int8 (got 'fp16')" in p.stderr, p.stderr
-    with pytest.raises(vislint.VislintError, match="--precision int8 needs"):
-        vislint.embed(small_set / "img0.png", precision="int8")
     caps = vislint.scan(small_set, tmp_path / "w2", progress=False, report=False,
                         precision="f32").run["inference"]["cpu_capabilities"]
     if "BF16" not in caps:
