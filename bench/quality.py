@@ -234,8 +234,15 @@ def options_tag(opts: dict) -> str:
     return "".join(f"-{k}_{v}" for k, v in opts.items()).replace("/", "_")
 
 
+def vislint_cli() -> Path:
+    """The CLI of the environment running this bench (so another build's venv benchmarks its own
+    CLI and package alike), else this tree's .venv."""
+    beside = Path(sys.executable).parent / "vislint"
+    return beside if beside.exists() else REPO / ".venv" / "bin" / "vislint"
+
+
 def run_vislint(root: Path, extra_inputs, model: str, work: Path, extra_args=()):
-    exe = REPO / ".venv" / "bin" / "vislint"
+    exe = vislint_cli()
     cmd = [str(exe), "scan", str(root), *map(str, extra_inputs), "-o", str(work), "--quiet",
            "--model", model, *extra_args]
     if work.exists():

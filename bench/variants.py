@@ -40,8 +40,7 @@ sys.dont_write_bytecode = True
 import quality as Q  # noqa: E402
 from quality import BENCH, REPO  # noqa: E402
 
-BEGIN, END = "<!-- precision_size:begin -->", "<!-- precision_size:end -->"
-OUT = BENCH / "variants"
+OUT = BENCH / "variants"  # --out changes it
 DEFAULT_VARIANTS = "f32@160,bf16@160,f32@128,bf16@128,f32@224,bf16@224"
 PRECISIONS = ("f32", "auto", "bf16", "int8")
 # (key, column title, higher is better) of the per-seed figures compared between variants
@@ -130,7 +129,7 @@ def speed(variants, n: int, threads, repeat: int, reuse: bool) -> dict:
 
     corpus = BENCH / f"corpus-{n}"
     t.make_throughput_corpus(corpus, n=n, size=256)
-    exe = REPO / ".venv" / "bin" / "vislint"
+    exe = Q.vislint_cli()
     work = OUT / "speed-work"
     best = {}
     for rep in range(repeat):
@@ -185,6 +184,7 @@ def docs_section(result) -> str:
              f"- Date: {result['date']}; machine: {result['machine']}; CPU flags: "
              f"{', '.join(result['cpu_flags']) or '—'}; {result['runtime']}.",
              f"- Command: `{result['command']}` ({result['seconds']:.0f} s).",
+             f"- vislint: `{result.get('cli', '?')}`; model cache: `{result.get('model_cache', '?')}`.",
              f"- Quality: `bench/quality.py --only vislint --precision P --model-size S --seed 7+k` for k in "
              f"{', '.join(map(str, seeds))} (clip-art corpora of {qc.get('n_base', '?')} base images with planted "
              f"copies and {qc.get('outliers', '?')} Fashion-MNIST outliers, {qc.get('files', '?')} files; each seed "
@@ -279,6 +279,7 @@ def docs_section(result) -> str:
 
 
 def main(argv=None):
+    global OUT
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--variants", default=DEFAULT_VARIANTS, help="comma list of PRECISION@SIZE; the first is the baseline")
     ap.add_argument("--seeds", default="0,1,2", help="bench/quality.py corpus seeds 7+k")
@@ -288,8 +289,12 @@ def main(argv=None):
     ap.add_argument("--speed-threads", default="1,2")
     ap.add_argument("--speed-repeat", type=int, default=2)
     ap.add_argument("--reuse", action="store_true", help="keep results already in build/bench/variants/")
+    ap.add_argument("--out", type=Path, default=OUT, help="results folder (default build/bench/variants)")
+    ap.add_argument("--section", default="precision_size",
+                    help="docs/benchmarks.md marker name of the section --write-docs replaces")
     ap.add_argument("--write-docs", action="store_true")
     args = ap.parse_args(argv)
+    OUT = args.out
     variants = parse_variants(args.variants)
     seeds = [int(s) for s in args.seeds.split(",")]
     label_seeds = [int(s) for s in (args.label_seeds or args.seeds).split(",")]
@@ -312,12 +317,13 @@ def main(argv=None):
               "runtime": runtime or "?",
               "command": " ".join(["python bench/variants.py", *(argv if argv is not None else sys.argv[1:])]),
               "variants": variants, "seeds": seeds, "label_seeds": label_seeds, "speed_threads": threads,
-              "figures": per, "speed": sp, "repeatability": rep, "seconds": time.perf_counter() - t0}
+              "figures": per, "speed": sp, "repeatability": rep, "seconds": time.perf_counter() - t0,
+              "cli": str(Q.vislint_cli()), "model_cache": os.environ.get("VISLINT_CACHE", "~/.cache/vislint")}
     (OUT / "variants.json").write_text(json.dumps(result, indent=1, default=str) + "\n")
     section = docs_section(result)
     print(section)
     if args.write_docs:
-        Q.write_docs(section, BEGIN, END)
+        Q.write_docs(section, f"<!-- {args.section}:begin -->", f"<!-- {args.section}:end -->")
     return 0
 
 
