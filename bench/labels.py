@@ -24,9 +24,16 @@ both paths belong to the same planted group (a base and its copies) and lie in d
 recall = test copies with at least one right row (also per transform).
 
     python bench/labels.py [--scale 1] [--write-docs]
+    python bench/labels.py --only vislint --precision bf16 --model-size 224 [--seed 1] [--json OUT]
 
 Writes build/bench/labels.json; with --write-docs replaces the section between
 <!-- labels:begin --> and <!-- labels:end --> in docs/benchmarks.md (appended if absent).
+
+Variants (as in bench/quality.py; bench/variants.py drives them): `--only` picks from vislint
+(default model), vislint-none, cleanlab (needs the vislint run: it reads its embeddings) and
+fastdup; `--precision`, `--model-size`, `--threads`, `--scan-option KEY=VALUE` go to the scans;
+`--seed S` (default 0) draws another Fashion-MNIST corpus (build/bench/fashion-N-seedS) and
+another clip-art split, on bench/quality.py's corpus of seed 7 + S.
 """
 from __future__ import annotations
 
@@ -57,6 +64,8 @@ CLEANLAB_ADAPTER = REPO / "bench" / "peers" / "run_cleanlab.py"
 FASTDUP_PY = REPO / "build" / "peers" / "fastdup-venv" / "bin" / "python"
 FASTDUP_LABELS_ADAPTER = REPO / "bench" / "peers" / "run_fastdup_labels.py"
 MODELS = ("default", "none")
+TOOL_KEYS = ["vislint", "vislint-none", "cleanlab", "fastdup"]
+DEFAULT_SEED = 0
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -73,14 +82,17 @@ def machine() -> str:
     return f"{os.cpu_count()} CPUs, {model or platform.machine()} ({platform.machine()})"
 
 
-def run_scan(inputs, work: Path, labels, model: str):
+def run_scan(inputs, work: Path, labels, model: str, extra=None):
     """A fresh vislint scan (the work dir is removed first: timings must not be a resume)."""
     import vislint
 
     if work.exists():
         shutil.rmtree(work)
     work.parent.mkdir(parents=True, exist_ok=True)
-    opts = {} if model == "default" else {"model": model}
+    extra = dict(extra or {})
+    if model == "none":
+        extra = Q.hash_only_options(extra)
+    opts = {**({} if model == "default" else {"model": model}), **extra}
     t0 = time.perf_counter()
     try:
         scan = vislint.scan([str(p) for p in inputs], str(work), labels=str(labels), progress=False, **opts)
@@ -92,9 +104,10 @@ def run_scan(inputs, work: Path, labels, model: str):
             "scan_seconds": round(float(run.get("timings_seconds", {}).get("total", float("nan"))), 2),
             "timings_seconds": {k: round(v, 3) for k, v in run.get("timings_seconds", {}).items()},
             "summary": {t: int(c) for t, c in zip(scan.summary()["type"], scan.summary()["count"]) if c},
+            "images": run.get("counts", {}).get("images"), "inference": run.get("inference"),
             "command": f"vislint.scan([{', '.join(os.path.relpath(p, REPO) for p in inputs)}], "
                        f"{os.path.relpath(work, REPO)}, labels={os.path.relpath(labels, REPO)}"
-                       + (f", model={model!r}" if model != "default" else "") + ")"}
+                       + "".join(f", {k}={v!r}" for k, v in opts.items()) + ")"}
     return scan, info
 
 
@@ -264,15 +277,20 @@ def fashion_leak_metrics(leaks, dups, truth: dict, root: Path):
             "rows_touching_within_split_copies": sum(a in within_files or b in within_files for a, b, _ in rows)}
 
 
-def part_fashion(scale: float):
+def seed_suffix(seed: int) -> str:
+    return "" if seed == DEFAULT_SEED else f"-seed{seed}"
+
+
+def part_fashion(scale: float, only=TOOL_KEYS, opts=None, seed: int = DEFAULT_SEED):
     import vislint.testing as t
 
     n_train = int(10000 * scale)
-    root = BENCH / f"fashion-{n_train}"
+    root = BENCH / f"fashion-{n_train}{seed_suffix(seed)}"
     truth = t.make_fashion_corpus(root, n_train=n_train, n_test=int(2000 * scale), n_leaks=int(200 * scale),
-                                  n_within=int(50 * scale), seed=0)
+                                  n_within=int(50 * scale), seed=seed)
     labels_csv = root / truth["labels_csv"]
-    out_dir = BENCH / f"labels-fashion-{n_train}"
+    out_dir = BENCH / f"labels-fashion-{n_train}{seed_suffix(seed)}"
+    tag = Q.options_tag(opts or {})
     flips = set(truth["flips"])
     with open(labels_csv, newline="", encoding="utf-8") as fh:
         n_labelled = sum(1 for r in csv.DictReader(fh) if r["label"])
@@ -281,9 +299,9 @@ def part_fashion(scale: float):
                       "within_split": len(truth["within_split"]), "labelled": n_labelled,
                       "truth": os.path.relpath(str(root) + ".truth.json", REPO)},
            "vislint": {}, "cleanlab": {}, "fastdup": {}}
-    for model in MODELS:
-        work = out_dir / f"vislint-{model}"
-        scan, info = run_scan([root], work, labels_csv, model)
+    for model in models_of(only):
+        work = out_dir / f"vislint-{model}{tag}"
+        scan, info = run_scan([root], work, labels_csv, model, opts)
         print(f"fashion vislint {model}: {info.get('scan_seconds', info.get('error'))} s", flush=True)
         if scan is not None:
             info["leaks"] = fashion_leak_metrics(scan.leaks(), scan.duplicates(), truth, root)
@@ -305,19 +323,24 @@ def part_fashion(scale: float):
                     "flagged_not_by_rule": len(flagged - at_threshold(thr)),
                     "by_rule_not_flagged": len(at_threshold(thr) - flagged)}
         res["vislint"][model] = info
-    default_work = out_dir / "vislint-default"
-    for clf in ("knn", "logreg"):
-        if "error" in res["vislint"]["default"]:
+    default_work = out_dir / f"vislint-default{tag}"
+    for clf in ("knn", "logreg") if "cleanlab" in only else ():
+        if "error" in res["vislint"].get("default", {"error": "not run"}):
             res["cleanlab"][clf] = {"notes": ["not run: the default-model scan failed"]}
             continue
         r = run_cleanlab(clf, default_work, labels_csv, out_dir / f"cleanlab_{clf}.json", root, flips, n_labelled)
         res["cleanlab"][clf] = r
         print(f"fashion cleanlab {clf}: {r.get('seconds', r.get('error', r.get('notes')))} s", flush=True)
-    r = run_fastdup_labels(root, labels_csv, out_dir / "fastdup_labels.json", out_dir / "fastdup-work", flips,
-                           n_labelled)
-    res["fastdup"] = r
-    print(f"fashion fastdup labels: {r.get('seconds', r.get('error', r.get('notes')))} s", flush=True)
+    if "fastdup" in only:
+        r = run_fastdup_labels(root, labels_csv, out_dir / "fastdup_labels.json", out_dir / "fastdup-work", flips,
+                               n_labelled)
+        res["fastdup"] = r
+        print(f"fashion fastdup labels: {r.get('seconds', r.get('error', r.get('notes')))} s", flush=True)
     return res
+
+
+def models_of(only):
+    return [m for m, key in zip(MODELS, ("vislint", "vislint-none")) if key in only]
 
 
 # ---------------------------------------------------------------------------- part B: clip art
@@ -386,12 +409,12 @@ def clipart_leak_metrics(leaks, truth, root: Path, split, group, transform):
             "not_planted_rows": [r for r in rows if r["kind"] != "planted"][:20]}
 
 
-def part_clipart(scale: float):
-    root, _outliers, truth = Q.build_corpus(scale)
+def part_clipart(scale: float, only=TOOL_KEYS, opts=None, seed: int = DEFAULT_SEED):
+    root, _outliers, truth = Q.build_corpus(scale, Q.DEFAULT_SEED + seed)
     n_base = truth["params"]["n_base"]
-    out_dir = BENCH / f"labels-clipart-{n_base}"
+    out_dir = BENCH / f"labels-clipart-{n_base}{seed_suffix(seed)}"
     out_dir.mkdir(parents=True, exist_ok=True)
-    split, group, transform, test_bases = clipart_splits(truth, seed=0)
+    split, group, transform, test_bases = clipart_splits(truth, seed=seed)
     csv_path = out_dir / "splits.csv"
     with open(csv_path, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
@@ -404,8 +427,9 @@ def part_clipart(scale: float):
                       "test_copies": n_test, "within_split_copies": len(transform) - n_test,
                       "splits_csv": os.path.relpath(csv_path, REPO)},
            "vislint": {}}
-    for model in MODELS:
-        scan, info = run_scan([root], out_dir / f"vislint-{model}", csv_path, model)
+    for model in models_of(only):
+        scan, info = run_scan([root], out_dir / f"vislint-{model}{Q.options_tag(opts or {})}", csv_path, model,
+                              opts)
         print(f"clipart vislint {model}: {info.get('scan_seconds', info.get('error'))} s", flush=True)
         if scan is not None:
             info["leaks"] = clipart_leak_metrics(scan.leaks(), truth, root, split, group, transform)
@@ -461,7 +485,7 @@ def leak_cell(info, key):
 
 def docs_section(r, command):
     fa, cl = r["fashion"], r["clipart"]
-    vd = fa["vislint"]["default"]
+    vd = fa["vislint"].get("default", {})
     li_tools = {"vislint": {"metrics": vd.get("label_issue") if isinstance(vd.get("label_issue"), dict) else None,
                             "seconds": vd.get("scan_seconds")} if "error" not in vd else {},
                 "cleanlab knn": fa["cleanlab"].get("knn", {}),
@@ -532,8 +556,8 @@ def docs_section(r, command):
                   "| t | items | precision | recall | F1 |", "|---|---|---|---|---|"]
         for t, v in lim["by_threshold"].items():
             lines.append(f"| {t} | {v['n']} | {v['precision']:.3f} | {v['recall']:.3f} | {v['f1']:.3f} |")
-    runs = {"fashion default": fa["vislint"]["default"], "fashion none": fa["vislint"]["none"],
-            "clipart default": cl["vislint"]["default"], "clipart none": cl["vislint"]["none"]}
+    runs = {f"{part} {model}": res["vislint"][model] for part, res in (("fashion", fa), ("clipart", cl))
+            for model in MODELS if model in res["vislint"]}
     lines += ["", "### Leaks", "",
               "Precision = reported rows that are a planted pair (Fashion-MNIST) / join two members of "
               "one planted group across splits (clip art); recall = planted pairs found (Fashion-MNIST) "
@@ -599,16 +623,25 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--scale", type=float, default=float(os.environ.get("BENCH_SCALE", "1")))
     ap.add_argument("--write-docs", action="store_true")
+    Q.add_variant_arguments(ap, TOOL_KEYS, DEFAULT_SEED)
     args = ap.parse_args(argv)
+    only, opts = Q.parse_variant_arguments(ap, args, TOOL_KEYS, DEFAULT_SEED)
+    if "cleanlab" in only and "vislint" not in only:
+        ap.error("--only cleanlab needs vislint too: cleanlab reads the default-model scan's embeddings")
     t0 = time.perf_counter()
     command = "python bench/labels.py" + (f" --scale {args.scale:g}" if args.scale != 1 else "") + \
         (" --write-docs" if args.write_docs else "")
+    if not args.write_docs:  # a variant: its command is every argument given
+        command = " ".join(["python bench/labels.py", *(argv if argv is not None else sys.argv[1:])])
     result = {"date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-              "machine": machine(), "command": command, "scale": args.scale}
-    result["fashion"] = part_fashion(args.scale)
-    result["clipart"] = part_clipart(args.scale)
+              "machine": machine(), "command": command, "scale": args.scale, "seed": args.seed,
+              "only": only, "scan_options": opts}
+    result["fashion"] = part_fashion(args.scale, only, opts, args.seed)
+    result["clipart"] = part_clipart(args.scale, only, opts, args.seed)
     result["seconds"] = round(time.perf_counter() - t0, 1)
-    (BENCH / "labels.json").write_text(json.dumps(result, indent=1, default=str) + "\n")
+    out_json = args.json or BENCH / "labels.json"
+    out_json.parent.mkdir(parents=True, exist_ok=True)
+    out_json.write_text(json.dumps(result, indent=1, default=str) + "\n")
     section = docs_section(result, command)
     print(section)
     if args.write_docs:

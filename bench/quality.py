@@ -19,9 +19,17 @@ Metrics:
   what it flags.
 
     python bench/quality.py [--scale 1] [--write-docs]
+    python bench/quality.py --only vislint --precision bf16 --model-size 224 [--seed 8] [--json OUT]
 
 Peers run only when their venv and adapter exist (bench/peers/setup_peers.sh); otherwise they are
 listed as "not run". A peer that lacks a feature is "not supported", never zero.
+
+Variants (bench/variants.py drives these): `--only` picks the tools to run (comma list of
+vislint, vislint-none, fastdup, cleanvision, imagededup); `--precision`, `--model-size`,
+`--threads` and `--scan-option KEY=VALUE` (repeatable; KEY is the Python option name, passed
+as `--KEY-with-dashes VALUE`) go to the default-model scan; `--seed` (default 7) draws another
+corpus (build/bench/quality-N-seedS). `--write-docs` needs the plain run: it replaces the
+side-by-side section, which a variant must not overwrite.
 """
 from __future__ import annotations
 
@@ -52,6 +60,10 @@ PER_IMAGE = ["broken", "wrong_extension", "dark", "bright", "blurry", "low_infor
 # (column name, venv / adapter name, extra adapter arguments)
 PEERS = [("fastdup", "fastdup", []), ("cleanvision", "cleanvision", [])] + [
     (f"imagededup {m}", "imagededup", ["--method", m]) for m in ("phash", "dhash", "ahash", "whash")]
+# (--only key, column name, --model value)
+VISLINT_RUNS = [("vislint", "vislint", "default"), ("vislint-none", "vislint --model none", "none")]
+TOOL_KEYS = [k for k, _, _ in VISLINT_RUNS] + list(dict.fromkeys(v for _, v, _ in PEERS))
+DEFAULT_SEED = 7
 
 
 # ---------------------------------------------------------------------------- corpus
@@ -65,18 +77,20 @@ def fashion_items(n, seed):
     return [Image.fromarray(data[i]).resize((112, 112), Image.BILINEAR).convert("RGB") for i in idx]
 
 
-def build_corpus(scale: float):
+def build_corpus(scale: float, seed: int = DEFAULT_SEED):
+    """The corpus for ``seed`` (the default seed keeps the historical path build/bench/quality-N)."""
     import vislint.testing as t
 
     n_base = max(40, int(400 * scale))
     n_out = max(4, int(12 * scale))
-    root = BENCH / f"quality-{n_base}" / "data"
-    truth = t.make_dataset(root, n_base=n_base, seed=7)
+    name = f"quality-{n_base}" + ("" if seed == DEFAULT_SEED else f"-seed{seed}")
+    root = BENCH / name / "data"
+    truth = t.make_dataset(root, n_base=n_base, seed=seed)
     out_dir = root.parent / "outliers"  # a second input folder: make_dataset's tree stays sealed
     if not out_dir.exists():
         tmp = root.parent / "outliers.tmp"
         tmp.mkdir(parents=True, exist_ok=True)
-        for i, im in enumerate(fashion_items(n_out, seed=7)):
+        for i, im in enumerate(fashion_items(n_out, seed=seed)):
             im.save(tmp / f"fashion_{i:03d}.png")
         tmp.rename(out_dir)
     truth = dict(truth)
@@ -179,10 +193,58 @@ def rel(path: str, root: Path) -> str:
     return os.path.relpath(os.path.abspath(path), root)
 
 
-def run_vislint(root: Path, extra_inputs, model: str, work: Path):
-    exe = REPO / ".venv" / "bin" / "vislint"
+def scan_options(args) -> dict:
+    """The scan options given on the command line, as Python option names -> values (ints and
+    floats parsed; everything else a string)."""
+    opts = {}
+    if args.precision:
+        opts["precision"] = args.precision
+    if args.model_size:
+        opts["model_size"] = args.model_size
+    if args.threads:
+        opts["threads"] = args.threads
+    for kv in args.scan_option:
+        key, sep, value = kv.partition("=")
+        if not sep or not key or not key.replace("_", "").isalnum():
+            raise ValueError(f"--scan-option must be KEY=VALUE with a Python option name as KEY (got {kv!r})")
+        for conv in (int, float):
+            try:
+                value = conv(value)
+                break
+            except ValueError:
+                pass
+        opts[key] = value
+    return opts
+
+
+MODEL_OPTIONS = {"precision", "model_size", "model_mean", "model_std", "model_output", "batch_size"}
+
+
+def hash_only_options(opts: dict) -> dict:
+    """opts without the inference options: a --model none run has no model to apply them to."""
+    return {k: v for k, v in opts.items() if k not in MODEL_OPTIONS}
+
+
+def cli_args(opts: dict) -> list:
+    return [a for k, v in opts.items() for a in (f"--{k.replace('_', '-')}", str(v))]
+
+
+def options_tag(opts: dict) -> str:
+    """A file-name-safe tag of the options ("" without any), for work dirs of variants."""
+    return "".join(f"-{k}_{v}" for k, v in opts.items()).replace("/", "_")
+
+
+def vislint_cli() -> Path:
+    """The CLI of the environment running this bench (so another build's venv benchmarks its own
+    CLI and package alike), else this tree's .venv."""
+    beside = Path(sys.executable).parent / "vislint"
+    return beside if beside.exists() else REPO / ".venv" / "bin" / "vislint"
+
+
+def run_vislint(root: Path, extra_inputs, model: str, work: Path, extra_args=()):
+    exe = vislint_cli()
     cmd = [str(exe), "scan", str(root), *map(str, extra_inputs), "-o", str(work), "--quiet",
-           "--model", model]
+           "--model", model, *extra_args]
     if work.exists():
         shutil.rmtree(work)  # a fresh scan: the timing must not be a resume
     t0 = time.perf_counter()
@@ -205,8 +267,10 @@ def run_vislint(root: Path, extra_inputs, model: str, work: Path):
         ranking = vislint.load(work).outliers(all=True)
         f["outlier_scores"] = {rel(p, root): float(s) for p, s in zip(ranking["path"], ranking["score"])}
         supported["outlier"] = True
+    run = json.loads((work / "run.json").read_text())
     return {"findings": f, "supported": supported, "seconds": round(seconds, 2),
-            "command": " ".join(cmd[1:]).replace(str(REPO) + "/", "")}
+            "command": " ".join(cmd[1:]).replace(str(REPO) + "/", ""),
+            "images": run.get("counts", {}).get("images"), "inference": run.get("inference")}
 
 
 def run_peer(peer: str, root: Path, all_inputs_dir: Path, out: Path, extra=()):
@@ -253,7 +317,7 @@ def docs_section(result):
     lines = ["## Quality side by side (`python bench/quality.py`)", "",
              f"- Date: {result['date']}; machine: {result['machine']}",
              f"- Corpus: `{result['corpus']['path']}` — {result['corpus']['files']} files "
-             f"({result['corpus']['n_base']} openclipart base images, seed 7) + "
+             f"({result['corpus']['n_base']} openclipart base images, seed {result['corpus']['seed']}) + "
              f"{result['corpus']['outliers']} Fashion-MNIST outliers; ground truth "
              f"`{result['corpus']['truth']}`.",
              "- Duplicates: P/R/F1 on pairs, groups closed transitively; per-image types: P/R/F1 on "
@@ -298,39 +362,76 @@ def write_docs(section, begin=BEGIN, end=END):
     DOCS.write_text(text)
 
 
+def add_variant_arguments(ap, tool_keys, default_seed):
+    """The options bench/quality.py and bench/labels.py share for running one variant."""
+    ap.add_argument("--only", help="comma list of tools to run: " + ", ".join(tool_keys) + " (default: all)")
+    ap.add_argument("--precision", help="vislint scan --precision for the default-model scan")
+    ap.add_argument("--model-size", type=int, help="vislint scan --model-size for the default-model scan")
+    ap.add_argument("--threads", type=int, help="vislint scan --threads")
+    ap.add_argument("--scan-option", action="append", default=[], metavar="KEY=VALUE",
+                    help="another scan option (Python name, e.g. near_duplicate_threshold=0.88); repeatable")
+    ap.add_argument("--seed", type=int, default=default_seed, help=f"corpus seed (default {default_seed})")
+    ap.add_argument("--json", type=Path, help="where to write the results (default build/bench/<bench>.json)")
+
+
+def parse_variant_arguments(ap, args, tool_keys, default_seed):
+    """(tools to run, scan options); refuses --write-docs for anything but the plain run."""
+    only = tool_keys if args.only is None else [t.strip() for t in args.only.split(",") if t.strip()]
+    unknown = [t for t in only if t not in tool_keys]
+    if unknown or not only:
+        ap.error(f"--only takes a comma list of {', '.join(tool_keys)} (got {args.only!r}"
+                 + (f"; unknown: {', '.join(unknown)})" if unknown else ")"))
+    try:
+        opts = scan_options(args)
+    except ValueError as e:
+        ap.error(str(e))
+    if args.write_docs and (args.only is not None or opts or args.seed != default_seed or args.json):
+        ap.error("--write-docs replaces this benchmark's section of docs/benchmarks.md, so it needs the plain "
+                 "run (no --only, --precision, --model-size, --threads, --scan-option, --seed or --json); "
+                 "bench/variants.py writes the per-variant table")
+    return only, opts
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--scale", type=float, default=float(os.environ.get("BENCH_SCALE", "1")))
     ap.add_argument("--write-docs", action="store_true")
+    add_variant_arguments(ap, TOOL_KEYS, DEFAULT_SEED)
     args = ap.parse_args(argv)
-    root, out_dir, truth = build_corpus(args.scale)
+    only, opts = parse_variant_arguments(ap, args, TOOL_KEYS, DEFAULT_SEED)
+    root, out_dir, truth = build_corpus(args.scale, args.seed)
     files = {rel(os.path.join(d, f), root) for base in (root, out_dir)
              for d, _, fs in os.walk(base) for f in fs if not f.startswith(".") and f != "README.txt"}
     result = {"date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
               "machine": f"{os.cpu_count()} CPUs, {platform.processor() or platform.machine()}",
               "corpus": {"path": os.path.relpath(root.parent, REPO), "files": len(files),
                          "n_base": truth["params"]["n_base"], "outliers": len(truth["outlier"]),
-                         "truth": os.path.relpath(str(root) + ".truth.json", REPO)},
-              "tools": {}}
+                         "truth": os.path.relpath(str(root) + ".truth.json", REPO), "seed": args.seed},
+              "scale": args.scale, "only": only, "scan_options": opts, "tools": {}}
     # Peers read one folder: the outliers live in a sibling, so they get a combined copy (a real
     # copy: some peers do not follow symlinked folders). Same relative paths as the corpus.
     combined = root.parent / "combined"
-    if combined.is_symlink() or (combined / "data").is_symlink():
+    peers = [p for p in PEERS if p[1] in only]
+    if peers and (combined.is_symlink() or (combined / "data").is_symlink()):
         shutil.rmtree(combined, ignore_errors=True)
-    if not combined.exists():
+    if peers and not combined.exists():
         tmp = root.parent / "combined.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.copytree(root, tmp / "data", symlinks=True)
         shutil.copytree(out_dir, tmp / "outliers")
         tmp.rename(combined)
-    for name, model in (("vislint", "default"), ("vislint --model none", "none")):
-        work = BENCH / "quality-work" / name.replace(" ", "_").replace("--", "")
-        r = run_vislint(root, [out_dir], model, work)
+    tag = options_tag(opts) + ("" if args.seed == DEFAULT_SEED else f"-seed{args.seed}")
+    for key, name, model in VISLINT_RUNS:
+        if key not in only:
+            continue
+        work = BENCH / "quality-work" / (name.replace(" ", "_").replace("--", "") + tag)
+        extra = cli_args(opts if model != "none" else hash_only_options(opts))
+        r = run_vislint(root, [out_dir], model, work, extra)
         r["metrics"] = score_tool(r["findings"], r["supported"], truth, files)
         del r["findings"]
         result["tools"][name] = r
         print(f"{name}: {r['seconds']} s", flush=True)
-    for peer, venv, extra in PEERS:
+    for peer, venv, extra in peers:
         r = run_peer(venv, combined / "data", combined,
                      BENCH / "quality-work" / f"{peer.replace(' ', '_')}.json", extra)
         if r is None:
@@ -342,7 +443,9 @@ def main(argv=None):
             del r["findings"]
         result["tools"][peer] = r
         print(f"{peer}: {r.get('seconds')} s", flush=True)
-    (BENCH / "quality.json").write_text(json.dumps(result, indent=1, default=str) + "\n")
+    out_json = args.json or BENCH / "quality.json"
+    out_json.parent.mkdir(parents=True, exist_ok=True)
+    out_json.write_text(json.dumps(result, indent=1, default=str) + "\n")
     section = docs_section(result)
     print(section)
     if args.write_docs:
