@@ -65,11 +65,13 @@ struct ModelOptions {
     std::vector<double> std;   // per channel (RGB), pixel units; empty = model's or ImageNet
     std::string output;        // output layer to use as the embedding; empty = model's / last
     int batch_size = 16;
-    // Inference precision: "f32", "auto" (bf16 where the CPU supports it, else f32), "bf16", or
-    // "int8" (refused until a quantized model exists). The one that ran is in run.json. f32 is
-    // the default until the quality benchmarks show bf16 within noise of it: on one real test
-    // corpus bf16 moved an outlier's z-score below the threshold.
-    std::string precision = "f32";
+    // Inference precision: "auto" (bf16 where the CPU supports it, else f32), "f32", "bf16", or
+    // "int8" (the default model's NNCF-quantized IR, or a user's quantized model). The one that
+    // ran is in run.json. auto is the default: bf16's duplicate, outlier, label and leak figures
+    // are within corpus-to-corpus noise of f32's, at 1.7x its speed (bench/variants.py,
+    // docs/benchmarks.md). auto never picks int8: on this CPU it is slower than bf16, and no CPU
+    // without bf16 has been measured.
+    std::string precision = "auto";
 };
 
 // The largest --max-pixels: 10^12 pixels (3 TB as 8-bit RGB) is beyond any decodable image, and

@@ -132,8 +132,8 @@ def scan(inputs: Union[None, PathLike, Iterable[PathLike]], work_dir: PathLike, 
     ``odd_size_ratio``, ``min_side``, ``hash_radius``, ``dhash_radius``; with an embedding model
     (``model="default"``, the default, or a path to an ONNX file or an OpenVINO IR .xml):
     ``model_size``, ``model_mean``, ``model_std`` (lists of 1 or 3 numbers), ``model_output``,
-    ``batch_size``, ``precision`` ("f32", the default, "auto", "bf16" or "int8"; the one that ran is in
-    ``Scan.run["inference"]``), ``k``, ``near_duplicate_threshold``, ``cluster_threshold``, ``outlier_z``.
+    ``batch_size``, ``precision`` ("auto", the default: bf16 where the CPU has it, else f32;
+    "f32", "bf16" or "int8"; the one that ran is in ``Scan.run["inference"]``), ``k``, ``near_duplicate_threshold``, ``cluster_threshold``, ``outlier_z``.
 
     Labels and splits: ``labels`` is "folder" (parent folder names), the path of a CSV file
     (``path,label`` and optionally ``split`` columns; paths relative to the CSV) or a pandas

@@ -235,6 +235,8 @@ ModelSpec resolve_model(const ModelOptions& o) {
             m = ov::Core().read_model(spec.path);
         } catch (const std::exception&) {
         }
+        // auto runs a quantized model at the only precision it has.
+        if (m && o.precision == "auto" && is_quantized(*m)) spec.precision = "int8";
         if (m) check_quantization(*m, spec.path, spec.precision);
     }
     // "resize 2": model_input()'s bilinear below 2x (features of older scans are not reused).

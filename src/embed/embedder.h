@@ -43,7 +43,8 @@ std::string cache_dir();
 void check_model_options(const ModelOptions& options);
 
 // Resolves ModelOptions into a spec. "default" reads <cache>/efficientnet_lite0/model.json.
-// --precision auto becomes "bf16" when OpenVINO reports BF16 for this CPU, else "f32"; the
+// --precision auto becomes "bf16" when OpenVINO reports BF16 for this CPU, else "f32" ("int8"
+// for a user's quantized --model); the
 // precision is part of spec.id, so features of two precisions never mix in one work dir.
 // --precision int8 takes the default model's int8 IR named in model.json ("int8": {"file"}),
 // or a user's --model that is already quantized (FakeQuantize nodes); a quantized --model

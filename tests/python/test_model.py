@@ -152,13 +152,21 @@ def test_clip_art_among_photos_and_photo_among_clip_art_is_top_outlier(tmp_path)
         (_outlier_corpus(tmp_path / "a", fashion, clipart[0], "odd_clipart.png"), "odd_clipart.png"),
         (_outlier_corpus(tmp_path / "b", clipart[1:], photo, "odd_photo.png"), "odd_photo.png"),
     ]
+    # Ranked first by a clear margin; whether it is also flagged depends on where a 31-image
+    # corpus puts the 3.5 cut: over 8 draws of these corpora the planted image ranked first 8/8
+    # at f32 and bf16 but crossed the cut on only 3-4 (docs/benchmarks.md), so the flag is
+    # checked for consistency with the z-score, not for its value.
     for data, odd in cases:
         scan = vislint.scan(data, data.parent / (data.name + "_work"), progress=False)
         ranking = scan.outliers(all=True)
         assert Path(ranking["path"][0]).name == odd, ranking.head()
+        assert ranking["z"][0] > 1.5 * max(ranking["z"][1], 1.0), ranking.head()
         flagged = scan.issues("outlier")
-        assert Path(flagged["path"].iloc[0]).name == odd
-        assert flagged["other_path"].iloc[0] != ""
+        if ranking["z"][0] > 3.5:
+            assert Path(flagged["path"].iloc[0]).name == odd
+            assert flagged["other_path"].iloc[0] != ""
+        else:
+            assert odd not in {Path(p).name for p in flagged["path"]}
 
 
 def test_rescan_with_another_model_does_not_mix_features(corpus, tmp_path):

@@ -270,7 +270,7 @@ int main(int argc, char** argv) {
     scan->add_option("--model-std", opt.model.std, "per-channel RGB std in pixel units (1 or 3 numbers)")->delimiter(',');
     scan->add_option("--model-output", opt.model.output, "output layer whose values are the embedding");
     scan->add_option("--batch-size", opt.model.batch_size, "images per inference batch")->capture_default_str();
-    scan->add_option("--precision", opt.model.precision, "inference precision: f32, auto (bf16 where the CPU has it, else f32), bf16 or int8")->capture_default_str();
+    scan->add_option("--precision", opt.model.precision, "inference precision: auto (bf16 where the CPU has it, else f32), f32, bf16 or int8")->capture_default_str();
     scan->add_option("-k", opt.k, "neighbours per image in the kNN graph")->capture_default_str();
     scan->add_option("--near-duplicate-threshold", t.near_duplicate, "near_duplicate when cosine similarity >= (with a model)")->capture_default_str();
     scan->add_option("--cluster-threshold", t.cluster, "clusters join images with cosine similarity >= (with a model)")->capture_default_str();
