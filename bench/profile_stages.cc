@@ -3,7 +3,7 @@
 // stage totals). Prints one line per stage: ms per image and share of the per-image total.
 //
 //   profile_stages --list FILES.txt [--n 2000] [--model default] [--model-size 160]
-//                  [--precision f32|auto|bf16|int8] [--json OUT]
+//                  [--precision auto|f32|bf16|int8] [--json OUT]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -26,7 +26,7 @@ using Clock = std::chrono::steady_clock;
 using namespace vislint;
 
 int main(int argc, char** argv) {
-    std::string list, model = "default", json_out, precision = "f32";
+    std::string list, model = "default", json_out, precision = "auto";
     int n = 2000, model_size = 160;
     for (int i = 1; i + 1 < argc; i += 2) {
         std::string a = argv[i];
