@@ -1,4 +1,5 @@
 """The HTML report: written by scan, self-contained, opened from file:// in Debian's chromium."""
+import contextlib
 import csv
 import io
 import json
@@ -109,55 +110,63 @@ def _browser():
     return sync_api
 
 
-@pytest.mark.browser
-def test_report_in_chromium(reported):
+@contextlib.contextmanager
+def _report_page(work, errors, dialogs=None):
+    """The work dir's report open in headless chromium; console errors, page errors and
+    (when given) dialogs are appended to the lists."""
     sync_api = _browser()
-    _, work, _ = reported
-    url = (work / "report" / "index.html").resolve().as_uri()
-    errors, dialogs = [], []
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             page.on("pageerror", lambda e: errors.append(str(e)))
-            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-            page.goto(url)
-            page.wait_for_selector(".card")
-
-            # the planted duplicate pair
-            page.select_option("#type-filter", "exact_duplicate")
-            cards = page.locator('.card[data-type="exact_duplicate"]')
-            assert cards.count() == 1
-            text = cards.first.inner_text()
-            assert "img0.png" in text and "copy_of_img0.png" in text
-
-            # the broken file, with its reason
-            page.select_option("#type-filter", "broken")
-            cards = page.locator('.card[data-type="broken"]')
-            assert cards.count() == 1
-            assert "cut.jpg" in cards.first.inner_text() and "truncated" in cards.first.inner_text()
-            assert re.search(r"\b1 rows?\b", page.locator("#result-count").inner_text())
-            # under the cap nothing is left out, and no note says otherwise
-            assert page.locator("#view-note").is_hidden()
-            assert page.locator("#view-note").get_attribute("data-truncated") == "0"
-
-            # search narrows the near duplicates to the hostile name, shown as text
-            page.select_option("#type-filter", "near_duplicate")
-            page.fill("#search", "onerror")
-            cards = page.locator('.card[data-type="near_duplicate"]')
-            assert cards.count() >= 1
-            assert any(HOSTILE in t for t in cards.first.locator(".path").all_inner_texts())
-            assert page.locator('img[src="x"]').count() == 0
-            page.fill("#search", "no-such-file-anywhere")
-            assert page.locator(".card").count() == 0
-
-            ARTIFACTS.mkdir(parents=True, exist_ok=True)
-            page.fill("#search", "")
-            page.select_option("#type-filter", "near_duplicate")
-            page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
+            if dialogs is not None:
+                page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+            page.goto((work / "report" / "index.html").resolve().as_uri())
+            yield page
         finally:
             browser.close()
+
+
+@pytest.mark.browser
+def test_report_in_chromium(reported):
+    _, work, _ = reported
+    errors, dialogs = [], []
+    with _report_page(work, errors, dialogs) as page:
+        page.wait_for_selector(".card")
+
+        # the planted duplicate pair
+        page.select_option("#type-filter", "exact_duplicate")
+        cards = page.locator('.card[data-type="exact_duplicate"]')
+        assert cards.count() == 1
+        text = cards.first.inner_text()
+        assert "img0.png" in text and "copy_of_img0.png" in text
+
+        # the broken file, with its reason
+        page.select_option("#type-filter", "broken")
+        cards = page.locator('.card[data-type="broken"]')
+        assert cards.count() == 1
+        assert "cut.jpg" in cards.first.inner_text() and "truncated" in cards.first.inner_text()
+        assert re.search(r"\b1 rows?\b", page.locator("#result-count").inner_text())
+        # under the cap nothing is left out, and no note says otherwise
+        assert page.locator("#view-note").is_hidden()
+        assert page.locator("#view-note").get_attribute("data-truncated") == "0"
+
+        # search narrows the near duplicates to the hostile name, shown as text
+        page.select_option("#type-filter", "near_duplicate")
+        page.fill("#search", "onerror")
+        cards = page.locator('.card[data-type="near_duplicate"]')
+        assert cards.count() >= 1
+        assert any(HOSTILE in t for t in cards.first.locator(".path").all_inner_texts())
+        assert page.locator('img[src="x"]').count() == 0
+        page.fill("#search", "no-such-file-anywhere")
+        assert page.locator(".card").count() == 0
+
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.fill("#search", "")
+        page.select_option("#type-filter", "near_duplicate")
+        page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=True)
     assert dialogs == []
     assert errors == []
 
@@ -385,55 +394,45 @@ def test_report_memory_does_not_grow_with_the_number_of_rows(capped, tmp_path):
 @pytest.mark.browser
 def test_capped_report_in_chromium(capped):
     """The page says, in the gallery, the type menu and the overview, that it holds CAP of more rows."""
-    sync_api = _browser()
     _, work = capped
     d = page_data(work)
     total = d["overview"]["counts"]["near_duplicate"]
     groups_total = d["truncation"]["groups"]["total"]
     assert total > CAP and groups_total > CAP
-    url = (work / "report" / "index.html").resolve().as_uri()
     errors = []
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(url)
-            page.wait_for_selector(".card")
+    with _report_page(work, errors) as page:
+        page.wait_for_selector(".card")
 
-            page.select_option("#type-filter", "near_duplicate")
-            assert page.locator('.card[data-type="near_duplicate"]').count() == CAP
-            note = page.locator("#view-note")
-            assert note.is_visible() and note.get_attribute("data-truncated") == "1"
-            text = note.inner_text()
-            assert f"Showing {CAP} of {total:,} near_duplicate rows (the first by score, highest first)" in text
-            assert f"{total - CAP:,} left out" in text
-            assert "--max-rows-per-type" in text and "vislint issues" in text and "--type near_duplicate" in text
-            option = page.locator('#type-filter option[value="near_duplicate"]').inner_text()
-            assert f"({CAP} of {total:,})" in option
+        page.select_option("#type-filter", "near_duplicate")
+        assert page.locator('.card[data-type="near_duplicate"]').count() == CAP
+        note = page.locator("#view-note")
+        assert note.is_visible() and note.get_attribute("data-truncated") == "1"
+        text = note.inner_text()
+        assert f"Showing {CAP} of {total:,} near_duplicate rows (the first by score, highest first)" in text
+        assert f"{total - CAP:,} left out" in text
+        assert "--max-rows-per-type" in text and "vislint issues" in text and "--type near_duplicate" in text
+        option = page.locator('#type-filter option[value="near_duplicate"]').inner_text()
+        assert f"({CAP} of {total:,})" in option
 
-            # the overview gives the true total and, beside it, what the page holds
-            counts = page.locator("#issue-counts")
-            assert "in report" in counts.locator("tr").first.inner_text()
-            row = counts.locator("tr", has=page.locator('button[data-type="near_duplicate"]')).inner_text()
-            assert re.search(rf"near_duplicate\s+{total:,}\s+{CAP}\b", row), row
-            assert page.locator("#counts-note").inner_text()
-            # long run values (CPU flags, runtime) wrap instead of squeezing the names to a letter a line
-            shares = page.evaluate("Array.from(document.querySelectorAll('#run-info tr')).map("
-                                   "r => r.cells[0].getBoundingClientRect().width / r.getBoundingClientRect().width)")
-            assert shares and min(shares) > 0.3, shares
+        # the overview gives the true total and, beside it, what the page holds
+        counts = page.locator("#issue-counts")
+        assert "in report" in counts.locator("tr").first.inner_text()
+        row = counts.locator("tr", has=page.locator('button[data-type="near_duplicate"]')).inner_text()
+        assert re.search(rf"near_duplicate\s+{total:,}\s+{CAP}\b", row), row
+        assert page.locator("#counts-note").inner_text()
+        # long run values (CPU flags, runtime) wrap instead of squeezing the names to a letter a line
+        shares = page.evaluate("Array.from(document.querySelectorAll('#run-info tr')).map("
+                               "r => r.cells[0].getBoundingClientRect().width / r.getBoundingClientRect().width)")
+        assert shares and min(shares) > 0.3, shares
 
-            page.select_option("#type-filter", "groups")
-            assert page.locator('.card[data-type="groups"]').count() == CAP
-            assert f"Showing {CAP} of {groups_total:,} duplicate groups (the first by size, largest first)" in note.inner_text()
+        page.select_option("#type-filter", "groups")
+        assert page.locator('.card[data-type="groups"]').count() == CAP
+        assert f"Showing {CAP} of {groups_total:,} duplicate groups (the first by size, largest first)" in note.inner_text()
 
-            # a type the page holds whole has no note
-            page.select_option("#type-filter", "leak")
-            assert note.is_hidden() and note.get_attribute("data-truncated") == "0"
-            ARTIFACTS.mkdir(parents=True, exist_ok=True)
-            page.select_option("#type-filter", "near_duplicate")
-            page.screenshot(path=str(ARTIFACTS / "report-capped.png"), full_page=True)
-        finally:
-            browser.close()
+        # a type the page holds whole has no note
+        page.select_option("#type-filter", "leak")
+        assert note.is_hidden() and note.get_attribute("data-truncated") == "0"
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.select_option("#type-filter", "near_duplicate")
+        page.screenshot(path=str(ARTIFACTS / "report-capped.png"), full_page=True)
     assert errors == []
