@@ -3,6 +3,8 @@
 // measures recall@k of the graph against exact brute force on random rows.
 //
 //   knn_bench --n 1000000 --d 256 --k 10 --clusters 1000 --threads 2 [--json out.json]
+//   knn_bench --npy WORK/features.npy [--n N] ...   (real embeddings: the first N rows)
+//   --reduce-dim R --reduce-min M --candidates C     (IndexOptions; R 0 = no PCA)
 //
 // Data: `clusters` centres drawn from N(0, I) and normalised; each vector = its centre (uniform
 // random cluster) + N(0, (noise^2 / d) I), then L2-normalised. With the default noise 0.8 the
@@ -24,6 +26,7 @@
 #include <vector>
 
 #include "index/knn_index.h"
+#include "store/features.h"
 #include "vislint/status.h"
 
 namespace {
@@ -52,6 +55,10 @@ struct Args {
     int64_t exact_max = -1; // -1 = library default
     int64_t nlist = 0;
     int nprobe = 0;
+    int reduce_dim = -1; // -1 = library default
+    int64_t reduce_min = -1;
+    int candidates = 0;
+    std::string npy;
     std::string json;
 };
 
@@ -59,7 +66,8 @@ struct Args {
     std::fprintf(stderr,
                  "knn_bench: %s\nusage: knn_bench [--n N] [--d D] [--k K] [--clusters C] "
                  "[--threads T] [--noise S] [--seed S] [--queries Q] [--exact-max N] "
-                 "[--nlist L] [--nprobe P] [--json FILE]\n",
+                 "[--nlist L] [--nprobe P] [--npy FEATURES.npy] [--reduce-dim R] "
+                 "[--reduce-min M] [--candidates C] [--json FILE]\n",
                  msg);
     std::exit(2);
 }
@@ -82,6 +90,10 @@ Args parse(int argc, char** argv) {
         else if (key == "--nlist") a.nlist = std::atoll(v);
         else if (key == "--nprobe") a.nprobe = std::atoi(v);
         else if (key == "--json") a.json = v;
+        else if (key == "--npy") a.npy = v;
+        else if (key == "--reduce-dim") a.reduce_dim = std::atoi(v);
+        else if (key == "--reduce-min") a.reduce_min = std::atoll(v);
+        else if (key == "--candidates") a.candidates = std::atoi(v);
         else usage(("unknown option " + key).c_str());
     }
     if (a.n < 2 || a.d < 1 || a.k < 1 || a.clusters < 1 || a.queries < 1 || a.threads < 0)
@@ -191,23 +203,49 @@ std::vector<std::vector<int64_t>> brute_force(const std::vector<float>& data, co
 
 } // namespace
 
+// The first a->n rows of a float16 features.npy (a scan's embeddings), as float32; sets a->d.
+std::vector<float> load_npy(Args* a) {
+    const vislint::store::FeatureReader r(a->npy);
+    a->n = std::min<int64_t>(a->n, r.rows());
+    a->d = r.dim();
+    a->queries = std::min(a->queries, a->n);
+    std::vector<int64_t> ids(size_t(a->n));
+    for (int64_t i = 0; i < a->n; ++i) ids[size_t(i)] = i;
+    std::vector<float> data(size_t(a->n) * a->d);
+    r.read(ids.data(), a->n, data.data());
+    for (int64_t i = 0; i < a->n; ++i) normalise(data.data() + i * a->d, a->d);
+    return data;
+}
+
 int main(int argc, char** argv) {
-    const Args a = parse(argc, argv);
+    Args a = parse(argc, argv);
+    std::vector<float> data;
+    if (!a.npy.empty()) {
+        try {
+            data = load_npy(&a);
+        } catch (const vislint::Error& e) {
+            std::fprintf(stderr, "knn_bench: %s\n", e.what());
+            return 1;
+        }
+    }
     std::printf("knn_bench: n=%lld d=%d k=%d clusters=%lld noise=%.2f threads=%d\n",
                 (long long)a.n, a.d, a.k, (long long)a.clusters, a.noise, worker_count(a.threads));
     const std::string blas = vislint::index::blas_library();
     std::printf("  BLAS               %s\n", blas.c_str());
 
     auto t0 = Clock::now();
-    const std::vector<float> data = make_data(a);
+    if (a.npy.empty()) data = make_data(a);
     const double gen_s = seconds_since(t0);
-    std::printf("  data generated     %8.1f s\n", gen_s);
+    std::printf("  data %s     %8.1f s\n", a.npy.empty() ? "generated" : "loaded   ", gen_s);
 
     vislint::index::IndexOptions opt;
     if (a.exact_max >= 0) opt.exact_max = a.exact_max;
     opt.nlist = a.nlist;
     opt.nprobe = a.nprobe;
     opt.threads = a.threads;
+    if (a.reduce_dim >= 0) opt.reduce_dim = a.reduce_dim;
+    if (a.reduce_min >= 0) opt.reduce_min = a.reduce_min;
+    opt.candidates = a.candidates;
 
     // Phase times come from the stage changes the library reports.
     std::map<std::string, Clock::time_point> first, last;
@@ -228,9 +266,10 @@ int main(int argc, char** argv) {
             vislint::index::KnnIndex::build(data.data(), a.n, a.d, opt, progress);
         const double build_s = seconds_since(t0);
         const double train_s = span("knn.train"), add_s = span("knn.add");
+        const double reduce_s = span("knn.reduce");
         std::printf("  index              %s\n", index.description().c_str());
-        std::printf("  build              %8.1f s  (train %.1f s, add %.1f s)\n", build_s, train_s,
-                    add_s);
+        std::printf("  build              %8.1f s  (PCA %.1f s, train %.1f s, add %.1f s)\n",
+                    build_s, reduce_s, train_s, add_s);
 
         t0 = Clock::now();
         const vislint::index::KnnGraph g = index.self_graph(data.data(), a.k, progress);
@@ -250,16 +289,24 @@ int main(int argc, char** argv) {
         const auto truth = brute_force(data, a, rows);
         const double brute_s = seconds_since(t0);
         int64_t hits = 0, total = 0;
+        double max_sim_err = 0; // graph similarity vs the exact dot product at full dimension
         for (size_t q = 0; q < rows.size(); ++q) {
             const int64_t* got = g.row_ids(rows[q]);
             for (int64_t id : truth[q]) {
                 hits += std::count(got, got + a.k, id);
                 ++total;
             }
+            for (int j = 0; j < a.k; ++j)
+                if (got[j] >= 0)
+                    max_sim_err = std::max<double>(
+                        max_sim_err, std::abs(g.row_sims(rows[q])[j] -
+                                              dot(data.data() + rows[q] * a.d,
+                                                  data.data() + got[j] * a.d, a.d)));
         }
         const double recall = double(hits) / double(std::max<int64_t>(total, 1));
         std::printf("  recall@%d           %8.4f  (%lld queries, brute force %.1f s)\n", a.k,
                     recall, (long long)rows.size(), brute_s);
+        std::printf("  max |sim error|    %8.2g\n", max_sim_err);
 
         if (!a.json.empty()) {
             std::FILE* f = std::fopen(a.json.c_str(), "w");
@@ -270,14 +317,16 @@ int main(int argc, char** argv) {
             std::fprintf(f,
                          "{\n  \"n\": %lld, \"d\": %d, \"k\": %d, \"clusters\": %lld, "
                          "\"noise\": %.3f, \"threads\": %d,\n  \"index\": \"%s\",\n"
-                         "  \"build_s\": %.2f, \"train_s\": %.2f, \"add_s\": %.2f,\n"
+                         "  \"build_s\": %.2f, \"reduce_s\": %.2f, \"train_s\": %.2f, \"add_s\": %.2f,\n"
                          "  \"self_graph_s\": %.2f, \"total_s\": %.2f,\n"
-                         "  \"recall_at_k\": %.4f, \"recall_queries\": %lld,\n"
+                         "  \"recall_at_k\": %.4f, \"recall_queries\": %lld, \"max_sim_error\": %.3g,\n"
+                         "  \"source\": \"%s\",\n"
                          "  \"peak_rss_mb\": %.0f, \"data_mb\": %.0f,\n  \"blas\": \"%s\"\n}\n",
                          (long long)a.n, a.d, a.k, (long long)a.clusters, a.noise,
-                         worker_count(a.threads), index.description().c_str(), build_s, train_s,
-                         add_s, graph_s, build_s + graph_s, recall, (long long)rows.size(),
-                         rss_mb, double(data.size()) * 4 / (1 << 20), blas.c_str());
+                         worker_count(a.threads), index.description().c_str(), build_s, reduce_s,
+                         train_s, add_s, graph_s, build_s + graph_s, recall,
+                         (long long)rows.size(), max_sim_err,
+                         a.npy.empty() ? "synthetic" : a.npy.c_str(), rss_mb, double(data.size()) * 4 / (1 << 20), blas.c_str());
             std::fclose(f);
         }
     } catch (const vislint::Error& e) {

@@ -92,6 +92,10 @@ struct ScanOptions {
     int64_t max_image_memory_mb = 512;
     Thresholds thresholds;
     int k = 10; // neighbours per image in the kNN graph
+    // kNN index dimension: -1 = automatic (PCA to 256 when the embeddings have more dimensions
+    // and more than 8,192 images are embedded), 0 = never reduce, N = PCA to N dimensions
+    // whenever the embeddings have more. Similarities are re-scored at full dimension either way.
+    int index_dim = -1;
     LabelOptions labels;
     // Discard the work dir's database, features and index first and analyse everything again
     // (the fix for a damaged work dir).

@@ -36,6 +36,7 @@ struct ScanSummary {
     std::map<std::string, double> timings;        // seconds per stage
     std::vector<std::string> warnings;            // every warning logged during the scan
     std::string db_path;
+    std::string index; // the kNN index built, e.g. "PCA1280->256,Flat" (empty: none)
 };
 
 // Runs a scan. Throws vislint::Error for bad options / missing inputs / unwritable work dir, and

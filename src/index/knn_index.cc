@@ -14,6 +14,8 @@
 
 #include <faiss/IndexFlat.h>
 #include <faiss/IndexIVFFlat.h>
+#include <faiss/IndexPreTransform.h>
+#include <faiss/VectorTransform.h>
 #include <faiss/impl/FaissException.h>
 #include <faiss/index_io.h>
 #include <faiss/invlists/InvertedLists.h>
@@ -25,6 +27,18 @@
 extern "C" int sgemm_(const char* transa, const char* transb, const int* m, const int* n,
                       const int* k, const float* alpha, const float* a, const int* lda,
                       const float* b, const int* ldb, const float* beta, float* c, const int* ldc);
+extern "C" int ssyrk_(const char* uplo, const char* trans, const int* n, const int* k,
+                      const float* alpha, const float* a, const int* lda, const float* beta,
+                      float* c, const int* ldc);
+// LAPACK (liblapack.so.3: OpenBLAS's through the same alternatives), linked by faiss too.
+extern "C" int ssyevr_(const char* jobz, const char* range, const char* uplo, const int* n,
+                       float* a, const int* lda, const float* vl, const float* vu, const int* il,
+                       const int* iu, const float* abstol, int* m, float* w, float* z,
+                       const int* ldz, int* isuppz, float* work, const int* lwork, int* iwork,
+                       const int* liwork, int* info);
+extern "C" int sgemv_(const char* trans, const int* m, const int* n, const float* alpha,
+                      const float* a, const int* lda, const float* x, const int* incx,
+                      const float* beta, float* y, const int* incy);
 
 namespace vislint::index {
 namespace {
@@ -39,6 +53,10 @@ constexpr int kKmeansIters = 10;
 constexpr int64_t kTrainPerList = 40; // faiss asks for >= 39 points per centroid
 constexpr int64_t kMinPerList = 39;
 constexpr int64_t kAddBatch = 65536;
+// Rows fetched from a RowSource at a time (full dimension: 1024 x 1280-d is 5 MB).
+constexpr int64_t kFetchBatch = 1024;
+// PCA training rows: the 1280 x 1280 second-moment matrix is well estimated from 16 k samples.
+constexpr int64_t kPcaSample = 16384;
 // Score tiles: kQueryTile x kBaseTile similarities (16 MB) per BLAS call.
 constexpr int kQueryTile = 1024;
 constexpr int kBaseTile = 4096;
@@ -111,6 +129,40 @@ std::vector<int64_t> sample_rows(int64_t n, int64_t m) {
     for (int64_t i = 0; i < n && int64_t(rows.size()) < m; ++i)
         if (double(n - i) * u(rng) < double(m - int64_t(rows.size()))) rows.push_back(i);
     return rows;
+}
+
+// Uncentred PCA (knn_index.h): the projection onto the top `dr` eigenvectors of the second-moment
+// matrix of the m x d sample x, best first. Only those dr eigenpairs are computed (ssyevr's
+// subset mode: 0.12 s at 1280 -> 256, where faiss's PCAMatrix computes all 1280 in 3 s).
+std::unique_ptr<faiss::LinearTransform> uncentred_pca(const float* x, int64_t m, int d, int dr) {
+    const int mi = int(m);
+    const float one = 1.f, zero = 0.f;
+    // Column-major, x is d x m; C = x x^T (d x d), upper triangle.
+    std::vector<float> c(size_t(d) * d);
+    ssyrk_("U", "N", &d, &mi, &one, x, &d, &zero, c.data(), &d);
+    const int il = d - dr + 1, iu = d;
+    const float vl = 0.f, vu = 0.f, abstol = 0.f;
+    int found = 0, info = 0, lwork = -1, liwork = -1, iwork_size = 0;
+    float work_size = 0.f;
+    std::vector<float> w(static_cast<size_t>(d)), z(size_t(d) * dr);
+    std::vector<int> isuppz(size_t(2) * d);
+    ssyevr_("V", "I", "U", &d, c.data(), &d, &vl, &vu, &il, &iu, &abstol, &found, w.data(),
+            z.data(), &d, isuppz.data(), &work_size, &lwork, &iwork_size, &liwork, &info);
+    lwork = int(work_size);
+    liwork = iwork_size;
+    std::vector<float> work(size_t(std::max(lwork, 1)));
+    std::vector<int> iwork(size_t(std::max(liwork, 1)));
+    if (info == 0)
+        ssyevr_("V", "I", "U", &d, c.data(), &d, &vl, &vu, &il, &iu, &abstol, &found, w.data(),
+                z.data(), &d, isuppz.data(), work.data(), &lwork, iwork.data(), &liwork, &info);
+    if (info != 0 || found != dr)
+        throw Error("kNN index: PCA failed (LAPACK ssyevr info " + std::to_string(info) + ")");
+    auto lt = std::make_unique<faiss::LinearTransform>(d, dr, false);
+    lt->A.resize(size_t(dr) * d);
+    for (int r = 0; r < dr; ++r) // eigenvalues come ascending; row r = r-th largest
+        std::copy_n(z.data() + size_t(dr - 1 - r) * d, d, lt->A.data() + size_t(r) * d);
+    lt->is_trained = true;
+    return lt;
 }
 
 // Per-query top-k min-heaps (worst kept result on top), nq x k.
@@ -216,20 +268,77 @@ std::string blas_library() {
 }
 
 struct KnnIndex::Impl {
-    std::unique_ptr<faiss::Index> index;
-    faiss::IndexFlat* flat = nullptr; // exactly one of flat / ivf is set, == index.get()
+    std::unique_ptr<faiss::Index> index; // what save() writes: `inner`, or PCA + `inner`
+    faiss::Index* inner = nullptr;       // the index over the (reduced) vectors
+    faiss::IndexFlat* flat = nullptr;    // exactly one of flat / ivf is set, == inner
     faiss::IndexIVF* ivf = nullptr;
+    const faiss::LinearTransform* pca = nullptr; // set when reduced
+    int candidates = 0;                          // IndexOptions::candidates
 
-    // Top-k of nq queries into `top`. self: per query, an id to skip (or nullptr).
+    int full_dim() const { return pca ? pca->d_in : inner->d; }
+    // Candidates searched per query in the reduced index before re-scoring to k.
+    int candidates_for(int k) const {
+        return std::max(k, candidates > 0 ? candidates : 3 * k);
+    }
+    // x (n x full_dim) in the indexed dimension: x itself, or its projection in `buf`.
+    const float* project(const float* x, int64_t n, std::vector<float>* buf) const {
+        if (!pca) return x;
+        buf->resize(size_t(n) * inner->d);
+        pca->apply_noalloc(n, x, buf->data());
+        return buf->data();
+    }
+
+    // Top-k of nq queries (indexed dimension) into `top`. self: per query, an id to skip.
     void search(const float* x, int64_t nq, TopK* top, const int64_t* self) const;
     // IVF: the `nprobe` best lists of each query (exact: the centroids are a Flat index).
     TopK coarse_assign(const float* x, int64_t nq, int nprobe) const;
+    // Reduced index: the k best of each query's candidates (nq x kc ids, -1 = none) by their
+    // exact similarity at full dimension; q_full holds the queries (nq x full_dim).
+    void rescore(const float* q_full, int64_t nq, const int64_t* cand, int kc,
+                 const RowSource& base, int k, int64_t* out_ids, float* out_sims) const;
 };
+
+void KnnIndex::Impl::rescore(const float* q_full, int64_t nq, const int64_t* cand, int kc,
+                             const RowSource& base, int k, int64_t* out_ids,
+                             float* out_sims) const {
+    const int d = full_dim();
+    const int one_i = 1;
+    const float one = 1.f, zero = 0.f;
+    std::vector<int64_t> ids;
+    std::vector<float> rows, sims;
+    std::vector<std::pair<float, int64_t>> best;
+    for (int64_t i = 0; i < nq; ++i) {
+        const int64_t* c = cand + i * kc;
+        ids.assign(c, c + kc);
+        ids.erase(std::remove(ids.begin(), ids.end(), int64_t(-1)), ids.end());
+        const int m = int(ids.size());
+        rows.resize(size_t(m) * d);
+        sims.resize(size_t(m));
+        if (m > 0) {
+            base(ids.data(), m, rows.data());
+            // sims = rows (m x d, row-major = d x m column-major)^T q
+            sgemv_("T", &d, &m, &one, rows.data(), &d, q_full + i * d, &one_i, &zero,
+                   sims.data(), &one_i);
+        }
+        best.clear();
+        for (int j = 0; j < m; ++j) best.emplace_back(sims[size_t(j)], ids[size_t(j)]);
+        // Best first; equal similarities by id, so the order does not depend on the reduction.
+        const int keep = std::min(k, m);
+        std::partial_sort(best.begin(), best.begin() + keep, best.end(),
+                          [](const auto& a, const auto& b) {
+                              return a.first != b.first ? a.first > b.first : a.second < b.second;
+                          });
+        for (int j = 0; j < k; ++j) {
+            out_ids[i * k + j] = j < keep ? best[size_t(j)].second : -1;
+            out_sims[i * k + j] = j < keep ? best[size_t(j)].first : kNegInf;
+        }
+    }
+}
 
 TopK KnnIndex::Impl::coarse_assign(const float* x, int64_t nq, int nprobe) const {
     auto* centroids = dynamic_cast<const faiss::IndexFlat*>(ivf->quantizer);
     if (!centroids) throw Error("kNN index: unsupported coarse quantizer");
-    const int d = index->d;
+    const int d = inner->d;
     TopK coarse(nq, nprobe);
     Scorer scorer(d, &coarse, nullptr);
     std::vector<int32_t> rows(size_t(std::min<int64_t>(nq, kQueryTile)));
@@ -243,7 +352,7 @@ TopK KnnIndex::Impl::coarse_assign(const float* x, int64_t nq, int nprobe) const
 }
 
 void KnnIndex::Impl::search(const float* x, int64_t nq, TopK* top, const int64_t* self) const {
-    const int d = index->d;
+    const int d = inner->d;
     std::vector<int32_t> rows(size_t(std::min<int64_t>(nq, kQueryTile)));
     Scorer scorer(d, top, self);
     if (flat) {
@@ -298,29 +407,67 @@ KnnIndex::~KnnIndex() = default;
 
 KnnIndex KnnIndex::build(const float* data, int64_t n, int d, const IndexOptions& opt,
                          const ProgressFn& progress) {
+    if (n > 0 && data == nullptr) throw Error("kNN index: no input vectors");
+    return build(
+        [data, d](const int64_t* ids, int64_t count, float* out) {
+            for (int64_t i = 0; i < count; ++i) std::copy_n(data + ids[i] * d, d, out + i * d);
+        },
+        n, d, opt, progress);
+}
+
+KnnIndex KnnIndex::build(const RowSource& rows, int64_t n, int d, const IndexOptions& opt,
+                         const ProgressFn& progress) {
     if (d <= 0)
         throw Error("kNN index: embedding dimension must be positive, got " + std::to_string(d));
-    if (n < 0 || (n > 0 && data == nullptr)) throw Error("kNN index: no input vectors");
+    if (n < 0 || (n > 0 && !rows)) throw Error("kNN index: no input vectors");
     if (n >= (int64_t(1) << 31)) throw Error("kNN index: more than 2^31 vectors");
-    if (opt.exact_max < 0 || opt.nlist < 0 || opt.nprobe < 0 || opt.threads < 0)
-        throw Error("kNN index: exact_max, nlist, nprobe and threads must be >= 0");
+    if (opt.exact_max < 0 || opt.nlist < 0 || opt.nprobe < 0 || opt.threads < 0 ||
+        opt.reduce_dim < 0 || opt.reduce_min < 0 || opt.candidates < 0)
+        throw Error("kNN index: exact_max, nlist, nprobe, threads, reduce_dim, reduce_min and "
+                    "candidates must be >= 0");
 
     auto impl = std::make_unique<Impl>();
+    impl->candidates = opt.candidates;
     set_blas_threads(opt.threads);
     ScopedOmpThreads omp_threads(1);
 
+    // Rows `ids` (ascending) fetched in batches and projected: m x (indexed dimension).
+    std::unique_ptr<faiss::LinearTransform> pca;
+    auto gather = [&](const std::vector<int64_t>& ids, int di) {
+        std::vector<float> out(ids.size() * size_t(di)), full, red;
+        for (size_t i0 = 0; i0 < ids.size(); i0 += size_t(kFetchBatch)) {
+            const int64_t m = std::min<int64_t>(kFetchBatch, int64_t(ids.size() - i0));
+            full.resize(size_t(m) * d);
+            rows(ids.data() + i0, m, full.data());
+            if (pca) pca->apply_noalloc(m, full.data(), out.data() + i0 * di);
+            else std::copy(full.begin(), full.end(), out.begin() + i0 * di);
+        }
+        return out;
+    };
+
+    const bool reduce = opt.reduce_dim > 0 && d > opt.reduce_dim && n > opt.reduce_min;
+    const int di = reduce ? opt.reduce_dim : d;
+    if (reduce) {
+        report(progress, "knn.reduce", 0, 1);
+        const std::vector<float> sample = gather(sample_rows(n, std::min(n, kPcaSample)), d);
+        guarded("cannot build kNN index (PCA)",
+                [&] { pca = uncentred_pca(sample.data(), int64_t(sample.size()) / d, d, di); });
+        report(progress, "knn.reduce", 1, 1);
+    }
+
     const int64_t nlist =
         opt.nlist > 0 ? std::min(opt.nlist, n / kMinPerList) : auto_nlist(n);
+    std::unique_ptr<faiss::Index> inner;
     guarded("cannot build kNN index", [&] {
         // With fewer than two lists an IVF index is a slower Flat one.
         if (n <= opt.exact_max || nlist < 2) {
-            auto flat = std::make_unique<faiss::IndexFlatIP>(d);
+            auto flat = std::make_unique<faiss::IndexFlatIP>(di);
             impl->flat = flat.get();
-            impl->index = std::move(flat);
+            inner = std::move(flat);
             return;
         }
-        auto quantizer = std::make_unique<faiss::IndexFlatIP>(d);
-        auto ivf = std::make_unique<faiss::IndexIVFFlat>(quantizer.get(), d, size_t(nlist),
+        auto quantizer = std::make_unique<faiss::IndexFlatIP>(di);
+        auto ivf = std::make_unique<faiss::IndexIVFFlat>(quantizer.get(), di, size_t(nlist),
                                                          faiss::METRIC_INNER_PRODUCT);
         quantizer.release();
         ivf->own_fields = true;
@@ -330,56 +477,93 @@ KnnIndex KnnIndex::build(const float* data, int64_t n, int d, const IndexOptions
         ivf->cp.verbose = false;
         ivf->nprobe = size_t(std::min<int64_t>(opt.nprobe > 0 ? opt.nprobe : auto_nprobe(nlist),
                                                nlist));
-
-        // k-means cost is linear in the points, and 40 per list place the centroids well.
-        const int64_t m = std::min(n, kTrainPerList * nlist);
-        report(progress, "knn.train", 0, 1);
-        if (m == n) {
-            ivf->train(n, data);
-        } else {
-            const std::vector<int64_t> rows = sample_rows(n, m);
-            std::vector<float> sample(size_t(m) * d);
-            for (int64_t i = 0; i < m; ++i)
-                std::copy_n(data + rows[i] * d, d, sample.data() + i * d);
-            ivf->train(m, sample.data());
-        }
-        report(progress, "knn.train", 1, 1);
         impl->ivf = ivf.get();
-        impl->index = std::move(ivf);
+        inner = std::move(ivf);
     });
+    impl->inner = inner.get();
+    if (impl->ivf) {
+        // k-means cost is linear in the points, and 40 per list place the centroids well.
+        report(progress, "knn.train", 0, 1);
+        const std::vector<float> sample = gather(sample_rows(n, std::min(n, kTrainPerList * nlist)), di);
+        guarded("cannot build kNN index",
+                [&] { impl->ivf->train(int64_t(sample.size()) / di, sample.data()); });
+        report(progress, "knn.train", 1, 1);
+    }
 
     report(progress, "knn.add", 0, uint64_t(n));
+    std::vector<int64_t> ids;
     for (int64_t start = 0; start < n; start += kAddBatch) {
         const int64_t nb = std::min(kAddBatch, n - start);
+        ids.resize(size_t(nb));
+        for (int64_t i = 0; i < nb; ++i) ids[size_t(i)] = start + i;
+        const std::vector<float> x = gather(ids, di);
         guarded("cannot build kNN index", [&] {
-            const float* x = data + start * d;
-            if (!impl->ivf) return impl->index->add(nb, x);
+            if (!impl->ivf) return impl->inner->add(nb, x.data());
             // The exact BLAS assignment the searches use, so a vector lands in its best list.
-            const TopK list = impl->coarse_assign(x, nb, 1);
-            impl->ivf->add_core(nb, x, nullptr, list.ids.data());
+            const TopK list = impl->coarse_assign(x.data(), nb, 1);
+            impl->ivf->add_core(nb, x.data(), nullptr, list.ids.data());
         });
         report(progress, "knn.add", uint64_t(start + nb), uint64_t(n));
+    }
+
+    if (pca) {
+        impl->pca = pca.get();
+        auto pt = std::make_unique<faiss::IndexPreTransform>(pca.release(), inner.release());
+        pt->own_fields = true;
+        pt->ntotal = impl->inner->ntotal;
+        impl->index = std::move(pt);
+    } else {
+        impl->index = std::move(inner);
     }
     return KnnIndex(std::move(impl));
 }
 
-void KnnIndex::search(const float* queries, int64_t nq, int k, int64_t* ids, float* sims) const {
+void KnnIndex::search(const float* queries, int64_t nq, int k, int64_t* ids, float* sims,
+                      const RowSource& base) const {
     if (k < 1) throw Error("kNN search: k must be >= 1, got " + std::to_string(k));
     if (nq <= 0) return;
+    if (impl_->pca && !base)
+        throw Error("kNN search: a reduced index needs the full vectors to re-score candidates");
     ScopedOmpThreads omp_threads(1);
+    const int d = dim();
+    const int kc = impl_->pca ? impl_->candidates_for(k) : k;
     guarded("kNN search failed", [&] {
         // Batches bound the coarse results and list groups to O(batch * (k + nprobe)).
-        const int64_t batch = 65536;
+        const int64_t batch = impl_->pca ? 4096 : 65536;
+        std::vector<float> reduced;
+        std::vector<int64_t> cand_ids;
+        std::vector<float> cand_sims;
         for (int64_t i0 = 0; i0 < nq; i0 += batch) {
             const int64_t m = std::min(batch, nq - i0);
-            TopK top(m, k);
-            impl_->search(queries + i0 * dim(), m, &top, nullptr);
-            top.emit(m, ids + i0 * k, sims + i0 * k);
+            const float* q = queries + i0 * d;
+            TopK top(m, kc);
+            impl_->search(impl_->project(q, m, &reduced), m, &top, nullptr);
+            if (!impl_->pca) {
+                top.emit(m, ids + i0 * k, sims + i0 * k);
+                continue;
+            }
+            cand_ids.resize(size_t(m) * kc);
+            cand_sims.resize(size_t(m) * kc);
+            top.emit(m, cand_ids.data(), cand_sims.data());
+            impl_->rescore(q, m, cand_ids.data(), kc, base, k, ids + i0 * k, sims + i0 * k);
         }
     });
 }
 
 KnnGraph KnnIndex::self_graph(const float* data, int k, const ProgressFn& progress) const {
+    const int d = dim();
+    if (size() > 0 && data == nullptr) throw Error("kNN graph: no input vectors");
+    if (impl_->flat && !impl_->pca && size() > 0 &&
+        !std::equal(data, data + d, impl_->flat->get_xb()))
+        throw Error("kNN graph: the vectors are not the ones the index was built from");
+    return self_graph(
+        [data, d](const int64_t* ids, int64_t count, float* out) {
+            for (int64_t i = 0; i < count; ++i) std::copy_n(data + ids[i] * d, d, out + i * d);
+        },
+        k, progress);
+}
+
+KnnGraph KnnIndex::self_graph(const RowSource& rows, int k, const ProgressFn& progress) const {
     if (k < 1) throw Error("kNN graph: k must be >= 1, got " + std::to_string(k));
     const int64_t n = size();
     const int d = dim();
@@ -389,8 +573,8 @@ KnnGraph KnnIndex::self_graph(const float* data, int k, const ProgressFn& progre
     g.ids.resize(size_t(n) * k);
     g.sims.resize(size_t(n) * k);
     if (n == 0) return g;
-    if (impl_->flat && !std::equal(data, data + d, impl_->flat->get_xb()))
-        throw Error("kNN graph: the vectors are not the ones the index was built from");
+    if (!rows) throw Error("kNN graph: no input vectors");
+    const int kc = impl_->pca ? impl_->candidates_for(k) : k;
 
     // IVF: a batch big enough that each list is probed by a few hundred of its queries, so
     // every per-list matrix product is large enough for BLAS to run at full speed.
@@ -399,7 +583,12 @@ KnnGraph KnnIndex::self_graph(const float* data, int k, const ProgressFn& progre
         batch = std::clamp<int64_t>(512 * int64_t(impl_->ivf->nlist) /
                                         std::max<int64_t>(1, int64_t(impl_->ivf->nprobe)),
                                     16384, 262144);
-    std::vector<int64_t> self(size_t(std::min(batch, n)));
+    batch = std::min(batch, n);
+    const int di = indexed_dim();
+    std::vector<int64_t> self(static_cast<size_t>(batch));
+    std::vector<float> x(size_t(batch) * di), full(size_t(kFetchBatch) * d);
+    std::vector<int64_t> cand_ids;
+    std::vector<float> cand_sims;
 
     ScopedOmpThreads omp_threads(1);
     report(progress, "knn.self_graph", 0, uint64_t(n));
@@ -407,9 +596,28 @@ KnnGraph KnnIndex::self_graph(const float* data, int k, const ProgressFn& progre
         const int64_t nb = std::min(batch, n - start);
         for (int64_t r = 0; r < nb; ++r) self[r] = start + r;
         guarded("kNN self-query failed", [&] {
-            TopK top(nb, k);
-            impl_->search(data + start * d, nb, &top, self.data());
-            top.emit(nb, g.ids.data() + start * k, g.sims.data() + start * k);
+            // The batch's queries, fetched in pieces and projected to the indexed dimension.
+            for (int64_t i0 = 0; i0 < nb; i0 += kFetchBatch) {
+                const int64_t m = std::min(kFetchBatch, nb - i0);
+                float* dst = x.data() + i0 * di;
+                rows(self.data() + i0, m, impl_->pca ? full.data() : dst);
+                if (impl_->pca) impl_->pca->apply_noalloc(m, full.data(), dst);
+            }
+            TopK top(nb, kc);
+            impl_->search(x.data(), nb, &top, self.data());
+            if (!impl_->pca) {
+                top.emit(nb, g.ids.data() + start * k, g.sims.data() + start * k);
+                return;
+            }
+            cand_ids.resize(size_t(nb) * kc);
+            cand_sims.resize(size_t(nb) * kc);
+            top.emit(nb, cand_ids.data(), cand_sims.data());
+            for (int64_t i0 = 0; i0 < nb; i0 += kFetchBatch) {
+                const int64_t m = std::min(kFetchBatch, nb - i0);
+                rows(self.data() + i0, m, full.data());
+                impl_->rescore(full.data(), m, cand_ids.data() + i0 * kc, kc, rows, k,
+                               g.ids.data() + (start + i0) * k, g.sims.data() + (start + i0) * k);
+            }
         });
         report(progress, "knn.self_graph", uint64_t(start + nb), uint64_t(n));
     }
@@ -428,39 +636,55 @@ void KnnIndex::save(const std::string& path) const {
 }
 
 KnnIndex KnnIndex::load(const std::string& path, const IndexOptions& opt) {
-    if (opt.nprobe < 0 || opt.threads < 0)
-        throw Error("kNN index: nprobe and threads must be >= 0");
+    if (opt.nprobe < 0 || opt.threads < 0 || opt.candidates < 0)
+        throw Error("kNN index: nprobe, threads and candidates must be >= 0");
     if (std::FILE* f = std::fopen(path.c_str(), "rb")) {
         std::fclose(f);
     } else {
         throw Error("kNN index file not found or unreadable: " + path);
     }
     auto impl = std::make_unique<Impl>();
+    impl->candidates = opt.candidates;
     set_blas_threads(opt.threads);
     impl->index.reset(guarded("kNN index file is corrupt or not a faiss index: " + path,
                               [&] { return faiss::read_index(path.c_str()); }));
     faiss::Index* idx = impl->index.get();
+    bool ok_transform = true;
+    if (auto* pt = dynamic_cast<faiss::IndexPreTransform*>(idx)) {
+        auto* pca = pt->chain.size() == 1 ? dynamic_cast<faiss::LinearTransform*>(pt->chain[0])
+                                          : nullptr;
+        ok_transform = pca && pca->is_trained && !pca->have_bias && pca->d_out == pt->index->d &&
+                       pca->A.size() == size_t(pca->d_out) * size_t(pca->d_in);
+        impl->pca = pca;
+        idx = pt->index;
+    }
+    impl->inner = idx;
     impl->flat = dynamic_cast<faiss::IndexFlat*>(idx);
     impl->ivf = dynamic_cast<faiss::IndexIVFFlat*>(idx);
     const bool ok_quantizer =
         !impl->ivf || (dynamic_cast<faiss::IndexFlat*>(impl->ivf->quantizer) &&
                        impl->ivf->quantizer->ntotal == int64_t(impl->ivf->nlist));
-    if ((!impl->flat && !impl->ivf) || idx->metric_type != faiss::METRIC_INNER_PRODUCT ||
-        !idx->is_trained || !ok_quantizer)
+    if (!ok_transform || (!impl->flat && !impl->ivf) ||
+        idx->metric_type != faiss::METRIC_INNER_PRODUCT || !idx->is_trained || !ok_quantizer)
         throw Error("not a vislint kNN index (expected an inner-product Flat or IVF-Flat "
-                    "index): " + path);
+                    "index, optionally behind a PCA): " + path);
     if (impl->ivf && opt.nprobe > 0)
         impl->ivf->nprobe = std::min<size_t>(size_t(opt.nprobe), impl->ivf->nlist);
     return KnnIndex(std::move(impl));
 }
 
-int64_t KnnIndex::size() const { return impl_->index->ntotal; }
-int KnnIndex::dim() const { return impl_->index->d; }
+int64_t KnnIndex::size() const { return impl_->inner->ntotal; }
+int KnnIndex::dim() const { return impl_->full_dim(); }
+int KnnIndex::indexed_dim() const { return impl_->inner->d; }
 bool KnnIndex::exact() const { return impl_->ivf == nullptr; }
+bool KnnIndex::reduced() const { return impl_->pca != nullptr; }
 
 std::string KnnIndex::description() const {
-    if (!impl_->ivf) return "Flat";
-    return "IVF" + std::to_string(impl_->ivf->nlist) +
+    std::string s;
+    if (impl_->pca)
+        s = "PCA" + std::to_string(dim()) + "->" + std::to_string(indexed_dim()) + ",";
+    if (!impl_->ivf) return s + "Flat";
+    return s + "IVF" + std::to_string(impl_->ivf->nlist) +
            ",Flat nprobe=" + std::to_string(impl_->ivf->nprobe);
 }
 

@@ -26,8 +26,18 @@
 // slower than its Flat scan (38 vs 21 s, 200k self-search), out of reach of the BLAS trick, and
 // its similarities are approximate.
 //
-// Memory: the index holds its own copy of the vectors (4 d bytes each, + 8 bytes of id for IVF).
-// Nothing is ever n x n: queries run in batches, scores in 1024 x 4096 tiles.
+// Reduction (d > reduce_dim and n > reduce_min): the index holds the vectors projected to
+// reduce_dim dimensions by an uncentred PCA (faiss PCAMatrix trained on a sample; stored in the
+// index file as an IndexPreTransform), and searches find `candidates` per query there. Those are
+// re-scored with the full vectors (fetched through a RowSource), so every similarity returned is
+// exact at full dimension; only recall is approximate. Uncentred (second-moment) PCA is the best
+// rank-reduce_dim approximation of the inner products themselves; centred PCA would drop the mean
+// direction, which carries much of the similarity of non-negative CNN features.
+//   Default-model embeddings (20 k x 1280-d, EfficientNet-Lite0): see docs/benchmarks.md.
+//
+// Memory: the index holds its own copy of the vectors (4 x indexed-dimension bytes each, + 8
+// bytes of id for IVF); the full vectors are read in batches through the RowSource and never
+// held whole. Nothing is ever n x n: queries run in batches, scores in 1024 x 4096 tiles.
 //
 // Threads: parallelism comes from the BLAS library (see blas_library()). IndexOptions::threads > 0
 // sets OpenBLAS's thread count with openblas_set_num_threads, which is process-wide; 0 leaves it
@@ -55,7 +65,14 @@ struct IndexOptions {
     int64_t nlist = 0;         // IVF lists; 0 = automatic (see above)
     int nprobe = 0;            // IVF lists visited per query; 0 = automatic
     int threads = 0;           // BLAS threads (process-wide, see above); 0 = leave as is
+    int reduce_dim = 256;      // PCA to this many dimensions when d is larger; 0 = never
+    int64_t reduce_min = 8192; // ... and when there are more than this many vectors
+    int candidates = 0;        // reduced index: candidates re-scored per query; 0 = automatic
 };
+
+// Full-dimension vectors by id: writes rows ids[0..count) to out (count x d floats, row-major).
+// Called on the calling thread, in batches of at most a few thousand ids; may throw.
+using RowSource = std::function<void(const int64_t* ids, int64_t count, float* out)>;
 
 // A kNN graph: row i holds the k neighbours of vector i, best first, itself excluded.
 // n x k row-major. Rows with fewer than k neighbours are padded with id -1 and sim -infinity.
@@ -81,21 +98,28 @@ public:
     KnnIndex& operator=(KnnIndex&&) noexcept;
     ~KnnIndex();
 
-    // Builds an index over `data`, n x d floats, row-major, ids 0..n-1. The vectors are copied.
-    // REQUIRES: d > 0, n >= 0, data != nullptr when n > 0; rows L2-normalised (not checked).
+    // Builds an index over the n vectors of `rows` (ids 0..n-1, d floats each), read in batches.
+    // The index keeps its own (possibly reduced) copy.
+    // REQUIRES: d > 0, n >= 0; rows L2-normalised (not checked).
+    static KnnIndex build(const RowSource& rows, int64_t n, int d, const IndexOptions& opt,
+                          const ProgressFn& progress = {});
+    // The same over `data`, n x d floats, row-major (data != nullptr when n > 0).
     static KnnIndex build(const float* data, int64_t n, int d, const IndexOptions& opt,
                           const ProgressFn& progress = {});
 
     // The k best indexed vectors for each of nq queries (nq x d floats, row-major).
     // Writes nq x k ids and sims (row-major, caller-owned), best first; padding -1 / -infinity.
-    // k < 1 throws vislint::Error.
-    void search(const float* queries, int64_t nq, int k, int64_t* ids, float* sims) const;
+    // A reduced index needs `base`, the indexed vectors at full dimension, to re-score its
+    // candidates (its absence throws). k < 1 throws vislint::Error.
+    void search(const float* queries, int64_t nq, int k, int64_t* ids, float* sims,
+                const RowSource& base = {}) const;
 
     // The kNN graph of the indexed vectors against themselves. Each row excludes its own id (not
     // "the first result": with exact duplicates the first result may be another copy, which is
-    // kept). Queries run in batches, so memory beyond the result is O(batch * k).
-    // REQUIRES: `data` is the n x d matrix the index was built from, same order (a Flat index
-    // checks the first row). k < 1 throws vislint::Error.
+    // kept). Queries run in batches, so memory beyond the result is O(batch * (k + d)).
+    // REQUIRES: `rows` / `data` give the vectors the index was built from, same ids (a Flat
+    // index checks the first row). k < 1 throws vislint::Error.
+    KnnGraph self_graph(const RowSource& rows, int k, const ProgressFn& progress = {}) const;
     KnnGraph self_graph(const float* data, int k, const ProgressFn& progress = {}) const;
 
     // faiss's own file format (faiss::write_index / read_index); nprobe is stored with it.
@@ -106,9 +130,11 @@ public:
     static KnnIndex load(const std::string& path, const IndexOptions& opt = {});
 
     int64_t size() const;
-    int dim() const;
-    bool exact() const;
-    // "Flat" or e.g. "IVF4000,Flat nprobe=16".
+    int dim() const;         // of the vectors given and the queries (before any reduction)
+    int indexed_dim() const; // of the vectors the index holds (reduce_dim when reduced)
+    bool exact() const;      // every vector is scored (Flat), in the indexed dimension
+    bool reduced() const;
+    // "Flat", "IVF4000,Flat nprobe=16", "PCA1280->256,Flat candidates=30", ...
     std::string description() const;
 
 private:

@@ -383,6 +383,7 @@ struct Embedded {
     std::vector<int64_t> ids;
     std::vector<float> sims;
     int k = 0;
+    std::string description; // of the index
 };
 
 Embedded build_knn(store::Db& db, const ScanOptions& o, const std::vector<graph::DupItem>& items,
@@ -401,24 +402,34 @@ Embedded build_knn(store::Db& db, const ScanOptions& o, const std::vector<graph:
         fs::remove(index_path);
         return e;
     }
-    auto t0 = Clock::now();
-    int dim = 0;
-    std::vector<float> data = store::read_feature_rows((fs::path(o.work_dir) / store::kFeaturesName).string(),
-                                                       image_ids, &dim);
-    (*timings)["load_features"] = seconds_since(t0);
+    // Vectors are read from the memory-mapped features file in batches, by index position.
+    const store::FeatureReader features((fs::path(o.work_dir) / store::kFeaturesName).string());
+    std::vector<int64_t> buf;
+    const index::RowSource rows = [&](const int64_t* pos, int64_t count, float* out) {
+        buf.resize(size_t(count));
+        for (int64_t i = 0; i < count; ++i) buf[size_t(i)] = image_ids[size_t(pos[i])];
+        features.read(buf.data(), count, out);
+    };
     auto progress = [&](const char* stage, uint64_t done, uint64_t total) {
         fault_point("knn");
         return rep.report(stage, done, total);
     };
     index::IndexOptions iopt;
     iopt.threads = threads;
+    if (o.index_dim == 0) {
+        iopt.reduce_dim = 0;
+    } else if (o.index_dim > 0) {
+        iopt.reduce_dim = o.index_dim;
+        iopt.reduce_min = 0;
+    }
     auto t1 = Clock::now();
-    index::KnnIndex idx = index::KnnIndex::build(data.data(), int64_t(image_ids.size()), dim, iopt, progress);
+    index::KnnIndex idx = index::KnnIndex::build(rows, int64_t(image_ids.size()), features.dim(), iopt, progress);
     (*timings)["knn_build"] = seconds_since(t1);
+    e.description = idx.description();
     auto t2 = Clock::now();
     e.k = std::min<int>(o.k, int(image_ids.size()) - 1);
     if (e.k > 0) {
-        index::KnnGraph g = idx.self_graph(data.data(), e.k, progress);
+        index::KnnGraph g = idx.self_graph(rows, e.k, progress);
         e.ids = std::move(g.ids);
         e.sims = std::move(g.sims);
     }
@@ -503,7 +514,7 @@ void warn_if_not_discriminative(size_t pairs, size_t images, bool hash_only, Rep
 
 // Re-derives every issue row and duplicate group from the images table.
 void derive_issues(store::Db& db, const ScanOptions& o, int threads, Reporter& rep,
-                   std::map<std::string, double>* timings) {
+                   std::map<std::string, double>* timings, std::string* index_description) {
     auto t0 = Clock::now();
     std::vector<store::ImageRecord> images = store::read_images(db);
     const Thresholds& t = o.thresholds;
@@ -613,6 +624,7 @@ void derive_issues(store::Db& db, const ScanOptions& o, int threads, Reporter& r
         write_groups(near.groups);
     } else {
         Embedded e = build_knn(db, o, items, embedded, threads, rep, timings);
+        *index_description = e.description;
         // Findings are computed over the embedded subset, by position in `sub`.
         std::vector<graph::DupItem> sub;
         for (size_t p : e.positions) sub.push_back(items[p]);
@@ -670,6 +682,7 @@ void write_run_json(const ScanOptions& o, const ScanSummary& s, int threads, con
                     {"batch_size", o.model.batch_size},
                     {"precision", o.model.precision},
                     {"k", o.k},
+                    {"index_dim", o.index_dim},
                     {"threads", threads},
                     {"max_pixels", o.max_pixels},
                     {"max_image_memory_mb", o.max_image_memory_mb},
@@ -703,6 +716,7 @@ void write_run_json(const ScanOptions& o, const ScanSummary& s, int threads, con
                    {"skipped_files", s.skipped_files}, {"labelled", s.labelled},
                    {"missing_label_files", s.missing_label_files}, {"skipped_boxes", s.skipped_boxes},
                    {"issues", s.issue_counts}};
+    j["index"] = s.index;
     j["timings_seconds"] = s.timings;
     j["warnings"] = s.warnings;
     // What ran the model and on what, so figures from two machines can be told apart.
@@ -767,6 +781,8 @@ void validate(const ScanOptions& o) {
     need(o.model.batch_size >= 1 && o.model.batch_size <= 1024, "--batch-size must be between 1 and 1024");
     need(o.model.input_size >= 0 && o.model.input_size <= 1024, "--model-size must be between 16 and 1024");
     need(o.k >= 1 && o.k <= 1000, "-k must be between 1 and 1000");
+    need(o.index_dim >= -1 && o.index_dim <= 65536,
+         "--index-dim must be -1 (automatic), 0 (never reduce) or a dimension up to 65536");
     need(t.near_duplicate > 0 && t.near_duplicate <= 1, "--near-duplicate-threshold must be in (0, 1]");
     need(t.cluster > 0 && t.cluster <= 1, "--cluster-threshold must be in (0, 1]");
     need(t.outlier_z > 0, "--outlier-z must be positive");
@@ -952,7 +968,7 @@ ScanSummary scan(const ScanOptions& options, Progress* progress) {
     auto t3 = Clock::now();
     write_labels(db, items.items);
     std::vector<pipeline::Item>().swap(items.items);
-    derive_issues(db, options, threads, rep, &summary.timings);
+    derive_issues(db, options, threads, rep, &summary.timings, &summary.index);
     summary.timings["issues"] = seconds_since(t3);
 
     for (const auto& type : issue_types()) summary.issue_counts[type] = 0;

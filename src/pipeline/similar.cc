@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <memory>
 
 #include <nlohmann/json.hpp>
 
@@ -13,6 +14,7 @@
 #include "io/labels.h"
 #include "pipeline/analyze.h"
 #include "store/db.h"
+#include "store/features.h"
 #include "store/work_dir.h"
 #include "vislint/embed.h"
 #include "vislint/results.h"
@@ -109,13 +111,29 @@ std::vector<SimilarHit> search(const std::string& work_dir, store::Db& db, std::
                     std::to_string(idx.dim()));
     const QueryFile query(query_path);
     store::Stmt s(db.handle(), "SELECT i.path FROM embedding_index e JOIN images i ON i.id = e.image_id WHERE e.pos = ?");
+    // A reduced index re-scores its candidates with the full vectors from features.npy.
+    std::unique_ptr<store::FeatureReader> features;
+    index::RowSource base;
+    if (idx.reduced()) {
+        features = std::make_unique<store::FeatureReader>((fs::path(work_dir) / store::kFeaturesName).string());
+        base = [&db, &features](const int64_t* pos, int64_t count, float* out) {
+            store::Stmt id(db.handle(), "SELECT image_id FROM embedding_index WHERE pos = ?");
+            for (int64_t i = 0; i < count; ++i) {
+                id.bind(1, pos[i]);
+                if (!id.step()) throw Error("the similarity index has no image at position " + std::to_string(pos[i]));
+                const int64_t image_id = id.int64(0);
+                id.reset();
+                features->read(&image_id, 1, out + i * features->dim());
+            }
+        };
+    }
     // Ask for one more than k (the query itself may be a hit); more only when the query file is
     // in the dataset more than once (symlinks or hard links to it).
     for (int64_t want = std::min<int64_t>(int64_t(k) + 1, idx.size());; want = std::min(want * 2, idx.size())) {
         if (want < 1) return {};
         std::vector<int64_t> ids(static_cast<size_t>(want));
         std::vector<float> sims(static_cast<size_t>(want));
-        idx.search(vec.data(), 1, int(want), ids.data(), sims.data());
+        idx.search(vec.data(), 1, int(want), ids.data(), sims.data(), base);
         std::vector<SimilarHit> out;
         int64_t left_out = 0;
         for (int64_t j = 0; j < want && int(out.size()) < k; ++j) {

@@ -1,6 +1,8 @@
 #include "store/features.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -136,31 +138,56 @@ std::pair<int64_t, int> feature_file_shape(const std::string& path) {
     return s;
 }
 
-std::vector<float> read_feature_rows(const std::string& path, const std::vector<int64_t>& ids, int* dim) {
-    FILE* f = std::fopen(path.c_str(), "rb");
-    if (!f) throw Error("cannot read " + path + ": " + std::strerror(errno));
-    auto [rows, d] = parse_shape(f);
-    if (d <= 0) {
-        std::fclose(f);
+FeatureReader::FeatureReader(const std::string& path) : path_(path) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw Error("cannot read " + path + ": " + std::strerror(errno));
+    const auto [rows, d] = parse_shape(fd);
+    struct stat st {};
+    const bool stat_ok = ::fstat(fd, &st) == 0;
+    if (d <= 0 || rows < 0) {
+        ::close(fd);
         throw Error(path + " is not a float16 features file");
     }
-    *dim = d;
-    std::vector<float> out(ids.size() * size_t(d));
-    cv::Mat half(1, d, CV_16F);
-    for (size_t i = 0; i < ids.size(); ++i) {
-        if (ids[i] < 0 || ids[i] >= rows) {
-            std::fclose(f);
-            throw Error(path + " has no row " + std::to_string(ids[i]));
-        }
-        std::fseek(f, long(kHeaderSize + size_t(ids[i]) * d * 2), SEEK_SET);
-        if (std::fread(half.data, 2, size_t(d), f) != size_t(d)) {
-            std::fclose(f);
-            throw Error(path + " is truncated");
-        }
-        cv::Mat dst(1, d, CV_32F, out.data() + i * d);
+    const size_t need = kHeaderSize + size_t(rows) * size_t(d) * 2;
+    if (!stat_ok || size_t(st.st_size) < need) {
+        ::close(fd);
+        throw Error(path + " is truncated: its header says " + std::to_string(rows) + " x " +
+                    std::to_string(d));
+    }
+    rows_ = rows;
+    dim_ = d;
+    map_size_ = need;
+    void* p = ::mmap(nullptr, map_size_, PROT_READ, MAP_SHARED, fd, 0);
+    const int err = errno;
+    ::close(fd); // the mapping keeps the file
+    if (p == MAP_FAILED) throw Error("cannot map " + path + ": " + std::strerror(err));
+    map_ = p;
+}
+
+FeatureReader::~FeatureReader() {
+    if (map_) ::munmap(map_, map_size_);
+}
+
+FeatureReader::FeatureReader(FeatureReader&& o) noexcept
+    : path_(std::move(o.path_)), rows_(o.rows_), dim_(o.dim_), map_(o.map_), map_size_(o.map_size_) {
+    o.map_ = nullptr;
+}
+
+void FeatureReader::read(const int64_t* ids, int64_t count, float* out) const {
+    const auto* base = static_cast<const uint16_t*>(map_) + kHeaderSize / 2;
+    for (int64_t i = 0; i < count; ++i) {
+        if (ids[i] < 0 || ids[i] >= rows_) throw Error(path_ + " has no row " + std::to_string(ids[i]));
+        const cv::Mat half(1, dim_, CV_16F, const_cast<uint16_t*>(base + size_t(ids[i]) * dim_));
+        cv::Mat dst(1, dim_, CV_32F, out + i * dim_);
         half.convertTo(dst, CV_32F);
     }
-    std::fclose(f);
+}
+
+std::vector<float> read_feature_rows(const std::string& path, const std::vector<int64_t>& ids, int* dim) {
+    const FeatureReader reader(path);
+    *dim = reader.dim();
+    std::vector<float> out(ids.size() * size_t(reader.dim()));
+    reader.read(ids.data(), int64_t(ids.size()), out.data());
     return out;
 }
 

@@ -45,6 +45,32 @@ private:
 // zero): a resumed scan re-analyses these instead of reusing them. Throws vislint::Error.
 std::vector<int64_t> bad_feature_rows(const std::string& path, const std::vector<int64_t>& ids);
 
+// A features.npy opened read-only and memory-mapped: rows as float32 on demand, so a scan never
+// holds every embedding as float32 (10 M x 1280-d would be 51 GB). Thread-safe after
+// construction; movable, not copyable. The rows are those of the header.
+class FeatureReader {
+public:
+    // Throws vislint::Error naming `path` if it is missing, unreadable or not a float16 .npy.
+    explicit FeatureReader(const std::string& path);
+    ~FeatureReader();
+    FeatureReader(FeatureReader&& other) noexcept;
+    FeatureReader& operator=(FeatureReader&&) = delete;
+    FeatureReader(const FeatureReader&) = delete;
+    FeatureReader& operator=(const FeatureReader&) = delete;
+
+    int64_t rows() const { return rows_; }
+    int dim() const { return dim_; }
+    // Rows ids[0..count) as float32 into out (count x dim). An id outside [0, rows) throws.
+    void read(const int64_t* ids, int64_t count, float* out) const;
+
+private:
+    std::string path_;
+    int64_t rows_ = 0;
+    int dim_ = 0;
+    void* map_ = nullptr;
+    size_t map_size_ = 0;
+};
+
 // Reads rows `ids` of a features.npy as float32 (ids.size() x dim). Throws vislint::Error.
 std::vector<float> read_feature_rows(const std::string& path, const std::vector<int64_t>& ids, int* dim);
 

@@ -274,6 +274,117 @@ TEST(KnnIndex, SaveLoadRoundTrip) {
     }
 }
 
+// n unit vectors of dimension d whose structure lives in a random `rank`-dimensional subspace
+// (clusters there), plus a little isotropic noise: what a PCA to >= rank dimensions keeps.
+std::vector<float> low_rank(int64_t n, int d, int rank, uint64_t seed) {
+    const auto y = clustered(n, rank, 25, 0.7f, seed);
+    const auto basis = clustered(rank, d, rank, 1e6f, seed + 1); // rank random unit directions
+    std::mt19937_64 rng(seed + 2);
+    std::normal_distribution<float> g(0.f, 0.02f / std::sqrt(float(d)));
+    std::vector<float> x(size_t(n) * d, 0.f);
+    for (int64_t i = 0; i < n; ++i) {
+        float* v = x.data() + i * d;
+        for (int r = 0; r < rank; ++r)
+            for (int j = 0; j < d; ++j) v[j] += y[i * rank + r] * basis[size_t(r) * d + j];
+        double s = 0;
+        for (int j = 0; j < d; ++j) {
+            v[j] += g(rng);
+            s += double(v[j]) * v[j];
+        }
+        for (int j = 0; j < d; ++j) v[j] = float(v[j] / std::sqrt(s));
+    }
+    return x;
+}
+
+index::RowSource rows_of(const std::vector<float>& x, int d) {
+    return [&x, d](const int64_t* ids, int64_t count, float* out) {
+        for (int64_t i = 0; i < count; ++i) std::copy_n(&x[size_t(ids[i]) * d], d, out + i * d);
+    };
+}
+
+TEST(KnnIndex, ReducedIndexRescoresToExactSimilarities) {
+    const int d = 256, k = 10;
+    const int64_t n = 3000;
+    const auto x = low_rank(n, d, 24, 11);
+    const auto rows = every_row(n, 37);
+    const auto truth = brute(x, d, rows, k);
+    for (int64_t exact_max : {int64_t(50000), int64_t(1000)}) { // Flat and IVF behind the PCA
+        IndexOptions opt;
+        opt.reduce_dim = 32;
+        opt.reduce_min = 1000;
+        opt.exact_max = exact_max;
+        opt.nprobe = 16;
+        KnnIndex idx = KnnIndex::build(rows_of(x, d), n, d, opt);
+        ASSERT_TRUE(idx.reduced());
+        EXPECT_EQ(idx.dim(), d);
+        EXPECT_EQ(idx.indexed_dim(), 32);
+        EXPECT_EQ(idx.description().rfind("PCA256->32,", 0), 0u) << idx.description();
+        const KnnGraph g = idx.self_graph(rows_of(x, d), k);
+        int64_t hits = 0, total = 0;
+        for (size_t q = 0; q < rows.size(); ++q) {
+            const int64_t r = rows[q];
+            for (int j = 0; j < k; ++j) {
+                const int64_t id = g.row_ids(r)[j];
+                ASSERT_GE(id, 0);
+                ASSERT_NE(id, r);
+                // Similarities are those of the full vectors, not of their projections.
+                EXPECT_NEAR(g.row_sims(r)[j], dot(&x[r * d], &x[id * d], d), 1e-5);
+                if (j > 0) EXPECT_GE(g.row_sims(r)[j - 1], g.row_sims(r)[j]);
+            }
+            for (const auto& [sim, id] : truth[q]) {
+                hits += std::count(g.row_ids(r), g.row_ids(r) + k, id);
+                ++total;
+            }
+        }
+        EXPECT_GE(double(hits) / double(total), 0.97) << idx.description();
+    }
+}
+
+TEST(KnnIndex, ReductionOnlyWhenLargerThanTheTargets) {
+    const auto x = low_rank(600, 64, 8, 12);
+    IndexOptions opt;
+    opt.reduce_dim = 16;
+    opt.reduce_min = 600; // not more than reduce_min vectors: no PCA
+    EXPECT_FALSE(KnnIndex::build(x.data(), 600, 64, opt).reduced());
+    opt.reduce_min = 599;
+    EXPECT_TRUE(KnnIndex::build(x.data(), 600, 64, opt).reduced());
+    opt.reduce_dim = 64; // d not larger than reduce_dim
+    EXPECT_FALSE(KnnIndex::build(x.data(), 600, 64, opt).reduced());
+    opt.reduce_dim = 0;
+    EXPECT_FALSE(KnnIndex::build(x.data(), 600, 64, opt).reduced());
+}
+
+TEST(KnnIndex, ReducedIndexSavesLoadsAndNeedsTheFullVectorsToSearch) {
+    const int d = 128, k = 5;
+    const int64_t n = 1500;
+    const auto x = low_rank(n, d, 16, 13);
+    IndexOptions opt;
+    opt.reduce_dim = 24;
+    opt.reduce_min = 100;
+    KnnIndex idx = KnnIndex::build(rows_of(x, d), n, d, opt);
+    const std::string path = temp_path("reduced.faiss");
+    idx.save(path);
+    KnnIndex back = KnnIndex::load(path);
+    fs::remove(path);
+    EXPECT_TRUE(back.reduced());
+    EXPECT_EQ(back.description(), idx.description());
+    EXPECT_EQ(back.dim(), d);
+    EXPECT_EQ(back.size(), n);
+
+    const int64_t nq = 40;
+    std::vector<int64_t> a(nq * k), b(nq * k);
+    std::vector<float> sa(nq * k), sb(nq * k);
+    idx.search(x.data(), nq, k, a.data(), sa.data(), rows_of(x, d));
+    back.search(x.data(), nq, k, b.data(), sb.data(), rows_of(x, d));
+    EXPECT_EQ(a, b);
+    EXPECT_EQ(sa, sb);
+    for (int64_t q = 0; q < nq; ++q) {
+        EXPECT_EQ(a[q * k], q); // a vector is its own best match
+        EXPECT_NEAR(sa[q * k], 1.f, 1e-5);
+    }
+    EXPECT_THROW(back.search(x.data(), 1, k, b.data(), sb.data()), Error);
+}
+
 TEST(KnnIndex, LoadMissingOrGarbageThrowsWithPath) {
     const std::string missing = temp_path("does_not_exist.faiss");
     fs::remove(missing);

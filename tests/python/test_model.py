@@ -99,6 +99,33 @@ def test_transformed_copies_are_near_duplicates_and_similar(model_scan):
     assert (near["score"] >= near["threshold"]).all()
 
 
+def test_reduced_index_keeps_exact_similarities(model_scan, tmp_path):
+    """--index-dim 32 projects the 1280-d embeddings before the index (PCA); candidates are
+    re-scored with the full vectors, so rows, scores and `similar` match the unreduced scan."""
+    root, work, truth, scan = model_scan
+    reduced_dir = tmp_path / "reduced"
+    shutil.copytree(work, reduced_dir)
+    run_cli("scan", root, "-o", reduced_dir, "-q", "--index-dim", "32")  # re-derives, no re-embedding
+    reduced = vislint.load(reduced_dir)
+    assert scan.run["index"] == "Flat"
+    assert reduced.run["index"].startswith("PCA1280->32,")
+    assert reduced.run["counts"]["reused"] == scan.run["counts"]["images"]
+
+    def pairs(s):
+        near = s.issues("near_duplicate")
+        return {frozenset((a, b)): sc for a, b, sc in zip(near["path"], near["other_path"], near["score"])}
+    full, red = pairs(scan), pairs(reduced)
+    assert full and set(red) == set(full)
+    assert max(abs(red[p] - full[p]) for p in full) < 1e-5
+    a = scan.images().set_index("path")["outlier_score"].dropna()
+    b = reduced.images().set_index("path")["outlier_score"].dropna()
+    assert set(a.index) == set(b.index) and (a - b[a.index]).abs().max() < 1e-5
+    for _, copy, _ in truth["near_duplicates"][:4]:
+        x, y = scan.similar(root / copy, k=5), reduced.similar(root / copy, k=5)
+        assert set(x["path"]) == set(y["path"])  # exact copies tie: their order may differ
+        assert np.allclose(x["score"], y["score"], atol=1e-5)
+
+
 def test_cli_similar_returns_the_original_first(model_scan):
     root, work, truth, _ = model_scan
     orig, copy, _ = next(t for t in truth["near_duplicates"] if t[2] == "jpeg15")
