@@ -1,0 +1,316 @@
+// Scan step 3: every issue row, duplicate group, cluster and label vote, re-derived from the
+// images table (and the kNN graph of the embeddings) on every scan.
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <unordered_map>
+
+#include "common/fault.h"
+#include "common/median.h"
+#include "graph/duplicates.h"
+#include "graph/labels.h"
+#include "graph/similarity.h"
+#include "index/knn_index.h"
+#include "pipeline/scan_steps.h"
+#include "quality/flags.h"
+#include "store/features.h"
+
+namespace fs = std::filesystem;
+
+namespace vislint::pipeline {
+namespace {
+
+// The kNN graph over all embedded images, saved with its id mapping for `vislint similar`.
+struct Embedded {
+    std::vector<size_t> positions; // index into `items` for each indexed vector
+    std::vector<int64_t> ids;
+    std::vector<float> sims;
+    int k = 0;
+    std::string description; // of the index
+};
+
+Embedded build_knn(store::Db& db, const ScanOptions& o, const std::vector<graph::DupItem>& items,
+                   const std::vector<bool>& embedded, int threads, Reporter& rep,
+                   std::map<std::string, double>* timings) {
+    Embedded e;
+    std::vector<int64_t> image_ids;
+    for (size_t i = 0; i < items.size(); ++i)
+        if (embedded[i]) {
+            e.positions.push_back(i);
+            image_ids.push_back(items[i].id);
+        }
+    db.exec("DELETE FROM embedding_index");
+    const std::string index_path = (fs::path(o.work_dir) / kIndexName).string();
+    if (image_ids.empty()) {
+        fs::remove(index_path);
+        return e;
+    }
+    // Vectors are read from the memory-mapped features file in batches, by index position.
+    const store::FeatureReader features((fs::path(o.work_dir) / store::kFeaturesName).string());
+    std::vector<int64_t> buf;
+    const index::RowSource rows = [&](const int64_t* pos, int64_t count, float* out) {
+        buf.resize(size_t(count));
+        for (int64_t i = 0; i < count; ++i) buf[size_t(i)] = image_ids[size_t(pos[i])];
+        features.read(buf.data(), count, out);
+    };
+    auto progress = [&](const char* stage, uint64_t done, uint64_t total) {
+        fault_point("knn");
+        return rep.report(stage, done, total);
+    };
+    index::IndexOptions iopt;
+    iopt.threads = threads;
+    if (o.index_dim == 0) {
+        iopt.reduce_dim = 0;
+    } else if (o.index_dim > 0) {
+        iopt.reduce_dim = o.index_dim;
+        iopt.reduce_min = 0;
+    }
+    auto t1 = Clock::now();
+    index::KnnIndex idx = index::KnnIndex::build(rows, int64_t(image_ids.size()), features.dim(), iopt, progress);
+    (*timings)["knn_build"] = seconds_since(t1);
+    e.description = idx.description();
+    auto t2 = Clock::now();
+    e.k = std::min<int>(o.k, int(image_ids.size()) - 1);
+    if (e.k > 0) {
+        index::KnnGraph g = idx.self_graph(rows, e.k, progress);
+        e.ids = std::move(g.ids);
+        e.sims = std::move(g.sims);
+    }
+    (*timings)["knn_graph"] = seconds_since(t2);
+    fault_point("knn");
+    idx.save(index_path);
+    store::Stmt ins(db.handle(), "INSERT INTO embedding_index(pos, image_id) VALUES(?, ?)");
+    for (size_t p = 0; p < image_ids.size(); ++p) ins.bind(1, int64_t(p)).bind(2, image_ids[p]).run();
+    // `vislint similar` refuses an index built under another analysis (model, input size).
+    db.set_meta("index_signature", db.meta("analysis_signature"));
+    return e;
+}
+
+// label_issue rows from the kNN vote; every labelled image gets its score and the vote's winner
+// in `labels`, and the flagged ones their voters in `label_votes`.
+template <typename Add>
+void find_label_issues(store::Db& db, const graph::Neighbours& nn, const std::vector<graph::DupItem>& sub,
+                       const std::vector<std::string>& label_of, const Thresholds& t, Add&& add) {
+    std::unordered_map<std::string, int> class_of;
+    std::vector<std::string> names;
+    std::vector<int> labels(sub.size(), -1);
+    for (size_t p = 0; p < sub.size(); ++p) {
+        size_t id = size_t(sub[p].id);
+        if (id >= label_of.size() || label_of[id].empty()) continue;
+        auto [it, inserted] = class_of.emplace(label_of[id], int(names.size()));
+        if (inserted) names.push_back(label_of[id]);
+        labels[p] = it->second;
+    }
+    if (names.size() < 2) return; // one class: nothing to disagree with
+    store::Stmt upd(db.handle(), "UPDATE labels SET label_score = ?, suggested = ? WHERE image_id = ?");
+    store::Stmt votes(db.handle(), "INSERT INTO label_votes(image_id, rank, neighbour_id) VALUES(?,?,?)");
+    for (const graph::LabelVote& v : graph::vote_labels(nn, labels, int(names.size()))) {
+        const int64_t id = sub[v.position].id;
+        upd.bind(1, v.score).bind(2, names[size_t(v.suggested)]).bind(3, id).run();
+        if (v.suggested == v.given || v.score < t.label_issue) continue;
+        int64_t other = -1;
+        for (size_t q : v.voters)
+            if (labels[q] == v.suggested) {
+                other = sub[q].id;
+                break;
+            }
+        add("label_issue", id, other >= 0 ? &other : nullptr, v.score, &t.label_issue, names[size_t(v.suggested)]);
+        for (size_t r = 0; r < v.voters.size(); ++r)
+            votes.bind(1, id).bind(2, int64_t(r)).bind(3, sub[v.voters[r]].id).run();
+    }
+}
+
+// More near-duplicate pairs than images usually means the rules cannot tell look-alikes from
+// copies on this data (on Fashion-MNIST's 28-px silhouettes they paired 83 k of 75 M pairs, 6.8
+// per image; on clip art and photos it is a few per hundred images). Say so, and how to tighten.
+void warn_if_not_discriminative(size_t pairs, size_t images, bool hash_only, Reporter& rep) {
+    if (images < 100 || pairs < images) return;
+    char msg[512];
+    std::snprintf(msg, sizeof(msg),
+                  "near_duplicate: %zu pairs among %zu images (%.1f per image). That many usually means "
+                  "the rule cannot tell look-alikes from copies on this data (small, simple or very uniform "
+                  "images): look at a few pairs, and if they are not copies re-scan into the same work dir "
+                  "with stricter thresholds, e.g. %s--hash-radius 4 --dhash-radius 4 (no image is decoded again)",
+                  pairs, images, double(pairs) / double(images),
+                  hash_only ? "" : "--near-duplicate-threshold 0.95 ");
+    rep.log("warning", msg);
+}
+
+} // namespace
+
+// Rewrites the labels table: label and split of every item of this scan, by image id.
+void write_labels(store::Db& db, const std::vector<pipeline::Item>& items) {
+    std::unordered_map<std::string, const pipeline::Item*> by_path;
+    for (const auto& it : items)
+        if (!it.label.empty() || !it.split.empty()) by_path.emplace(it.path, &it);
+    db.exec("BEGIN; DELETE FROM labels;");
+    store::Stmt sel(db.handle(), "SELECT id, path FROM images");
+    store::Stmt ins(db.handle(), "INSERT INTO labels(image_id, label, split) VALUES(?,?,?)");
+    while (sel.step()) {
+        auto it = by_path.find(sel.text(1));
+        if (it == by_path.end()) continue;
+        ins.bind(1, sel.int64(0));
+        if (it->second->label.empty()) ins.bind_null(2); else ins.bind(2, it->second->label);
+        if (it->second->split.empty()) ins.bind_null(3); else ins.bind(3, it->second->split);
+        ins.run();
+    }
+    db.exec("COMMIT");
+}
+
+// Re-derives every issue row and duplicate group from the images table.
+void derive_issues(store::Db& db, const ScanOptions& o, int threads, Reporter& rep,
+                   std::map<std::string, double>* timings, std::string* index_description) {
+    auto t0 = Clock::now();
+    std::vector<store::ImageRecord> images = store::read_images(db);
+    const Thresholds& t = o.thresholds;
+
+    db.exec("BEGIN");
+    db.exec("DELETE FROM issues; DELETE FROM duplicate_groups;");
+    store::Stmt ins(db.handle(), "INSERT INTO issues(type, image_id, other_id, score, threshold, detail) "
+                                 "VALUES(?,?,?,?,?,?)");
+    auto add = [&](const std::string& type, int64_t id, const int64_t* other, double score,
+                   const double* threshold, const std::string& detail) {
+        ins.bind(1, type).bind(2, id);
+        if (other) ins.bind(3, *other); else ins.bind_null(3);
+        ins.bind(4, score);
+        if (threshold) ins.bind(5, *threshold); else ins.bind_null(5);
+        ins.bind(6, detail).run();
+        fault_point("derive");
+    };
+
+    std::vector<double> areas;
+    for (const auto& r : images)
+        if (r.has_pixels) areas.push_back(double(r.width) * r.height);
+    const double median_area = median(areas);
+
+    store::Stmt gray(db.handle(), "UPDATE images SET is_grayscale = ? WHERE id = ?");
+    std::vector<graph::DupItem> items;
+    std::vector<bool> embedded;
+    for (const auto& r : images) {
+        if (!r.status.ok()) {
+            add("broken", r.id, nullptr, 1.0, nullptr, r.status.to_string());
+            continue;
+        }
+        if (r.ext_format != "unknown" && r.ext_format != r.format)
+            add("wrong_extension", r.id, nullptr, 1.0, nullptr,
+                "content is " + r.format + " but the extension says " + r.ext_format);
+        quality::ImageFacts facts{r.width, r.height, r.channels, r.stats};
+        gray.bind(1, int64_t(quality::is_grayscale(facts, t))).bind(2, r.id).run();
+        for (const auto& f : quality::quality_flags(facts, t, median_area))
+            add(f.type, r.id, nullptr, f.score, &f.threshold, f.detail);
+        graph::DupItem it;
+        it.id = r.id;
+        it.file_hash = r.file_hash;
+        it.pixel_hash = r.pixel_hash;
+        it.phash = r.phash;
+        it.dhash = r.dhash;
+        it.hashable = r.stats.contrast >= 1.0; // a flat image's pHash is all zeros
+        it.width = r.width;
+        it.height = r.height;
+        it.file_size = r.file_size;
+        items.push_back(it);
+        embedded.push_back(r.has_embedding);
+    }
+    if (o.model.model != "none") {
+        // With a model every analysed image gets an embedding unless the model's output for it
+        // was all zeros or not finite: say so on every scan (rows are reused silently otherwise).
+        size_t unusable = 0;
+        std::string example;
+        for (const auto& r : images)
+            if (r.status.ok() && !r.has_embedding && unusable++ == 0) example = r.path;
+        if (unusable)
+            rep.log("warning", (o.model.model == "default" ? std::string("the default model") : "model " + o.model.model) +
+                                   ": no usable embedding (all zeros, NaN or infinity) for " +
+                                   std::to_string(unusable) + " image(s), e.g. " + example +
+                                   "; they keep their other checks but are left out of near-duplicate, cluster, "
+                                   "outlier and label checks");
+    }
+    (*timings)["flags"] = seconds_since(t0);
+    rep.report("duplicates", 0, 1, true);
+
+    auto t1 = Clock::now();
+    store::Stmt grp(db.handle(), "INSERT INTO duplicate_groups(group_id, kind, image_id, is_keeper) VALUES(?,?,?,?)");
+    int64_t group_id = 0;
+    auto write_groups = [&](const std::vector<graph::DupGroup>& groups) {
+        for (const auto& g : groups) {
+            for (int64_t id : g.members)
+                grp.bind(1, group_id).bind(2, g.kind).bind(3, id).bind(4, int64_t(id == g.keeper)).run();
+            ++group_id;
+        }
+    };
+    graph::ExactResult exact = graph::find_exact(items);
+    const double one = 1.0;
+    for (const auto& p : exact.pairs) add("exact_duplicate", p.a, &p.b, p.score, &one, p.detail);
+    write_groups(exact.groups);
+    (*timings)["exact_duplicates"] = seconds_since(t1);
+
+    auto t2 = Clock::now();
+    db.exec("DELETE FROM clusters");
+    db.exec("UPDATE images SET outlier_score = NULL, outlier_z = NULL, nn_id = NULL, nn_sim = NULL");
+    // Labels and splits by image id.
+    std::vector<std::string> label_of, split_of;
+    {
+        store::Stmt ls(db.handle(), "SELECT image_id, label, split FROM labels");
+        while (ls.step()) {
+            size_t id = size_t(ls.int64(0));
+            if (id >= label_of.size()) {
+                label_of.resize(id + 1);
+                split_of.resize(id + 1);
+            }
+            label_of[id] = ls.text(1);
+            split_of[id] = ls.text(2);
+        }
+    }
+    db.exec("UPDATE labels SET label_score = NULL, suggested = NULL; DELETE FROM label_votes;");
+    graph::NearResult near;
+    if (o.model.model == "none") {
+        near = graph::find_near_by_hash(items, exact, t.hash_radius, t.dhash_radius, threads);
+        for (const auto& p : near.pairs) add("near_duplicate", p.a, &p.b, p.score, &p.threshold, p.detail);
+        write_groups(near.groups);
+    } else {
+        Embedded e = build_knn(db, o, items, embedded, threads, rep, timings);
+        *index_description = e.description;
+        // Findings are computed over the embedded subset, by position in `sub`.
+        std::vector<graph::DupItem> sub;
+        for (size_t p : e.positions) sub.push_back(items[p]);
+        graph::Neighbours nn{int64_t(sub.size()), e.k, e.ids.data(), e.sims.data()};
+        // Perceptual-hash matches count too (scored on the hash scale, 1 - pHash distance / 64).
+        std::vector<graph::IndexPair> hp = graph::hash_pairs(sub, t.hash_radius, t.dhash_radius, threads);
+        graph::SimilarityResult res = graph::analyse_similarity(nn, sub, exact, t, hp);
+        for (const auto& p : res.near.pairs) add("near_duplicate", p.a, &p.b, p.score, &p.threshold, p.detail);
+        write_groups(res.near.groups);
+        store::Stmt cl(db.handle(), "INSERT INTO clusters(cluster_id, image_id) VALUES(?, ?)");
+        for (size_t c = 0; c < res.clusters.size(); ++c)
+            for (int64_t id : res.clusters[c]) cl.bind(1, int64_t(c)).bind(2, id).run();
+        store::Stmt iso(db.handle(), "UPDATE images SET outlier_score = ?, outlier_z = ?, nn_id = ?, nn_sim = ? WHERE id = ?");
+        for (const auto& s : res.isolation) {
+            iso.bind(1, s.score).bind(2, s.z);
+            if (s.nearest >= 0) iso.bind(3, sub[size_t(s.nearest)].id).bind(4, double(s.nearest_sim));
+            else iso.bind_null(3).bind_null(4);
+            iso.bind(5, sub[s.position].id).run();
+        }
+        for (size_t p : res.outliers) {
+            const auto& s = res.isolation[p];
+            int64_t other = s.nearest >= 0 ? sub[size_t(s.nearest)].id : -1;
+            char detail[160];
+            std::snprintf(detail, sizeof(detail),
+                          "isolation %.4f (1 - mean similarity to its nearest neighbours), robust z %.1f > %.1f",
+                          s.score, s.z, t.outlier_z);
+            add("outlier", sub[p].id, other >= 0 ? &other : nullptr, s.score, &res.outlier_threshold, detail);
+        }
+        if (!label_of.empty()) find_label_issues(db, nn, sub, label_of, t, add);
+        near = std::move(res.near);
+    }
+    (*timings)["similarity"] = seconds_since(t2);
+    warn_if_not_discriminative(near.pairs.size(), items.size(), o.model.model == "none", rep);
+    if (!split_of.empty()) {
+        for (const auto& l : graph::find_leaks(exact, near, split_of))
+            add("leak", l.a, &l.b, l.score, &l.threshold, l.detail);
+    }
+    db.set_meta("checksum", store::content_checksum(db));
+    fault_point("commit");
+    db.exec("COMMIT");
+    rep.report("duplicates", 1, 1, true);
+}
+
+} // namespace vislint::pipeline
