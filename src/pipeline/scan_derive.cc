@@ -161,7 +161,6 @@ void write_labels(store::Db& db, const std::vector<pipeline::Item>& items) {
 void derive_issues(store::Db& db, const ScanOptions& o, int threads, Reporter& rep,
                    std::map<std::string, double>* timings, std::string* index_description) {
     auto t0 = Clock::now();
-    std::vector<store::ImageRecord> images = store::read_images(db);
     const Thresholds& t = o.thresholds;
 
     db.exec("BEGIN");
@@ -178,25 +177,33 @@ void derive_issues(store::Db& db, const ScanOptions& o, int threads, Reporter& r
         fault_point("derive");
     };
 
+    // The image rows are streamed, never held: what is kept per image is its DupItem (hashes,
+    // size: ~80 bytes), its area (8), whether it has an embedding and its grey flag (1 bit each).
     std::vector<double> areas;
-    for (const auto& r : images)
-        if (r.has_pixels) areas.push_back(double(r.width) * r.height);
+    {
+        store::Stmt a(db.handle(), "SELECT width, height FROM images WHERE status = 'ok' AND width IS NOT NULL");
+        while (a.step()) areas.push_back(double(a.int64(0)) * double(a.int64(1)));
+    }
     const double median_area = median(areas);
+    std::vector<double>().swap(areas);
 
-    store::Stmt gray(db.handle(), "UPDATE images SET is_grayscale = ? WHERE id = ?");
     std::vector<graph::DupItem> items;
     std::vector<bool> embedded;
-    for (const auto& r : images) {
+    std::vector<std::pair<int64_t, bool>> grey; // written after the read: the cursor is on images
+    size_t unusable = 0;                        // model runs: decoded but no usable embedding
+    std::string unusable_example;
+    store::for_each_image(db, [&](store::ImageRecord&& r) {
         if (!r.status.ok()) {
             add("broken", r.id, nullptr, 1.0, nullptr, r.status.to_string());
-            continue;
+            return;
         }
+        if (!r.has_embedding && unusable++ == 0) unusable_example = r.path;
         if (r.ext_format != "unknown" && r.ext_format != r.format)
             add("wrong_extension", r.id, nullptr, 1.0, nullptr,
                 "content is " + r.format + " but the extension says " + r.ext_format);
         if (r.has_pixels) { // embeddings-only items have a vector and no pixels
             quality::ImageFacts facts{r.width, r.height, r.channels, r.stats};
-            gray.bind(1, int64_t(quality::is_grayscale(facts, t))).bind(2, r.id).run();
+            grey.emplace_back(r.id, quality::is_grayscale(facts, t));
             for (const auto& f : quality::quality_flags(facts, t, median_area))
                 add(f.type, r.id, nullptr, f.score, &f.threshold, f.detail);
         }
@@ -212,18 +219,19 @@ void derive_issues(store::Db& db, const ScanOptions& o, int threads, Reporter& r
         it.file_size = r.file_size;
         items.push_back(it);
         embedded.push_back(r.has_embedding);
+    });
+    {
+        store::Stmt gray(db.handle(), "UPDATE images SET is_grayscale = ? WHERE id = ?");
+        for (const auto& [id, g] : grey) gray.bind(1, int64_t(g)).bind(2, id).run();
+        std::vector<std::pair<int64_t, bool>>().swap(grey);
     }
     if (o.model.model != "none" && o.embeddings.empty()) {
         // With a model every analysed image gets an embedding unless the model's output for it
         // was all zeros or not finite: say so on every scan (rows are reused silently otherwise).
-        size_t unusable = 0;
-        std::string example;
-        for (const auto& r : images)
-            if (r.status.ok() && !r.has_embedding && unusable++ == 0) example = r.path;
         if (unusable)
             rep.log("warning", (o.model.model == "default" ? std::string("the default model") : "model " + o.model.model) +
                                    ": no usable embedding (all zeros, NaN or infinity) for " +
-                                   std::to_string(unusable) + " image(s), e.g. " + example +
+                                   std::to_string(unusable) + " image(s), e.g. " + unusable_example +
                                    "; they keep their other checks but are left out of near-duplicate, cluster, "
                                    "outlier and label checks");
     }

@@ -247,13 +247,12 @@ void bind_image(Stmt& s, const ImageRecord& r) {
     s.bind(25, int64_t(r.phash)).bind(26, int64_t(r.dhash));
 }
 
-std::vector<ImageRecord> read_images(Db& db) {
+void for_each_image(Db& db, const std::function<void(ImageRecord&&)>& f) {
     Stmt s(db.handle(),
            "SELECT id, path, file_size, mtime_ns, status, error, format, ext_format, width, height, "
            "channels, bit_depth, orientation, brightness, brightness_p01, brightness_p99, contrast, "
            "blur, entropy, saturation, colour_fraction, file_hash, pixel_hash, phash, dhash, "
            "has_embedding FROM images ORDER BY id");
-    std::vector<ImageRecord> out;
     while (s.step()) {
         ImageRecord r;
         r.id = s.int64(0);
@@ -289,8 +288,13 @@ std::vector<ImageRecord> read_images(Db& db) {
             r.dhash = uint64_t(s.int64(24));
         }
         r.has_embedding = s.int64(25) != 0; // embeddings-only items have one and no pixels
-        out.push_back(std::move(r));
+        f(std::move(r));
     }
+}
+
+std::vector<ImageRecord> read_images(Db& db) {
+    std::vector<ImageRecord> out;
+    for_each_image(db, [&](ImageRecord&& r) { out.push_back(std::move(r)); });
     return out;
 }
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -76,6 +77,9 @@ const std::string& image_upsert_sql();
 
 // Reads every image row, ordered by id.
 std::vector<ImageRecord> read_images(Db& db);
+// The same, one row at a time (memory independent of the number of rows). `f` must not write
+// the images table.
+void for_each_image(Db& db, const std::function<void(ImageRecord&&)>& f);
 
 // xxh3-128 (hex) of every row of every results table and of the meta keys other than
 // `checksum` and `run_state`, in a fixed order. A complete scan stores it as meta `checksum`;
