@@ -6,8 +6,9 @@
                               [--add-fraction 0.01 --add-out DIR2]
 
 Writes N side x side JPEGs (quality 90) as DIR/dFFFF/img_IIIIIII.jpg, 1000 per folder, and
-DIR/.gen_jpegs.json (parameters and the planted copies; written last, so its presence with the
-same parameters means the corpus is complete). With --add-out, round(N * --add-fraction) more
+DIR.gen_jpegs.json beside it (parameters and the planted copies; written last, so its presence
+with the same parameters means the corpus is complete; outside DIR, so a scan of DIR sees images
+only). With --add-out, round(N * --add-fraction) more
 files, distinct from the corpus (rows N, N + 1, ...), go to DIR2 (same layout, own marker): the
 new images of bench/scale.py's incremental re-scan.
 
@@ -40,7 +41,7 @@ import numpy as np
 from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
-MARKER = ".gen_jpegs.json"
+MARKER = ".gen_jpegs.json"  # suffix of the file beside the corpus
 VERSION = 1
 PER_FOLDER = 1000
 
@@ -180,9 +181,16 @@ def plan_copies(n: int, seed: int, exact: float, near: float) -> tuple:
     return kind, source
 
 
+def marker_path(out: Path) -> Path:
+    """Beside the corpus, not in it: a scan of DIR then sees images only (vislint counts any
+    other file as skipped)."""
+    out = Path(out)
+    return out.parent / (out.name + MARKER)
+
+
 def read_marker(out: Path):
     try:
-        return json.loads((out / MARKER).read_text())
+        return json.loads(marker_path(out).read_text())
     except (OSError, ValueError):
         return None
 
@@ -193,8 +201,8 @@ def write_set(out: Path, lo: int, hi: int, params: dict, procs: int, log, extra=
     if stored is not None and stored.get("params") == params:
         log(f"reusing {out} ({hi - lo:,} files)")
         return stored
-    if stored is not None or (out.exists() and any(p for p in out.iterdir()
-                                                     if not p.name.startswith("d"))):
+    if stored is not None or (out.exists() and any(not p.name.startswith("d") or not p.is_dir()
+                                                     for p in out.iterdir())):
         raise SystemExit(f"{out} holds something else (another corpus or other files): "
                          "delete it or choose another --out / --add-out")
     out.mkdir(parents=True, exist_ok=True)
@@ -228,8 +236,9 @@ def write_set(out: Path, lo: int, hi: int, params: dict, procs: int, log, extra=
               "distinct_base_md5": len(set(digests)) == len(digests) if not resumed else None}
     if extra:
         marker.update(extra)
-    (out / (MARKER + ".tmp")).write_text(json.dumps(marker) + "\n")
-    os.replace(out / (MARKER + ".tmp"), out / MARKER)
+    tmp = marker_path(out).with_suffix(".tmp")
+    tmp.write_text(json.dumps(marker) + "\n")
+    os.replace(tmp, marker_path(out))
     return marker
 
 
