@@ -201,10 +201,12 @@ def write_set(out: Path, lo: int, hi: int, params: dict, procs: int, log, extra=
     if stored is not None and stored.get("params") == params:
         log(f"reusing {out} ({hi - lo:,} files)")
         return stored
-    if stored is not None or (out.exists() and any(not p.name.startswith("d") or not p.is_dir()
-                                                     for p in out.iterdir())):
-        raise SystemExit(f"{out} holds something else (another corpus or other files): "
-                         "delete it or choose another --out / --add-out")
+    if stored is not None:
+        raise SystemExit(f"{out} holds a corpus made with other parameters ({marker_path(out)}: "
+                         f"{stored.get('params')}): delete both or choose another --out / --add-out")
+    if out.exists() and any(not p.name.startswith("d") or not p.is_dir() for p in out.iterdir()):
+        raise SystemExit(f"{out} holds files that are not this generator's folders: "
+                         "choose another --out / --add-out")
     out.mkdir(parents=True, exist_ok=True)
     side, seed = params["side"], params["seed"]
     tasks = []

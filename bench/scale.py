@@ -201,6 +201,18 @@ def step_emb(args, n: int, dim: int) -> dict:
                           clusters=0, classes=100, copy_fraction=0.005, flip_fraction=0.02,
                           val_fraction=0.1, outlier_fraction=0.001, chunk=100_000, threads=2,
                           force=False)
+    # Preflight: at 10 M x 1280 the data alone is 25.6 GB and the work dir holds the features
+    # again; failing after an hour of generation is worse than refusing now.
+    item = np.dtype(args.emb_dtype).itemsize
+    need = (0 if GE.is_complete(data, GE.params_of(gen)) else n * dim * item + n * 70) \
+        + n * dim * item + n * 400
+    free = shutil.disk_usage(args.data_dir).free
+    if need > free:
+        msg = (f"not enough disk for {n:,} x {dim}: needs ~{need / 1e9:.1f} GB under {args.data_dir}, "
+               f"{free / 1e9:.1f} GB free (delete the emb-* data of other sizes there, or pass "
+               "--delete-emb-data)")
+        log("  " + msg)
+        return {"n": n, "dim": dim, "dtype": args.emb_dtype, "returncode": 1, "error": msg}
     t0 = time.perf_counter()
     truth = GE.ensure(gen, log=lambda s: log("  " + s.strip()))
     gen_s = time.perf_counter() - t0
@@ -225,6 +237,8 @@ def step_emb(args, n: int, dim: int) -> dict:
             + f", label AUROC {rec['metrics']['label_issue'].get('auroc')}")
     if not args.keep_work:
         shutil.rmtree(work, ignore_errors=True)
+    if args.delete_emb_data:
+        shutil.rmtree(data, ignore_errors=True)
     return rec
 
 
@@ -365,6 +379,11 @@ def fmt_timings(t) -> str:
         + (f" (total {t['total']:.1f})" if "total" in t else "")
 
 
+def last_line(text) -> str:
+    lines = (text or "").strip().splitlines()
+    return f"`{lines[-1].replace('|', '/')}`" if lines else ""
+
+
 def gb(mb) -> str:
     return "—" if mb is None else f"{mb / 1024:.2f}"
 
@@ -401,7 +420,7 @@ def tables(results: dict) -> list:
         for r in emb:
             if r.get("returncode") != 0:
                 lines.append(f"| {r['n']:,} | {r['dim']} | failed | {gb(r.get('peak_rss_mb'))} | | | | | | | "
-                             f"exit {r.get('returncode')}: `{(r.get('error') or '').splitlines()[-1:] or ''}` |")
+                             f"exit {r.get('returncode')}: {last_line(r.get('error'))} |")
                 continue
             m = r.get("metrics", {})
             nd, lk, li, ol = (m.get(k, {}) for k in ("near_duplicate", "leak", "label_issue", "outlier"))
@@ -509,6 +528,9 @@ def main(argv=None) -> int:
     ap.add_argument("--resume", action="store_true", help="skip selected steps already in --json")
     ap.add_argument("--keep-work", action="store_true",
                     help="keep the emb and model work dirs (the jpeg one is always kept for add)")
+    ap.add_argument("--delete-emb-data", action="store_true",
+                    help="delete each generated embedding set after its scan (saves disk; a rerun "
+                         "generates it again)")
     ap.add_argument("--write-docs", action="store_true", help=f"rewrite the scale section of {B.rel(DOCS)}")
     args = ap.parse_args(argv)
     only = [s.strip() for s in args.only.split(",") if s.strip()]
