@@ -96,6 +96,11 @@ struct ScanOptions {
     // and more than 8,192 images are embedded), 0 = never reduce, N = PCA to N dimensions
     // whenever the embeddings have more. Similarities are re-scored at full dimension either way.
     int index_dim = -1;
+    // Embeddings instead of a model: a .npy (n x d, float16 or float32), row i = item i.
+    // With `names` and no inputs: the embeddings-only mode (items are the lines of `names`, any
+    // strings, stored verbatim and never opened; no per-image stats or hashes).
+    std::string embeddings;
+    std::string names;
     LabelOptions labels;
     // Discard the work dir's database, features and index first and analyse everything again
     // (the fix for a damaged work dir).

@@ -38,7 +38,7 @@ PathLike = Union[str, os.PathLike]
 # They come back as str the way os.fsdecode() makes them (bytes that are not UTF-8 become lone
 # surrogates), so os.fsencode(path) gives the original bytes and open(path) opens the file; they
 # go into the core as bytes (os.fsencode), which keeps every byte.
-_PATH_OPTIONS = ("model", "labels", "coco", "yolo")
+_PATH_OPTIONS = ("model", "labels", "coco", "yolo", "embeddings", "names")
 
 
 def _name_bytes(v) -> bytes:
@@ -121,9 +121,9 @@ def _log(level: str, message: str) -> None:
         print(f"vislint: {level}: {message}", file=sys.stderr)
 
 
-def scan(inputs: Union[None, PathLike, Iterable[PathLike]], work_dir: PathLike, *,
+def scan(inputs: Union[None, PathLike, Iterable[PathLike]] = None, work_dir: Optional[PathLike] = None, *,
          progress: bool = True, labels=None, report: bool = True, max_rows_per_type: Optional[int] = None,
-         **options) -> "Scan":
+         embeddings=None, names=None, **options) -> "Scan":
     """Scan folders, image files or list files into ``work_dir`` and return the result.
 
     Options (all optional; same meaning as the CLI flags with dashes): ``model`` ("none"),
@@ -149,7 +149,62 @@ def scan(inputs: Union[None, PathLike, Iterable[PathLike]], work_dir: PathLike, 
     ``max_rows_per_type``; it is checked before the scan starts). An unknown option or a bad value raises
     VislintError. The scan runs with the GIL released; Ctrl-C cancels it cleanly (what was
     analysed is kept and a re-run resumes) and raises KeyboardInterrupt.
+
+    Embeddings-only mode: ``embeddings`` (an n x d float16/float32 array, or the path of an .npy)
+    and ``names`` (n strings, or the path of a text file with one per line) and no ``inputs``:
+    item i is names[i] (stored verbatim, never opened) with vector embeddings[i]. It finds
+    near duplicates, duplicate groups, clusters, outliers, and with ``labels`` (a CSV path or a
+    DataFrame whose ``path`` column holds the names) label issues and leaks. An array or list is
+    written to a temporary file in ``work_dir`` for the scan (and re-imported on every call).
     """
+    if work_dir is None:
+        raise VislintError("scan() needs work_dir")
+    temp_files = []
+    if embeddings is not None or names is not None:
+        embeddings, names = _embedding_inputs(embeddings, names, work_dir, temp_files)
+        options["embeddings"] = embeddings
+        if names is not None:
+            options["names"] = names
+    try:
+        return _scan(inputs, work_dir, progress, labels, report, max_rows_per_type,
+                     names_only=embeddings is not None and not inputs, **options)
+    finally:
+        for f in temp_files:
+            f.unlink(missing_ok=True)
+
+
+def _embedding_inputs(embeddings, names, work_dir, temp_files):
+    """Paths for the embeddings and names, writing in-memory ones into work_dir."""
+    import numpy as np
+    if embeddings is None:
+        raise VislintError("names= goes with embeddings= (row i of embeddings is names[i])")
+    work = Path(os.fsdecode(work_dir))
+    if not isinstance(embeddings, (str, bytes, os.PathLike)):
+        arr = np.asarray(embeddings)
+        if arr.dtype not in (np.float16, np.float32):
+            raise VislintError(f"embeddings must be float16 or float32, got {arr.dtype} "
+                               "(e.g. embeddings.astype(np.float32))")
+        if arr.ndim != 2:
+            raise VislintError(f"embeddings must be a 2-D array (one row per item), got shape {arr.shape}")
+        work.mkdir(parents=True, exist_ok=True)
+        path = work / ".input-embeddings.npy"
+        np.save(path, np.ascontiguousarray(arr))
+        temp_files.append(path)
+        embeddings = path
+    if names is not None and not isinstance(names, (str, bytes, os.PathLike)):
+        names = [n.decode("utf-8", "surrogateescape") if isinstance(n, bytes) else str(n) for n in names]
+        bad = next((i for i, n in enumerate(names) if "\n" in n or "\r" in n or not n), None)
+        if bad is not None:
+            raise VislintError(f"names[{bad}] is empty or holds a line break: {names[bad]!r}")
+        work.mkdir(parents=True, exist_ok=True)
+        path = work / ".input-names.txt"
+        path.write_bytes("".join(n + "\n" for n in names).encode("utf-8", "surrogateescape"))
+        temp_files.append(path)
+        names = path
+    return _name_bytes(embeddings), None if names is None else _name_bytes(names)
+
+
+def _scan(inputs, work_dir, progress, labels, report, max_rows_per_type, names_only=False, **options):
     if inputs is None:
         inputs = []
     elif isinstance(inputs, (str, os.PathLike)):
@@ -159,7 +214,7 @@ def scan(inputs: Union[None, PathLike, Iterable[PathLike]], work_dir: PathLike, 
                else os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in options.items()}
     if labels is not None:
         if isinstance(labels, pd.DataFrame):
-            options["label_rows"] = _label_rows(labels)
+            options["label_rows"] = _label_rows(labels, names_only)
         else:
             options["labels"] = _name_bytes(labels)
     if report:
@@ -174,7 +229,7 @@ def scan(inputs: Union[None, PathLike, Iterable[PathLike]], work_dir: PathLike, 
     return Scan(work_dir)
 
 
-def _label_rows(df: pd.DataFrame) -> list:
+def _label_rows(df: pd.DataFrame, names_only: bool = False) -> list:
     missing = [c for c in ("path", "label") if c not in df.columns]
     if missing:
         raise VislintError(f"labels DataFrame needs columns path and label (missing: {', '.join(missing)})")
@@ -185,8 +240,9 @@ def _label_rows(df: pd.DataFrame) -> list:
             return b""
         return v if isinstance(v, bytes) else str(v).encode("utf-8", "surrogateescape")
 
-    return [(os.path.abspath(_name_bytes(p)), text(lab), text(sp))
-            for p, lab, sp in zip(df["path"], df["label"], splits)]
+    # Item names (embeddings-only mode) are keys as written; file paths resolve against the cwd.
+    key = text if names_only else (lambda p: os.path.abspath(_name_bytes(p)))
+    return [(key(p), text(lab), text(sp)) for p, lab, sp in zip(df["path"], df["label"], splits)]
 
 
 def embed(path: PathLike, **options):

@@ -247,6 +247,8 @@ PYBIND11_MODULE(_core, m) {
             take(opts, "batch_size", &o.model.batch_size);
             take(opts, "k", &o.k);
             take(opts, "index_dim", &o.index_dim);
+            take(opts, "embeddings", &o.embeddings);
+            take(opts, "names", &o.names);
             take(opts, "near_duplicate_threshold", &t.near_duplicate);
             take(opts, "cluster_threshold", &t.cluster);
             take(opts, "outlier_z", &t.outlier_z);

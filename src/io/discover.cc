@@ -26,9 +26,6 @@ bool ends_with_ci(const std::string& s, const std::string& suffix) {
     return true;
 }
 
-bool is_list_file(const std::string& path) {
-    return ends_with_ci(path, ".txt") || ends_with_ci(path, ".lst") || ends_with_ci(path, ".list");
-}
 
 std::string join(const std::string& dir, const std::string& name) {
     if (!dir.empty() && dir.back() == '/') return dir + name;
@@ -131,6 +128,27 @@ bool has_image_extension(const std::string& path) {
     return format_from_extension(path) != Format::kUnknown;
 }
 
+bool is_list_file(const std::string& path) {
+    return ends_with_ci(path, ".txt") || ends_with_ci(path, ".lst") || ends_with_ci(path, ".list");
+}
+
+std::vector<std::string> read_list_file(const std::string& given) {
+    const std::string input = absolute_path(given);
+    std::ifstream in(input);
+    if (!in) throw Error("cannot read list file: " + given);
+    std::vector<std::string> out;
+    std::string base = parent_of(input), line;
+    while (std::getline(in, line)) {
+        while (!line.empty() && std::isspace((unsigned char)line.back())) line.pop_back();
+        size_t b = 0;
+        while (b < line.size() && std::isspace((unsigned char)line[b])) ++b;
+        line = line.substr(b);
+        if (line.empty() || line[0] == '#') continue;
+        out.push_back(absolute_path(line[0] == '/' ? line : join(base, line)));
+    }
+    return out;
+}
+
 Discovery discover(const std::vector<std::string>& inputs, const std::string& exclude_dir) {
     Discovery out;
     std::string exclude;
@@ -157,17 +175,7 @@ Discovery discover(const std::vector<std::string>& inputs, const std::string& ex
         } else if (has_image_extension(input)) {
             walker.add(input);
         } else if (is_list_file(input)) {
-            std::ifstream in(input);
-            if (!in) throw Error("cannot read list file: " + given);
-            std::string base = parent_of(input), line;
-            while (std::getline(in, line)) {
-                while (!line.empty() && std::isspace((unsigned char)line.back())) line.pop_back();
-                size_t b = 0;
-                while (b < line.size() && std::isspace((unsigned char)line[b])) ++b;
-                line = line.substr(b);
-                if (line.empty() || line[0] == '#') continue;
-                walker.add(absolute_path(line[0] == '/' ? line : join(base, line)));
-            }
+            for (const std::string& path : read_list_file(given)) walker.add(path);
         } else {
             // A single file without an image extension: accept it when its content is an image.
             std::ifstream in(input, std::ios::binary);

@@ -37,4 +37,10 @@ std::string absolute_path(const std::string& path);
 // True when the file name has an extension vislint decodes.
 bool has_image_extension(const std::string& path);
 
+// The entries of a list file (.txt / .lst / .list: one path per line, relative to the list's
+// folder; blank lines and '#' comments skipped), absolute and normalised, in file order.
+// Throws vislint::Error when it cannot be read.
+std::vector<std::string> read_list_file(const std::string& given);
+bool is_list_file(const std::string& path); // by extension: .txt, .lst, .list
+
 } // namespace vislint::io

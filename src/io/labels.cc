@@ -128,6 +128,17 @@ bool set_label(Annotations* a, const std::string& path, const std::string& label
     return first;
 }
 
+// set_label() for an item name, the key as given.
+bool set_name_label(Annotations* a, const std::string& name, const std::string& label,
+                    const std::string& split) {
+    const bool first = !a->by_key.count(name);
+    ImageAnnotation& ann = a->by_key[name];
+    a->path_of[name] = name;
+    ann.label = label;
+    if (!split.empty()) ann.split = canonical_split(split);
+    return first;
+}
+
 // The `names:` of a YOLO data yaml: `names: [a, b]`, or a block of `- a` / `0: a` lines.
 std::vector<std::string> yaml_names(const std::string& path) {
     std::string text = read_text(path, "YOLO data file");
@@ -343,7 +354,7 @@ std::string majority_label(const std::vector<Box>& boxes) {
     return best;
 }
 
-Annotations read_labels_csv(const std::string& csv_path) {
+Annotations read_labels_csv(const std::string& csv_path, bool verbatim) {
     std::vector<CsvRecord> recs = parse_csv(read_text(csv_path, "labels file"), csv_path);
     if (recs.empty()) throw Error(csv_path + ": empty labels file (expected a header with path,label)");
     int col_path = -1, col_label = -1, col_split = -1;
@@ -368,6 +379,12 @@ Annotations read_labels_csv(const std::string& csv_path) {
                         std::to_string(f.size()));
         std::string p = trim(f[size_t(col_path)]);
         if (p.empty()) throw Error(where + ": empty path");
+        if (verbatim) {
+            if (!set_name_label(&a, f[size_t(col_path)], trim(f[size_t(col_label)]),
+                                col_split >= 0 ? f[size_t(col_split)] : ""))
+                ++repeated;
+            continue;
+        }
         std::string path = resolve(base, p);
         if (!file_exists(path)) {
             note_missing(&a, path);

@@ -45,7 +45,9 @@ std::string path_key(const std::string& path);
 
 // CSV with a header row naming `path` and `label` (any case, any order) and optionally `split`;
 // other columns are ignored. RFC 4180 quoting; UTF-8 BOM and CRLF accepted.
-Annotations read_labels_csv(const std::string& csv_path);
+// `verbatim`: the path column holds item names (embeddings-only mode), used as keys exactly as
+// written, never resolved or checked on disk.
+Annotations read_labels_csv(const std::string& csv_path, bool verbatim = false);
 
 // In-memory rows (relative paths resolve against the current directory).
 Annotations read_label_rows(const std::vector<LabelRow>& rows);

@@ -30,6 +30,8 @@ void write_run_json(const ScanOptions& o, const ScanSummary& s, int threads, con
                     {"precision", o.model.precision},
                     {"k", o.k},
                     {"index_dim", o.index_dim},
+                    {"embeddings", o.embeddings},
+                    {"names", o.names},
                     {"threads", threads},
                     {"max_pixels", o.max_pixels},
                     {"max_image_memory_mb", o.max_image_memory_mb},

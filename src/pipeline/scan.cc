@@ -51,8 +51,20 @@ void validate(const ScanOptions& o) {
         }
     }
     embed::check_model_options(o.model);
-    need(!o.inputs.empty() || (!lo.labels.empty() && lo.labels != "folder") || !lo.rows.empty() ||
-             !lo.coco.empty() || !lo.yolo.empty(),
+    need(o.names.empty() || !o.embeddings.empty(), "--names goes with --embeddings EMB.npy (row i = line i)");
+    if (!o.embeddings.empty()) {
+        need(o.model.model == "default",
+             "--embeddings replaces the model: leave out --model (got --model " + o.model.model + ")");
+        need(!o.inputs.empty() || !o.names.empty(),
+             "--embeddings needs --names NAMES.txt (one name per row) when no images are given");
+        need(o.inputs.empty() || o.names.empty(),
+             "--names is for embeddings without images: give either inputs or --names, not both");
+        need(!o.inputs.empty() || (lo.labels != "folder" && lo.coco.empty() && lo.yolo.empty() && !lo.objects),
+             "with --embeddings and --names the items are names, not files: labels come from a CSV "
+             "(path,label[,split] keyed by name); --labels folder, --coco, --yolo and --objects need images");
+    }
+    need(!o.inputs.empty() || !o.embeddings.empty() || (!lo.labels.empty() && lo.labels != "folder") ||
+             !lo.rows.empty() || !lo.coco.empty() || !lo.yolo.empty(),
          "no input given: pass one or more folders, images or list files");
     need(!lo.objects || !lo.coco.empty() || !lo.yolo.empty(), "--objects needs boxes: pass --coco FILE or --yolo DIR");
     need(lo.min_box_side >= 1, "--min-box-side must be >= 1");
@@ -87,6 +99,37 @@ void validate(const ScanOptions& o) {
     need(t.dhash_radius >= 0 && t.dhash_radius <= 64, "--dhash-radius must be between 0 and 64");
 }
 
+namespace {
+
+// Derive the issues, count them, end the run and write the run record.
+ScanSummary finish_scan(store::Db& db, const ScanOptions& options, Reporter& rep, int threads,
+                        const std::string& started, Clock::time_point t0, RunState& run_state,
+                        const embed::ModelSpec* model, ScanSummary* out) {
+    ScanSummary& summary = *out;
+    auto t3 = Clock::now();
+    derive_issues(db, options, threads, rep, &summary.timings, &summary.index);
+    summary.timings["issues"] = seconds_since(t3);
+
+    for (const auto& type : issue_types()) summary.issue_counts[type] = 0;
+    {
+        store::Stmt s(db.handle(), "SELECT type, count(*) FROM issues GROUP BY type");
+        while (s.step()) summary.issue_counts[s.text(0)] = uint64_t(s.int64(1));
+        store::Stmt c(db.handle(), "SELECT count(*) FROM images");
+        c.step();
+        summary.images = uint64_t(c.int64(0));
+    }
+    summary.timings["total"] = seconds_since(t0);
+    summary.warnings = rep.warnings();
+    run_state.end("complete");
+    // One file again (no -wal / -shm), so a copy or a read-only mount of the work dir reads.
+    db.leave_wal();
+    write_run_json(options, summary, threads, "complete", started, model);
+    store::remove_tmp_files(options.work_dir);
+    return summary;
+}
+
+} // namespace
+
 ScanSummary scan(const ScanOptions& options, Progress* progress) {
     validate(options);
     const std::string started = now_iso8601();
@@ -103,22 +146,26 @@ ScanSummary scan(const ScanOptions& options, Progress* progress) {
 
     auto t0 = Clock::now();
     const LabelOptions& lo = options.labels;
-    io::Annotations annotations = pipeline::read_annotations(lo, options.inputs);
-    io::Discovery found = io::discover(options.inputs.empty() ? pipeline::inputs_from_labels(lo, annotations)
-                                                              : options.inputs,
-                                       options.work_dir);
-    summary.skipped_files = found.skipped_files;
-    for (const auto& w : found.warnings) rep.log("warning", w);
-    if (found.skipped_files > 0) {
-        std::string msg = "skipped " + std::to_string(found.skipped_files) +
-                          " file(s) without an image extension, e.g. " + found.skipped_examples[0];
-        rep.log("info", msg);
+    const bool names_only = embeddings_only(options); // items are names, not files
+    pipeline::ItemPlan items;
+    if (!names_only) {
+        io::Annotations annotations = pipeline::read_annotations(lo, options.inputs);
+        io::Discovery found = io::discover(options.inputs.empty() ? pipeline::inputs_from_labels(lo, annotations)
+                                                                  : options.inputs,
+                                           options.work_dir);
+        summary.skipped_files = found.skipped_files;
+        for (const auto& w : found.warnings) rep.log("warning", w);
+        if (found.skipped_files > 0) {
+            std::string msg = "skipped " + std::to_string(found.skipped_files) +
+                              " file(s) without an image extension, e.g. " + found.skipped_examples[0];
+            rep.log("info", msg);
+        }
+        items = pipeline::build_items(lo, found, std::move(annotations));
+        for (const auto& w : items.warnings) rep.log("warning", w);
+        summary.labelled = items.labelled;
+        summary.missing_label_files = items.missing_label_files;
+        summary.skipped_boxes = items.skipped_boxes;
     }
-    pipeline::ItemPlan items = pipeline::build_items(lo, found, std::move(annotations));
-    for (const auto& w : items.warnings) rep.log("warning", w);
-    summary.labelled = items.labelled;
-    summary.missing_label_files = items.missing_label_files;
-    summary.skipped_boxes = items.skipped_boxes;
     summary.timings["discover"] = seconds_since(t0);
     check_work_dir(options);
     if (!lock) lock = std::make_unique<store::WorkDirLock>(options.work_dir);
@@ -126,7 +173,7 @@ ScanSummary scan(const ScanOptions& options, Progress* progress) {
     if (options.rebuild) store::remove_results(options.work_dir);
 
     std::unique_ptr<embed::ModelSpec> model;
-    if (options.model.model != "none")
+    if (options.model.model != "none" && options.embeddings.empty())
         model = std::make_unique<embed::ModelSpec>(embed::resolve_model(options.model));
 
     summary.db_path = (fs::path(options.work_dir) / store::kDbName).string();
@@ -136,13 +183,35 @@ ScanSummary scan(const ScanOptions& options, Progress* progress) {
     if ((!stored.empty() || db.meta("run_state") == "complete") && stored != store::content_checksum(db))
         store::throw_damaged(summary.db_path, "its rows do not match the checksum the scan stored");
     RunState run_state(db, rep);
-    const std::string signature = analysis_signature(options, model.get());
+    // Precomputed vectors for images: checked whole before anything is written.
+    std::unique_ptr<GivenVectors> given;
+    if (!options.embeddings.empty() && !names_only) given = std::make_unique<GivenVectors>(options, rep);
+    const std::string signature =
+        names_only ? embeddings_signature(options)
+                   : analysis_signature(options, model.get()) + (given ? "; vectors " + given->identity() : "");
     const std::string features_path = (fs::path(options.work_dir) / store::kFeaturesName).string();
     const bool reuse = db.meta("analysis_signature") == signature &&
-                       (!model || store::feature_file_shape(features_path).second > 0);
+                       ((!model && !given) || store::feature_file_shape(features_path).second > 0);
+    if (names_only) {
+        auto t1 = Clock::now();
+        db.exec("BEGIN");
+        db.set_meta("run_state", "running");
+        db.exec("DELETE FROM meta WHERE key = 'checksum'");
+        db.set_meta("model", "embeddings");
+        db.set_meta("model_options", nlohmann::json{{"model", "embeddings"}}.dump());
+        db.exec("COMMIT");
+        summary.analysed = import_embeddings(db, options, reuse, rep);
+        db.set_meta("analysis_signature", signature); // last: the import is complete
+        summary.labelled = write_name_labels(db, options, rep);
+        store::Stmt c(db.handle(), "SELECT count(*) FROM images");
+        c.step();
+        summary.reused = summary.analysed ? 0 : uint64_t(c.int64(0));
+        summary.timings["import"] = seconds_since(t1);
+        return finish_scan(db, options, rep, threads, started, t0, run_state, nullptr, &summary);
+    }
 
     auto t1 = Clock::now();
-    Planned planned = plan(db, items.items, reuse, model ? features_path : "", rep);
+    Planned planned = plan(db, items.items, reuse, model || given ? features_path : "", rep);
     summary.reused = planned.reused;
     summary.removed = planned.removed_ids.size();
     db.exec("BEGIN");
@@ -152,7 +221,7 @@ ScanSummary scan(const ScanOptions& options, Progress* progress) {
     // features file is reset below): mark them changed so that a resumed scan re-analyses them.
     if (!reuse) db.exec("UPDATE images SET mtime_ns = -1, has_embedding = 0");
     db.set_meta("analysis_signature", signature);
-    db.set_meta("model", model ? model->id : "none");
+    db.set_meta("model", model ? model->id : given ? "embeddings" : "none");
     // JSON holds UTF-8 only: a --model path of other bytes is kept with U+FFFD in their place (so
     // `similar` then reports that model file as not found) rather than ending the scan.
     db.set_meta("model_options", nlohmann::json{{"model", options.model.model},
@@ -163,7 +232,7 @@ ScanSummary scan(const ScanOptions& options, Progress* progress) {
                                                 {"precision", options.model.precision}}
                                      .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     db.exec("COMMIT");
-    if (!model) { // hash-only: no stale embeddings or index of another run
+    if (!model && !given) { // hash-only: no stale embeddings or index of another run
         fs::remove(features_path);
         fs::remove(fs::path(options.work_dir) / kIndexName);
         db.exec("DELETE FROM embedding_index; DELETE FROM clusters;");
@@ -192,6 +261,12 @@ ScanSummary scan(const ScanOptions& options, Progress* progress) {
             for (int64_t id : planned.removed_ids) features->zero_row(id);
             features->sync(); // before the rows go: a crash must not leave vectors of unknown ids
             ctx.features = features.get();
+        } else if (given) {
+            features = std::make_unique<store::FeatureFile>(features_path, given->dim(), !reuse);
+            for (int64_t id : planned.removed_ids) features->zero_row(id);
+            features->sync();
+            ctx.features = features.get();
+            ctx.given = given.get();
         }
         if (!planned.removed_ids.empty()) {
             db.exec("BEGIN");
@@ -217,28 +292,10 @@ ScanSummary scan(const ScanOptions& options, Progress* progress) {
                         " images are saved in " + options.work_dir + " and a re-run resumes from there");
     }
 
-    auto t3 = Clock::now();
     write_labels(db, items.items);
     std::vector<pipeline::Item>().swap(items.items);
-    derive_issues(db, options, threads, rep, &summary.timings, &summary.index);
-    summary.timings["issues"] = seconds_since(t3);
-
-    for (const auto& type : issue_types()) summary.issue_counts[type] = 0;
-    {
-        store::Stmt s(db.handle(), "SELECT type, count(*) FROM issues GROUP BY type");
-        while (s.step()) summary.issue_counts[s.text(0)] = uint64_t(s.int64(1));
-        store::Stmt c(db.handle(), "SELECT count(*) FROM images");
-        c.step();
-        summary.images = uint64_t(c.int64(0));
-    }
-    summary.timings["total"] = seconds_since(t0);
-    summary.warnings = rep.warnings();
-    run_state.end("complete");
-    // One file again (no -wal / -shm), so a copy or a read-only mount of the work dir reads.
-    db.leave_wal();
-    write_run_json(options, summary, threads, "complete", started, model.get());
-    store::remove_tmp_files(options.work_dir);
-    return summary;
+    return finish_scan(db, options, rep, threads, started, t0, run_state, model.get(), &summary);
 }
+
 
 } // namespace vislint

@@ -140,6 +140,7 @@ void analyse_all(store::Db& db, std::vector<store::ImageRecord>& todo, AnalyseCo
         }
     } joiner{stop, jobs, done, closer, saved_cv_threads};
 
+    std::vector<float> given_row(ctx.given ? size_t(ctx.given->dim()) : 0);
     store::Stmt upsert(db.handle(), store::image_upsert_sql());
     // The rows of a transaction say has_embedding = 1 only once their vectors are on disk.
     auto commit = [&] {
@@ -158,7 +159,10 @@ void analyse_all(store::Db& db, std::vector<store::ImageRecord>& todo, AnalyseCo
             if (ctx.features) {
                 // An all-zero row is the embedder's "no usable output" (zeros, NaN or inf): such
                 // an image keeps its other checks but stays out of the index (see derive_issues).
-                const auto& e = embedding.empty() ? embedding_none : embedding[*i];
+                const std::vector<float>* pick = embedding.empty() ? &embedding_none : &embedding[*i];
+                if (ctx.given) // precomputed vectors: the image's row when it decoded
+                    pick = r.status.ok() && ctx.given->get(r.path, given_row.data()) ? &given_row : &embedding_none;
+                const std::vector<float>& e = *pick;
                 if (std::any_of(e.begin(), e.end(), [](float v) { return v != 0; })) {
                     ctx.features->write_row(r.id, e.data());
                     r.has_embedding = true;

@@ -194,10 +194,12 @@ void derive_issues(store::Db& db, const ScanOptions& o, int threads, Reporter& r
         if (r.ext_format != "unknown" && r.ext_format != r.format)
             add("wrong_extension", r.id, nullptr, 1.0, nullptr,
                 "content is " + r.format + " but the extension says " + r.ext_format);
-        quality::ImageFacts facts{r.width, r.height, r.channels, r.stats};
-        gray.bind(1, int64_t(quality::is_grayscale(facts, t))).bind(2, r.id).run();
-        for (const auto& f : quality::quality_flags(facts, t, median_area))
-            add(f.type, r.id, nullptr, f.score, &f.threshold, f.detail);
+        if (r.has_pixels) { // embeddings-only items have a vector and no pixels
+            quality::ImageFacts facts{r.width, r.height, r.channels, r.stats};
+            gray.bind(1, int64_t(quality::is_grayscale(facts, t))).bind(2, r.id).run();
+            for (const auto& f : quality::quality_flags(facts, t, median_area))
+                add(f.type, r.id, nullptr, f.score, &f.threshold, f.detail);
+        }
         graph::DupItem it;
         it.id = r.id;
         it.file_hash = r.file_hash;
@@ -211,7 +213,7 @@ void derive_issues(store::Db& db, const ScanOptions& o, int threads, Reporter& r
         items.push_back(it);
         embedded.push_back(r.has_embedding);
     }
-    if (o.model.model != "none") {
+    if (o.model.model != "none" && o.embeddings.empty()) {
         // With a model every analysed image gets an embedding unless the model's output for it
         // was all zeros or not finite: say so on every scan (rows are reused silently otherwise).
         size_t unusable = 0;
@@ -238,7 +240,8 @@ void derive_issues(store::Db& db, const ScanOptions& o, int threads, Reporter& r
             ++group_id;
         }
     };
-    graph::ExactResult exact = graph::find_exact(items);
+    // Without pixels there are no content hashes to match (they would all be equal).
+    graph::ExactResult exact = embeddings_only(o) ? graph::ExactResult{} : graph::find_exact(items);
     const double one = 1.0;
     for (const auto& p : exact.pairs) add("exact_duplicate", p.a, &p.b, p.score, &one, p.detail);
     write_groups(exact.groups);
@@ -263,7 +266,7 @@ void derive_issues(store::Db& db, const ScanOptions& o, int threads, Reporter& r
     }
     db.exec("UPDATE labels SET label_score = NULL, suggested = NULL; DELETE FROM label_votes;");
     graph::NearResult near;
-    if (o.model.model == "none") {
+    if (!has_vectors(o)) {
         near = graph::find_near_by_hash(items, exact, t.hash_radius, t.dhash_radius, threads);
         for (const auto& p : near.pairs) add("near_duplicate", p.a, &p.b, p.score, &p.threshold, p.detail);
         write_groups(near.groups);
@@ -302,7 +305,7 @@ void derive_issues(store::Db& db, const ScanOptions& o, int threads, Reporter& r
         near = std::move(res.near);
     }
     (*timings)["similarity"] = seconds_since(t2);
-    warn_if_not_discriminative(near.pairs.size(), items.size(), o.model.model == "none", rep);
+    warn_if_not_discriminative(near.pairs.size(), items.size(), !has_vectors(o), rep);
     if (!split_of.empty()) {
         for (const auto& l : graph::find_leaks(exact, near, split_of))
             add("leak", l.a, &l.b, l.score, &l.threshold, l.detail);

@@ -9,7 +9,10 @@
 #include <string>
 #include <vector>
 
+#include <unordered_map>
+
 #include "embed/embedder.h"
+#include "io/npy.h"
 #include "pipeline/items.h"
 #include "store/db.h"
 #include "store/features.h"
@@ -80,6 +83,8 @@ Planned plan(store::Db& db, const std::vector<pipeline::Item>& items, bool reuse
 
 // ---- analyse (scan_analyse.cc)
 
+class GivenVectors;
+
 // Everything the analysis stage needs besides the file list.
 struct AnalyseContext {
     int threads = 1;
@@ -91,6 +96,7 @@ struct AnalyseContext {
     int batch_size = 16;
     store::FeatureFile* features = nullptr;
     double box_margin = 0.1;
+    const GivenVectors* given = nullptr; // --embeddings with images: vectors instead of a model
 };
 
 // Analyses `todo` and writes each record as it arrives.
@@ -102,6 +108,45 @@ struct AnalyseContext {
 // overlap and at most (queue capacity + batch) model inputs exist at any time.
 void analyse_all(store::Db& db, std::vector<store::ImageRecord>& todo, AnalyseContext& ctx,
                  Reporter& rep, bool* cancelled);
+
+// ---- analyse, embeddings-only mode (scan_embeddings.cc)
+
+// Whether the scan compares vectors: a model's, or the user's (--embeddings).
+inline bool has_vectors(const ScanOptions& o) { return o.model.model != "none" || !o.embeddings.empty(); }
+inline bool embeddings_only(const ScanOptions& o) { return !o.embeddings.empty() && o.inputs.empty(); }
+
+// What the items of an embeddings-only scan depend on: both files' path, size and mtime.
+std::string embeddings_signature(const ScanOptions& o);
+
+// Checks the names file and the .npy whole (counts, empty or repeated names, dtype, shape,
+// non-finite or zero rows: vislint::Error naming the file, line or row), then writes one images
+// row and one features.npy row per item. `reuse` (same signature): nothing is re-read when
+// features.npy already has every row. Returns the number of items imported (0 when reused).
+uint64_t import_embeddings(store::Db& db, const ScanOptions& o, bool reuse, Reporter& rep);
+
+// Precomputed vectors for images (`scan LIST.txt --embeddings EMB.npy`): row i of the .npy is
+// the i-th entry of the list file. The images are still decoded for stats, hashes and broken
+// checks; these vectors take the model's place. Thread-safe after construction.
+class GivenVectors {
+public:
+    // Checks the list (one input, a list file, no repeated entry), the .npy (as the
+    // embeddings-only mode does) and that they have as many rows; vislint::Error otherwise.
+    GivenVectors(const ScanOptions& o, Reporter& rep);
+    int dim() const { return emb_.cols(); }
+    // Path, size and mtime of the .npy and the list: part of the analysis signature.
+    const std::string& identity() const { return identity_; }
+    // The L2-normalised row of `path` into out (dim() floats); false when it is not listed.
+    bool get(const std::string& path, float* out) const;
+
+private:
+    io::NpyMatrix emb_;
+    std::unordered_map<std::string, int64_t> row_of_;
+    std::string identity_;
+};
+
+// Rewrites the labels table from a labels CSV / rows keyed by item name (exactly as written).
+// Returns the number of labelled items.
+uint64_t write_name_labels(store::Db& db, const ScanOptions& o, Reporter& rep);
 
 // ---- derive (scan_derive.cc)
 

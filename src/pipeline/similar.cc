@@ -30,13 +30,20 @@ struct Opened {
     embed::ModelSpec spec;
 };
 
-Opened open_work_dir(const std::string& work_dir) {
+// `need_model`: the query is an image to embed (not a vector).
+Opened open_work_dir(const std::string& work_dir, bool need_model = true) {
     Opened o;
     o.db = store::open_results(work_dir);
     std::string model_id = o.db->meta("model");
     if (model_id.empty() || model_id == "none")
         throw Error("work dir " + work_dir + " was scanned with --model none: similarity search needs "
                     "embeddings; re-scan with a model (the default is EfficientNet-Lite0)");
+    if (model_id == "embeddings") { // --embeddings --names: vectors of the user's, no model
+        if (need_model)
+            throw Error("work dir " + work_dir + " holds the vectors given with --embeddings and no model to "
+                        "embed an image: search it with a vector (Python Scan.similar(vector))");
+        return o;
+    }
     ModelOptions mo;
     try {
         auto j = nlohmann::json::parse(o.db->meta("model_options"));
@@ -195,7 +202,7 @@ std::vector<SimilarHit> similar(const std::string& work_dir, const std::string& 
 }
 
 std::vector<SimilarHit> similar_to_vector(const std::string& work_dir, const float* vec, int dim, int k) {
-    Opened o = open_work_dir(work_dir);
+    Opened o = open_work_dir(work_dir, false);
     return search(work_dir, *o.db, std::vector<float>(vec, vec + dim), k, "");
 }
 

@@ -287,8 +287,8 @@ std::vector<ImageRecord> read_images(Db& db) {
             r.pixel_hash = parse_hash(s.text(22));
             r.phash = uint64_t(s.int64(23));
             r.dhash = uint64_t(s.int64(24));
-            r.has_embedding = s.int64(25) != 0;
         }
+        r.has_embedding = s.int64(25) != 0; // embeddings-only items have one and no pixels
         out.push_back(std::move(r));
     }
     return out;

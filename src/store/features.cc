@@ -105,6 +105,16 @@ void FeatureFile::write_row(int64_t id, const float* values) {
     pending_rows_ = std::max(pending_rows_, id + 1);
 }
 
+void FeatureFile::write_rows(int64_t first, int64_t count, const float* values) {
+    if (count <= 0) return;
+    cv::Mat src(1, int(count * dim_), CV_32F, const_cast<float*>(values)), half;
+    src.convertTo(half, CV_16F);
+    const off_t off = off_t(kHeaderSize + size_t(first) * dim_ * 2);
+    if (!pwrite_all(fd_, half.data, size_t(count) * dim_ * 2, off))
+        throw Error("cannot write " + path_ + ": " + std::strerror(errno));
+    pending_rows_ = std::max(pending_rows_, first + count);
+}
+
 void FeatureFile::zero_row(int64_t id) {
     std::vector<float> zeros(size_t(dim_), 0.f);
     write_row(id, zeros.data());

@@ -25,6 +25,8 @@ public:
     FeatureFile& operator=(const FeatureFile&) = delete;
 
     void write_row(int64_t id, const float* values); // converts to float16
+    // Rows first .. first + count - 1 from `values` (count x dim), in one write.
+    void write_rows(int64_t first, int64_t count, const float* values);
     void zero_row(int64_t id);
     // Makes every row written so far durable (fdatasync) and the header's shape cover them.
     void sync();

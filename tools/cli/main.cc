@@ -272,6 +272,8 @@ int main(int argc, char** argv) {
     scan->add_option("--batch-size", opt.model.batch_size, "images per inference batch")->capture_default_str();
     scan->add_option("--precision", opt.model.precision, "inference precision: auto (bf16 where the CPU has it, else f32), f32, bf16 or int8")->capture_default_str();
     scan->add_option("-k", opt.k, "neighbours per image in the kNN graph")->capture_default_str();
+    scan->add_option("--embeddings", opt.embeddings, "vectors instead of a model: an .npy (n x d, float16/float32), row i = item i; with --names and no inputs, items are names (embeddings-only)");
+    scan->add_option("--names", opt.names, "embeddings-only: a text file, line i = the name of row i (any string: path, URL or id; never opened)");
     scan->add_option("--index-dim", opt.index_dim, "kNN index dimension: -1 = PCA to 256 above 8,192 images, 0 = never reduce, N = PCA to N (similarities stay exact)")->capture_default_str();
     scan->add_option("--near-duplicate-threshold", t.near_duplicate, "near_duplicate when cosine similarity >= (with a model)")->capture_default_str();
     scan->add_option("--cluster-threshold", t.cluster, "clusters join images with cosine similarity >= (with a model)")->capture_default_str();
