@@ -36,7 +36,7 @@ The data, and why it looks like real embeddings rather than i.i.d. noise:
   independently per row, so ~18 % of the planted pairs straddle train / val (the leaks).
 
 truth.json: params, pairs ([copy, original] row numbers), flipped (rows), leaks (the planted
-pairs whose rows are in different splits), outliers (rows), and checks: the cosines of the
+pairs whose rows are in different splits, as [val row, train row]), outliers (rows), and checks: the cosines of the
 planted pairs as stored, of --check-pairs random non-planted pairs and, for --check-queries rows
 of one class that are in no planted group, the cosine of their nearest neighbour inside the
 class (the precision risk: a non-planted pair above 0.90). The checks are printed too.
@@ -55,7 +55,7 @@ from pathlib import Path
 import numpy as np
 
 GENERATOR = "bench/gen_embeddings.py"
-VERSION = 1
+VERSION = 2
 SPECTRUM_J0, SPECTRUM_ALPHA = 30.0, 1.8
 W_MEAN, W_CLASS, W_CLUSTER, W_NOISE, W_OUTLIER = 0.6, 0.6, 0.6, 0.9, 1.2
 NEAR_THRESHOLD = 0.90  # vislint's default --near-duplicate-threshold
@@ -254,7 +254,9 @@ def generate(p: dict, out: Path, chunk: int = 100_000, threads: int = 2, log=pri
         "checks": checks,
         "pairs": np.stack([copies, originals], 1).tolist(),
         "flipped": flipped.tolist(),
-        "leaks": np.stack([copies[leaks], originals[leaks]], 1).tolist(),
+        # [val row, train row]: vislint reports a leak on the later split's item.
+        "leaks": np.stack([np.where(val[copies], copies, originals)[leaks],
+                           np.where(val[copies], originals, copies)[leaks]], 1).tolist(),
         "outliers": outliers.tolist(),
     }
     del mm
