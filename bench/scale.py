@@ -20,7 +20,9 @@ Steps (`--only emb,jpeg,model,add`, default all):
   jpeg scan when it already holds the add-on files): time as a fraction of the full scan.
 
 Every vislint run is started by a small wrapper process that reports that child's own rusage
-(bench/bench_scan.py's run_measured), so peak RSS is vislint's alone. Results accumulate in
+(as bench/bench_scan.py does), so peak RSS is vislint's alone; the wrapper also samples
+/proc/PID/status for the peaks of anonymous and file-backed resident memory (mapped
+features.npy pages count in RSS but are reclaimable). Results accumulate in
 --json (default build/bench/scale.json): steps not selected keep their earlier records, and
 --resume skips selected steps whose record is already there (a long run that stopped goes on
 where it stopped; generated data is always reused). --write-docs replaces the section between
@@ -43,6 +45,7 @@ import platform
 import shlex
 import shutil
 import sqlite3
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -53,7 +56,7 @@ import numpy as np
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 sys.dont_write_bytecode = True  # no bench/__pycache__ from the imports below
-import bench_scan as B  # noqa: E402  (run_measured, machine facts)
+import bench_scan as B  # noqa: E402  (machine facts, paths, log tails)
 import gen_embeddings as GE  # noqa: E402
 import gen_jpegs as GJ  # noqa: E402
 
@@ -69,15 +72,71 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
+# Like bench_scan.py's wrapper (the child's own rusage, from a small fresh process), plus the
+# peak of /proc/PID/status RssAnon and RssFile sampled every 0.2 s: ru_maxrss counts the resident
+# pages of memory-mapped files (features.npy, the SQLite database) too, which the kernel can drop
+# under pressure; RssAnon is the part that has to fit in RAM.
+_WRAPPER = r"""
+import json, os, subprocess, sys, threading, time
+cmd = json.loads(sys.argv[1])
+peak = {"RssAnon": 0, "RssFile": 0}
+t0 = time.perf_counter()
+p = subprocess.Popen(cmd)
+done = threading.Event()
+def sample():
+    path = "/proc/%d/status" % p.pid
+    while not done.is_set():
+        try:
+            with open(path) as fh:
+                for line in fh:
+                    k, _, v = line.partition(":")
+                    if k in peak:
+                        peak[k] = max(peak[k], int(v.split()[0]))
+        except (OSError, ValueError, IndexError):
+            pass
+        done.wait(0.2)
+th = threading.Thread(target=sample, daemon=True)
+th.start()
+try:
+    _pid, status, ru = os.wait4(p.pid, 0)
+except BaseException:
+    p.kill(); p.wait(); raise
+wall = time.perf_counter() - t0
+done.set()
+with open(sys.argv[2], "w") as fh:
+    json.dump({"seconds": wall, "cpu_seconds": ru.ru_utime + ru.ru_stime,
+               "peak_rss_mb": ru.ru_maxrss / 1024,
+               "peak_rss_anon_mb": peak["RssAnon"] / 1024, "peak_rss_file_mb": peak["RssFile"] / 1024,
+               "returncode": os.waitstatus_to_exitcode(status)}, fh)
+"""
+
+
+def run_measured(cmd: list, log_path: Path) -> dict:
+    res_path = log_path.with_suffix(".rusage.json")
+    res_path.unlink(missing_ok=True)
+    with open(log_path, "wb") as fh:
+        rc = subprocess.call([sys.executable, "-I", "-S", "-c", _WRAPPER, json.dumps(cmd), str(res_path)],
+                             cwd=REPO, stdout=fh, stderr=subprocess.STDOUT)
+    try:
+        res = json.loads(res_path.read_text())
+    except (OSError, ValueError):
+        res = {"seconds": float("nan"), "cpu_seconds": float("nan"), "peak_rss_mb": float("nan"),
+               "returncode": rc or 1}
+    res_path.unlink(missing_ok=True)
+    return res
+
+
 def run_vislint(cmd: list, log_path: Path) -> dict:
     log("  $ " + shlex.join(map(str, cmd)))
-    r = B.run_measured([str(c) for c in cmd], log_path)
+    r = run_measured([str(c) for c in cmd], log_path)
     r["command"] = shlex.join(B.rel(Path(c)) if isinstance(c, Path) else str(c) for c in cmd)
     if r["returncode"] != 0:
         r["error"] = B.tail(log_path, 15)
         log(f"  FAILED (exit {r['returncode']}), log {B.rel(log_path)}:\n{r['error']}")
     else:
-        log(f"  {r['seconds']:.1f} s, peak RSS {r['peak_rss_mb']:.0f} MB")
+        log(f"  {r['seconds']:.1f} s, peak RSS {r['peak_rss_mb']:.0f} MB "
+            f"(sampled peaks: anonymous {r.get('peak_rss_anon_mb', 0):.0f} MB, "
+            f"file-backed {r.get('peak_rss_file_mb', 0):.0f} MB)")
     return r
 
 
@@ -429,7 +488,9 @@ def slopes(emb: list) -> list:
             out.append({"dim": dim, "n1": a["n"], "n2": b["n"], "rss1_mb": a["peak_rss_mb"],
                         "rss2_mb": b["peak_rss_mb"],
                         "bytes_per_item": round((b["peak_rss_mb"] - a["peak_rss_mb"]) * 2 ** 20
-                                                / (b["n"] - a["n"]), 1)})
+                                                / (b["n"] - a["n"]), 1),
+                        "anon_bytes_per_item": round((b.get("peak_rss_anon_mb", 0) - a.get("peak_rss_anon_mb", 0))
+                                                     * 2 ** 20 / (b["n"] - a["n"]), 1)})
     return out
 
 
@@ -442,27 +503,31 @@ def tables(results: dict) -> list:
                   "0.5 % planted near copies at cosine 0.95-0.99, 2 % flipped labels, 10 % val split, "
                   "0.1 % outliers). Targets at 10 M x 256: <= 2 h, <= 16 GB, near-duplicate recall "
                   "and precision >= 0.98.", "",
-                  "| items | dim | wall s | peak RSS GB | near-dup recall | precision | leak recall | "
+                  "| items | dim | wall s | peak RSS GB | of it anonymous GB | near-dup recall | precision | leak recall | "
                   "label AUROC | label P / R | outlier P / R | stages (s) |",
-                  "|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|"]
+                  "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|"]
         for r in emb:
             if r.get("returncode") != 0:
-                lines.append(f"| {r['n']:,} | {r['dim']} | failed | {gb(r.get('peak_rss_mb'))} | | | | | | | "
+                lines.append(f"| {r['n']:,} | {r['dim']} | failed | {gb(r.get('peak_rss_mb'))} | | | | | | | | "
                              f"exit {r.get('returncode')}: {last_line(r.get('error'))} |")
                 continue
             m = r.get("metrics", {})
             nd, lk, li, ol = (m.get(k, {}) for k in ("near_duplicate", "leak", "label_issue", "outlier"))
             lines.append(
                 f"| {r['n']:,} | {r['dim']} | {r['seconds']:.1f} | {gb(r['peak_rss_mb'])} | "
+                f"{gb(r.get('peak_rss_anon_mb'))} | "
                 f"{num(nd.get('recall'), 4)} | {num(nd.get('precision'), 4)} | {num(lk.get('recall'), 4)} | "
                 f"{num(li.get('auroc'), 4)} | {num(li.get('precision'), 3)} / {num(li.get('recall'), 3)} | "
                 f"{num(ol.get('precision'), 3)} / {num(ol.get('recall'), 3)} | {fmt_timings(r.get('timings_seconds'), r.get('seconds'))} |")
         sl = slopes(emb)
         if sl:
             lines += ["", "Memory slope (peak RSS of the scan at two sizes):", "",
-                      "| dim | n1 | n2 | RSS n1 GB | RSS n2 GB | bytes per item |", "|---:|---:|---:|---:|---:|---:|"]
+                      "| dim | n1 | n2 | RSS n1 GB | RSS n2 GB | bytes per item | anonymous bytes per item | "
+                      "RSS extrapolated to 10 M GB |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]
             lines += [f"| {s['dim']} | {s['n1']:,} | {s['n2']:,} | {gb(s['rss1_mb'])} | {gb(s['rss2_mb'])} | "
-                      f"{s['bytes_per_item']:,.0f} |" for s in sl]
+                      f"{s['bytes_per_item']:,.0f} | {s['anon_bytes_per_item']:,.0f} | "
+                      f"{(s['rss2_mb'] * 2 ** 20 + s['bytes_per_item'] * (10_000_000 - s['n2'])) / 2 ** 30:.1f} |"
+                      for s in sl]
         lines += ["", "Commands: " + "; ".join(f"`{r['command']}`" for r in emb[:1])
                   + " (the same for every size)", ""]
     for key, title in (("jpeg", "Real JPEGs, hash only (`--model none`)"),
@@ -471,13 +536,15 @@ def tables(results: dict) -> list:
         if not r:
             continue
         lines += [f"### {title}", "",
-                  "| files | side px | wall s | img/s | peak RSS GB | stages (s) |", "|---:|---:|---:|---:|---:|---|"]
+                  "| files | side px | wall s | img/s | peak RSS GB | of it anonymous GB | stages (s) |",
+                  "|---:|---:|---:|---:|---:|---:|---|"]
         if r.get("returncode") != 0:
-            lines.append(f"| {r['files']:,} | {r['side']} | failed | | {gb(r.get('peak_rss_mb'))} | "
-                         f"exit {r.get('returncode')} |")
+            lines.append(f"| {r['files']:,} | {r['side']} | failed | | {gb(r.get('peak_rss_mb'))} | | "
+                         f"exit {r.get('returncode')}: {last_line(r.get('error'))} |")
         else:
             lines.append(f"| {r['files']:,} | {r['side']} | {r['seconds']:.1f} | {r['images_per_s']:.0f} | "
-                         f"{gb(r['peak_rss_mb'])} | {fmt_timings(r.get('timings_seconds'), r.get('seconds'))} |")
+                         f"{gb(r['peak_rss_mb'])} | {gb(r.get('peak_rss_anon_mb'))} | "
+                         f"{fmt_timings(r.get('timings_seconds'), r.get('seconds'))} |")
             if key == "jpeg" and r.get("metrics"):
                 m = r["metrics"]
                 lines += ["", f"Planted copies found: exact {num(m['exact_duplicate']['recall_of_planted'], 4)} "
@@ -594,7 +661,7 @@ def main(argv=None) -> int:
         "bench_command": "python bench/scale.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
         "data_dir": B.rel(args.data_dir),
     })
-    doc["rss_floor_mb"] = B.run_measured(["/bin/true"], args.log_dir / "floor.log")["peak_rss_mb"]
+    doc["rss_floor_mb"] = run_measured(["/bin/true"], args.log_dir / "floor.log")["peak_rss_mb"]
 
     def save():
         args.json.parent.mkdir(parents=True, exist_ok=True)
