@@ -29,7 +29,7 @@ PY_DEPS := numpy pandas tqdm pytest pillow playwright==1.65.2 onnx
 # Plain CMake builds (test-cpp, bench) find OpenVINO through the venv's interpreter, like pip does.
 CMAKE_PY := -DPython_EXECUTABLE=$(abspath $(VPY))
 
-.PHONY: setup apt venv install model demo test test-cpp test-python bench fuzz fuzz-apt clean
+.PHONY: setup apt venv install model demo test test-cpp test-python bench scale fuzz fuzz-apt clean
 
 setup: apt venv install model
 
@@ -97,6 +97,15 @@ bench: setup
 	build/bench-cpp/infer_threads --list build/bench/profile_files.txt --threads $(JOBS) --json build/bench/infer_threads.json
 	build/bench-cpp/knn_bench --n 1000000 --d 1280 --k 10 --clusters 1000 --threads $(JOBS) \
 		--json build/bench/knn_d1280.json
+
+# Issue 12's scale benchmark (not part of make test; takes hours and ~100 GB of disk under
+# build/bench/scale): 1 M and 10 M embeddings at 256 and 1280 dims through `vislint scan
+# --embeddings`, 1 M JPEGs with --model none, 200 k with the default model, a 1 % incremental
+# re-scan. Resumable: SCALE_ARGS=--resume keeps the steps build/bench/scale.json already has.
+SCALE_ARGS ?=
+scale: setup
+	$(VPY) bench/scale.py --emb-sizes 1000000,10000000 --dim 256,1280 --jpeg-n 1000000 \
+		--model-n 200000 --write-docs $(SCALE_ARGS)
 
 # Fuzzing (not part of make test): the libFuzzer target decode_fuzz (clang, ASan + UBSan) over
 # decode + stats + hashes + model input, then tests/fuzz/mutate_scan.py over whole `vislint scan`
