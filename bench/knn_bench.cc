@@ -5,6 +5,13 @@
 //   knn_bench --n 1000000 --d 256 --k 10 --clusters 1000 --threads 2 [--json out.json]
 //   knn_bench --npy WORK/features.npy [--n N] ...   (real embeddings: the first N rows)
 //   --reduce-dim R --reduce-min M --candidates C     (IndexOptions; R 0 = no PCA)
+//   --round-fp16 1    round the vectors to float16 first, as features.npy holds them (a scan's
+//                     input: the float16 index then stores them exactly, no re-scoring)
+//   --float32 1       float32 storage (IndexOptions::float16 = false, the format before issue 12)
+//   --save FILE       write the index after the graph (time and file size reported)
+//   --load-query FILE load FILE (lists memory-mapped) and answer 10 single-vector queries, as
+//                     `vislint similar` does; generates only the first rows of the data, so the
+//                     RSS reported is the load's. Full-dimension indexes only (no --npy).
 //
 // Data: `clusters` centres drawn from N(0, I) and normalised; each vector = its centre (uniform
 // random cluster) + N(0, (noise^2 / d) I), then L2-normalised. With the default noise 0.8 the
@@ -60,6 +67,10 @@ struct Args {
     int candidates = 0;
     std::string npy;
     std::string json;
+    bool round_fp16 = false;
+    bool float32 = false;
+    std::string save;
+    std::string load_query;
 };
 
 [[noreturn]] void usage(const char* msg) {
@@ -67,7 +78,8 @@ struct Args {
                  "knn_bench: %s\nusage: knn_bench [--n N] [--d D] [--k K] [--clusters C] "
                  "[--threads T] [--noise S] [--seed S] [--queries Q] [--exact-max N] "
                  "[--nlist L] [--nprobe P] [--npy FEATURES.npy] [--reduce-dim R] "
-                 "[--reduce-min M] [--candidates C] [--json FILE]\n",
+                 "[--reduce-min M] [--candidates C] [--round-fp16 0|1] [--float32 0|1] "
+                 "[--save FILE] [--load-query FILE] [--json FILE]\n",
                  msg);
     std::exit(2);
 }
@@ -94,6 +106,10 @@ Args parse(int argc, char** argv) {
         else if (key == "--reduce-dim") a.reduce_dim = std::atoi(v);
         else if (key == "--reduce-min") a.reduce_min = std::atoll(v);
         else if (key == "--candidates") a.candidates = std::atoi(v);
+        else if (key == "--round-fp16") a.round_fp16 = std::atoi(v) != 0;
+        else if (key == "--float32") a.float32 = std::atoi(v) != 0;
+        else if (key == "--save") a.save = v;
+        else if (key == "--load-query") a.load_query = v;
         else usage(("unknown option " + key).c_str());
     }
     if (a.n < 2 || a.d < 1 || a.k < 1 || a.clusters < 1 || a.queries < 1 || a.threads < 0)
@@ -217,8 +233,44 @@ std::vector<float> load_npy(Args* a) {
     return data;
 }
 
+// --load-query: the cost of `vislint similar` on a saved index (load, then single queries).
+int load_query(Args a) {
+    a.n = std::min<int64_t>(a.n, 4096); // block 0 of the data: the same rows as the full run
+    std::vector<float> data = make_data(a);
+    if (a.round_fp16) {
+        std::vector<uint16_t> h(data.size());
+        vislint::index::encode_fp16(data.data(), data.size(), h.data());
+        vislint::index::decode_fp16(h.data(), h.size(), data.data());
+    }
+    try {
+        auto t0 = Clock::now();
+        const vislint::index::KnnIndex idx = vislint::index::KnnIndex::load(a.load_query);
+        const double load_s = seconds_since(t0);
+        const double load_rss = peak_rss_mb();
+        if (idx.dim() != a.d) usage("--d does not match the index");
+        std::printf("  index              %s (%lld vectors)\n", idx.description().c_str(),
+                    (long long)idx.size());
+        std::printf("  load               %8.3f s  peak RSS %.0f MB\n", load_s, load_rss);
+        std::vector<int64_t> ids(size_t(a.k));
+        std::vector<float> sims(size_t(a.k));
+        for (int q = 0; q < 10; ++q) {
+            t0 = Clock::now();
+            idx.search(data.data() + int64_t(q) * a.d, 1, a.k, ids.data(), sims.data());
+            const double qs = seconds_since(t0);
+            std::printf("  query %d            %8.3f s  top id %lld sim %.6f (self %s)\n", q, qs,
+                        (long long)ids[0], sims[0], ids[0] == q ? "first" : "NOT first");
+        }
+        std::printf("  peak RSS           %8.0f MB\n", peak_rss_mb());
+    } catch (const vislint::Error& e) {
+        std::fprintf(stderr, "knn_bench: %s\n", e.what());
+        return 1;
+    }
+    return 0;
+}
+
 int main(int argc, char** argv) {
     Args a = parse(argc, argv);
+    if (!a.load_query.empty()) return load_query(a);
     std::vector<float> data;
     if (!a.npy.empty()) {
         try {
@@ -235,6 +287,11 @@ int main(int argc, char** argv) {
 
     auto t0 = Clock::now();
     if (a.npy.empty()) data = make_data(a);
+    if (a.round_fp16) {
+        std::vector<uint16_t> h(data.size());
+        vislint::index::encode_fp16(data.data(), data.size(), h.data());
+        vislint::index::decode_fp16(h.data(), h.size(), data.data());
+    }
     const double gen_s = seconds_since(t0);
     std::printf("  data %s     %8.1f s\n", a.npy.empty() ? "generated" : "loaded   ", gen_s);
 
@@ -246,6 +303,7 @@ int main(int argc, char** argv) {
     if (a.reduce_dim >= 0) opt.reduce_dim = a.reduce_dim;
     if (a.reduce_min >= 0) opt.reduce_min = a.reduce_min;
     opt.candidates = a.candidates;
+    opt.float16 = !a.float32;
 
     // Phase times come from the stage changes the library reports.
     std::map<std::string, Clock::time_point> first, last;
@@ -279,6 +337,16 @@ int main(int argc, char** argv) {
         std::printf("  build + self graph %8.1f s\n", build_s + graph_s);
         std::printf("  peak RSS           %8.0f MB (data %.0f MB)\n", rss_mb,
                     double(data.size()) * 4 / (1 << 20));
+        if (!a.save.empty()) {
+            t0 = Clock::now();
+            index.save(a.save);
+            std::FILE* f = std::fopen(a.save.c_str(), "rb");
+            long bytes = -1;
+            if (f && std::fseek(f, 0, SEEK_END) == 0) bytes = std::ftell(f);
+            if (f) std::fclose(f);
+            std::printf("  save               %8.1f s  %.0f MB\n", seconds_since(t0),
+                        double(bytes) / (1 << 20));
+        }
 
         std::vector<int64_t> rows(a.n);
         for (int64_t i = 0; i < a.n; ++i) rows[i] = i;

@@ -1,6 +1,7 @@
 #include "index/knn_index.h"
 
 #include <dlfcn.h>
+#include <immintrin.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -15,10 +16,12 @@
 #include <faiss/IndexFlat.h>
 #include <faiss/IndexIVFFlat.h>
 #include <faiss/IndexPreTransform.h>
+#include <faiss/IndexScalarQuantizer.h>
 #include <faiss/VectorTransform.h>
 #include <faiss/impl/FaissException.h>
 #include <faiss/index_io.h>
 #include <faiss/invlists/InvertedLists.h>
+#include <faiss/invlists/OnDiskInvertedLists.h>
 #include <faiss/utils/Heap.h>
 
 #include "vislint/status.h"
@@ -85,6 +88,107 @@ void set_blas_threads(int threads) {
     using SetFn = void (*)(int);
     if (auto set = reinterpret_cast<SetFn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads")))
         set(threads);
+}
+
+// ---- float16 storage -------------------------------------------------------------------------
+// The index stores its vectors as IEEE binary16 (faiss's ScalarQuantizer::QT_fp16 layout: one
+// little-endian uint16 per component), decoded to float32 tile by tile before each sgemm.
+// Debian's libfaiss is baseline x86-64, so the conversions are done here: F16C (8 values per
+// instruction) when the CPU has it, checked at run time, else the portable bit manipulation
+// below, which gives the same bits (round to nearest even, subnormals kept, NaN stays NaN).
+
+uint16_t half_from_float_portable(float f) {
+    uint32_t x;
+    std::memcpy(&x, &f, 4);
+    const uint32_t sign = (x >> 16) & 0x8000u;
+    x &= 0x7fffffffu;
+    uint32_t h;
+    if (x >= 0x47800000u) { // |f| >= 2^16: infinity, or NaN (kept quiet)
+        h = x > 0x7f800000u ? 0x7e00u : 0x7c00u;
+    } else if (x < 0x38800000u) { // below 2^-14: a subnormal half or zero
+        // Adding 0.5 aligns the 10 mantissa bits at the bottom of the float, and the FPU's
+        // round-to-nearest-even does the rounding.
+        float v;
+        std::memcpy(&v, &x, 4);
+        v += 0.5f;
+        uint32_t b;
+        std::memcpy(&b, &v, 4);
+        h = b - 0x3f000000u;
+    } else {
+        const uint32_t odd = (x >> 13) & 1u;
+        x += 0xc8000fffu + odd; // exponent rebias (-112 << 23) + rounding; overflow -> infinity
+        h = x >> 13;
+    }
+    return uint16_t(sign | h);
+}
+
+float half_to_float_portable(uint16_t h) {
+    const uint32_t sign = uint32_t(h & 0x8000u) << 16;
+    const uint32_t e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
+    float f;
+    if (e == 0) {
+        f = float(m) * 5.9604644775390625e-8f; // m * 2^-24, exact
+        uint32_t b;
+        std::memcpy(&b, &f, 4);
+        b |= sign;
+        std::memcpy(&f, &b, 4);
+        return f;
+    }
+    const uint32_t b = sign | (e == 0x1f ? 0x7f800000u | (m << 13) : ((e + 112) << 23) | (m << 13));
+    std::memcpy(&f, &b, 4);
+    return f;
+}
+
+__attribute__((target("avx,f16c"))) void to_half_f16c(const float* x, size_t n, uint16_t* out) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT);
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), h);
+    }
+    for (; i < n; ++i) out[i] = half_from_float_portable(x[i]);
+}
+
+// `h` may be unaligned (a list in a memory-mapped file), so it is read bytewise.
+__attribute__((target("avx,f16c"))) void from_half_f16c(const uint8_t* h, size_t n, float* out) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128(
+                                      reinterpret_cast<const __m128i*>(h + 2 * i))));
+    for (; i < n; ++i) {
+        uint16_t v;
+        std::memcpy(&v, h + 2 * i, 2);
+        out[i] = half_to_float_portable(v);
+    }
+}
+
+bool cpu_has_f16c() {
+    static const bool has = __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
+    return has;
+}
+
+void encode_half(const float* x, size_t n, uint8_t* out, bool portable = false) {
+    if (!portable && cpu_has_f16c()) {
+        std::vector<uint16_t> tmp; // out may be unaligned
+        if (reinterpret_cast<uintptr_t>(out) % 2 == 0)
+            return to_half_f16c(x, n, reinterpret_cast<uint16_t*>(out));
+        tmp.resize(n);
+        to_half_f16c(x, n, tmp.data());
+        std::memcpy(out, tmp.data(), 2 * n);
+        return;
+    }
+    for (size_t i = 0; i < n; ++i) {
+        const uint16_t v = half_from_float_portable(x[i]);
+        std::memcpy(out + 2 * i, &v, 2);
+    }
+}
+
+void decode_half(const uint8_t* h, size_t n, float* out, bool portable = false) {
+    if (!portable && cpu_has_f16c()) return from_half_f16c(h, n, out);
+    for (size_t i = 0; i < n; ++i) {
+        uint16_t v;
+        std::memcpy(&v, h + 2 * i, 2);
+        out[i] = half_to_float_portable(v);
+    }
 }
 
 // faiss's what() starts with the throwing function and source location; users only need msg.
@@ -211,54 +315,98 @@ inline bool any_greater16(const float* x, float v) {
 // per-vector distance loops run at ~2 GMAC/s per core, while OpenBLAS's sgemm uses the AVX2
 // units it finds at run time; scoring tiles as matrix products made the IVF self-graph 5x faster
 // (knn_index.h).
+// A block of stored vectors: float32 (indexes from before issue 12) or float16 codes.
+struct Vectors {
+    const uint8_t* data = nullptr;
+    bool half = false;
+};
+
 class Scorer {
 public:
     Scorer(int d, TopK* top, const int64_t* self) : d_(d), top_(top), self_(self) {}
 
-    void score(const float* q, const int32_t* rows, int64_t m, const float* base,
+    // float16 lists (and misaligned float32 ones from a memory-mapped file) are decoded one base
+    // tile at a time into a reusable buffer: 4096 x d floats, so the decode stays in cache and
+    // costs one pass over the tile against the m x 4096 x d multiply-adds of the product.
+    void score(const float* q, const int32_t* rows, int64_t m, Vectors base,
                const int64_t* base_ids, int64_t base_first, int64_t s) {
-        const float one = 1.f, zero = 0.f;
-        const int k = top_->k;
+        const size_t row_bytes = size_t(d_) * (base.half ? 2 : 4);
         for (int64_t j0 = 0; j0 < s; j0 += kBaseTile) {
             const int sb = int(std::min<int64_t>(kBaseTile, s - j0));
-            for (int64_t i0 = 0; i0 < m; i0 += kQueryTile) {
-                const int mb = int(std::min<int64_t>(kQueryTile, m - i0));
-                if (tile_.size() < size_t(mb) * sb) tile_.resize(size_t(mb) * sb);
-                // Row-major tile[i][j] = <q_i, base_j>: column-major base^T x q.
-                sgemm_("T", "N", &sb, &mb, &d_, &one, base + j0 * d_, &d_, q + i0 * d_, &d_,
-                       &zero, tile_.data(), &sb);
-                for (int i = 0; i < mb; ++i) {
-                    const int32_t r = rows[i0 + i];
-                    float* hs = top_->sims.data() + int64_t(r) * k;
-                    int64_t* hi = top_->ids.data() + int64_t(r) * k;
-                    const int64_t self = self_ ? self_[r] : -1;
-                    const float* t = tile_.data() + int64_t(i) * sb;
-                    auto offer = [&](int j) {
-                        if (!(t[j] > hs[0])) return;
-                        const int64_t id = base_ids ? base_ids[j0 + j] : base_first + j0 + j;
-                        if (id != self) faiss::heap_replace_top<MinHeap>(k, hs, hi, t[j], id);
-                    };
-                    // Once the heap is full almost no score beats its worst entry: test 16 at
-                    // a time with SIMD compares, look closer only when one does.
-                    int j = 0;
-                    for (; j + 16 <= sb; j += 16) {
-                        if (any_greater16(t + j, hs[0]))
-                            for (int u = 0; u < 16; ++u) offer(j + u);
-                    }
-                    for (; j < sb; ++j) offer(j);
+            const uint8_t* src = base.data + size_t(j0) * row_bytes;
+            const float* tile_base;
+            if (base.half) {
+                decoded_.resize(size_t(sb) * d_);
+                decode_half(src, size_t(sb) * d_, decoded_.data());
+                tile_base = decoded_.data();
+            } else if (reinterpret_cast<uintptr_t>(src) % alignof(float) != 0) {
+                decoded_.resize(size_t(sb) * d_);
+                std::memcpy(decoded_.data(), src, size_t(sb) * row_bytes);
+                tile_base = decoded_.data();
+            } else {
+                tile_base = reinterpret_cast<const float*>(src);
+            }
+            score_tile(q, rows, m, tile_base, base_ids, base_first, j0, sb);
+        }
+    }
+    void score(const float* q, const int32_t* rows, int64_t m, const float* base,
+               const int64_t* base_ids, int64_t base_first, int64_t s) {
+        score(q, rows, m, Vectors{reinterpret_cast<const uint8_t*>(base), false}, base_ids,
+              base_first, s);
+    }
+
+private:
+    // base: vectors j0 .. j0 + sb of the block, as floats.
+    void score_tile(const float* q, const int32_t* rows, int64_t m, const float* base,
+                    const int64_t* base_ids, int64_t base_first, int64_t j0, int sb) {
+        const float one = 1.f, zero = 0.f;
+        const int k = top_->k;
+        for (int64_t i0 = 0; i0 < m; i0 += kQueryTile) {
+            const int mb = int(std::min<int64_t>(kQueryTile, m - i0));
+            if (tile_.size() < size_t(mb) * sb) tile_.resize(size_t(mb) * sb);
+            // Row-major tile[i][j] = <q_i, base_j>: column-major base^T x q.
+            sgemm_("T", "N", &sb, &mb, &d_, &one, base, &d_, q + i0 * d_, &d_, &zero,
+                   tile_.data(), &sb);
+            for (int i = 0; i < mb; ++i) {
+                const int32_t r = rows[i0 + i];
+                float* hs = top_->sims.data() + int64_t(r) * k;
+                int64_t* hi = top_->ids.data() + int64_t(r) * k;
+                const int64_t self = self_ ? self_[r] : -1;
+                const float* t = tile_.data() + int64_t(i) * sb;
+                auto offer = [&](int j) {
+                    if (!(t[j] > hs[0])) return;
+                    const int64_t id = base_ids ? base_ids[j0 + j] : base_first + j0 + j;
+                    if (id != self) faiss::heap_replace_top<MinHeap>(k, hs, hi, t[j], id);
+                };
+                // Once the heap is full almost no score beats its worst entry: test 16 at
+                // a time with SIMD compares, look closer only when one does.
+                int j = 0;
+                for (; j + 16 <= sb; j += 16) {
+                    if (any_greater16(t + j, hs[0]))
+                        for (int u = 0; u < 16; ++u) offer(j + u);
                 }
+                for (; j < sb; ++j) offer(j);
             }
         }
     }
 
-private:
     int d_;
     TopK* top_;
     const int64_t* self_;
-    std::vector<float> tile_;
+    std::vector<float> tile_, decoded_;
 };
 
 } // namespace
+
+void encode_fp16(const float* x, size_t n, uint16_t* out, bool portable) {
+    encode_half(x, n, reinterpret_cast<uint8_t*>(out), portable);
+}
+
+void decode_fp16(const uint16_t* h, size_t n, float* out, bool portable) {
+    decode_half(reinterpret_cast<const uint8_t*>(h), n, out, portable);
+}
+
+bool fp16_hardware() { return cpu_has_f16c(); }
 
 std::string blas_library() {
     using ConfigFn = char* (*)();
@@ -270,14 +418,29 @@ std::string blas_library() {
 struct KnnIndex::Impl {
     std::unique_ptr<faiss::Index> index; // what save() writes: `inner`, or PCA + `inner`
     faiss::Index* inner = nullptr;       // the index over the (reduced) vectors
-    faiss::IndexFlat* flat = nullptr;    // exactly one of flat / ivf is set, == inner
+    faiss::IndexFlat* flat = nullptr;    // exactly one of flat / flat16 / ivf is set, == inner
+    faiss::IndexScalarQuantizer* flat16 = nullptr; // exact, float16 codes
     faiss::IndexIVF* ivf = nullptr;
+    bool half = false; // the stored vectors are float16 (flat16, or IVF with SQfp16 lists)
+    // Every vector added was a float16 value (features.npy rows are), so the stored codes are
+    // the vectors themselves and the similarities need no re-scoring. Unknown after load().
+    bool lossless = false;
     const faiss::LinearTransform* pca = nullptr; // set when reduced
     int candidates = 0;                          // IndexOptions::candidates
 
     int full_dim() const { return pca ? pca->d_in : inner->d; }
-    // Candidates searched per query in the reduced index before re-scoring to k.
+    // Results are re-scored with the full vectors: always when reduced, and when float16
+    // storage may have rounded the vectors (they did not all come from a float16 source).
+    bool rescores() const { return pca || (half && !lossless); }
+    Vectors flat_vectors() const {
+        if (flat16) return {flat16->codes.data(), true};
+        return {reinterpret_cast<const uint8_t*>(flat->get_xb()), false};
+    }
+    // Candidates searched per query before re-scoring to k: in a reduced index (the PCA moves
+    // similarities by ~0.01), or in a full-dimension one whose float16 vectors were rounded
+    // (by < 1e-3: twice k is plenty for the neighbours near rank k).
     int candidates_for(int k) const {
+        if (!pca) return 2 * k;
         return std::max(k, candidates > 0 ? candidates : 3 * k);
     }
     // x (n x full_dim) in the indexed dimension: x itself, or its projection in `buf`.
@@ -355,11 +518,11 @@ void KnnIndex::Impl::search(const float* x, int64_t nq, TopK* top, const int64_t
     const int d = inner->d;
     std::vector<int32_t> rows(size_t(std::min<int64_t>(nq, kQueryTile)));
     Scorer scorer(d, top, self);
-    if (flat) {
+    if (!ivf) {
         for (int64_t i0 = 0; i0 < nq; i0 += kQueryTile) {
             const int64_t m = std::min<int64_t>(kQueryTile, nq - i0);
             for (int64_t i = 0; i < m; ++i) rows[i] = int32_t(i0 + i);
-            scorer.score(x + i0 * d, rows.data(), m, flat->get_xb(), nullptr, 0, flat->ntotal);
+            scorer.score(x + i0 * d, rows.data(), m, flat_vectors(), nullptr, 0, inner->ntotal);
         }
         return;
     }
@@ -395,8 +558,7 @@ void KnnIndex::Impl::search(const float* x, int64_t nq, TopK* top, const int64_t
             std::copy_n(x + int64_t(qrows[i]) * d, d, gathered.data() + i * d);
         faiss::InvertedLists::ScopedCodes codes(lists, size_t(l));
         faiss::InvertedLists::ScopedIds ids(lists, size_t(l));
-        scorer.score(gathered.data(), qrows, m, reinterpret_cast<const float*>(codes.get()),
-                     ids.get(), 0, s);
+        scorer.score(gathered.data(), qrows, m, Vectors{codes.get(), half}, ids.get(), 0, s);
     }
 }
 
@@ -460,15 +622,30 @@ KnnIndex KnnIndex::build(const RowSource& rows, int64_t n, int d, const IndexOpt
     std::unique_ptr<faiss::Index> inner;
     guarded("cannot build kNN index", [&] {
         // With fewer than two lists an IVF index is a slower Flat one.
-        if (n <= opt.exact_max || nlist < 2) {
+        if ((n <= opt.exact_max || nlist < 2) && !opt.float16) {
             auto flat = std::make_unique<faiss::IndexFlatIP>(di);
             impl->flat = flat.get();
             inner = std::move(flat);
             return;
         }
+        if (n <= opt.exact_max || nlist < 2) {
+            auto flat = std::make_unique<faiss::IndexScalarQuantizer>(
+                di, faiss::ScalarQuantizer::QT_fp16, faiss::METRIC_INNER_PRODUCT);
+            flat->is_trained = true; // float16 needs no training
+            impl->flat16 = flat.get();
+            inner = std::move(flat);
+            return;
+        }
+        // The lists hold the vectors themselves (not residuals) as float16.
         auto quantizer = std::make_unique<faiss::IndexFlatIP>(di);
-        auto ivf = std::make_unique<faiss::IndexIVFFlat>(quantizer.get(), di, size_t(nlist),
-                                                         faiss::METRIC_INNER_PRODUCT);
+        std::unique_ptr<faiss::IndexIVF> ivf;
+        if (opt.float16)
+            ivf = std::make_unique<faiss::IndexIVFScalarQuantizer>(
+                quantizer.get(), di, size_t(nlist), faiss::ScalarQuantizer::QT_fp16,
+                faiss::METRIC_INNER_PRODUCT, false);
+        else
+            ivf = std::make_unique<faiss::IndexIVFFlat>(quantizer.get(), di, size_t(nlist),
+                                                        faiss::METRIC_INNER_PRODUCT);
         quantizer.release();
         ivf->own_fields = true;
         ivf->cp.spherical = true; // centroids on the unit sphere, like the data
@@ -481,6 +658,7 @@ KnnIndex KnnIndex::build(const RowSource& rows, int64_t n, int d, const IndexOpt
         inner = std::move(ivf);
     });
     impl->inner = inner.get();
+    impl->half = opt.float16;
     if (impl->ivf) {
         // k-means cost is linear in the points, and 40 per list place the centroids well.
         report(progress, "knn.train", 0, 1);
@@ -492,19 +670,47 @@ KnnIndex KnnIndex::build(const RowSource& rows, int64_t n, int d, const IndexOpt
 
     report(progress, "knn.add", 0, uint64_t(n));
     std::vector<int64_t> ids;
+    std::vector<uint8_t> codes;
+    std::vector<float> back;
+    const size_t code_size = size_t(di) * 2;
+    bool lossless = !pca && opt.float16;
     for (int64_t start = 0; start < n; start += kAddBatch) {
         const int64_t nb = std::min(kAddBatch, n - start);
         ids.resize(size_t(nb));
         for (int64_t i = 0; i < nb; ++i) ids[size_t(i)] = start + i;
         const std::vector<float> x = gather(ids, di);
+        if (!opt.float16) {
+            guarded("cannot build kNN index", [&] {
+                if (!impl->ivf) return impl->inner->add(nb, x.data());
+                const TopK list = impl->coarse_assign(x.data(), nb, 1);
+                impl->ivf->add_core(nb, x.data(), nullptr, list.ids.data());
+            });
+            report(progress, "knn.add", uint64_t(start + nb), uint64_t(n));
+            continue;
+        }
+        codes.resize(size_t(nb) * code_size);
+        encode_half(x.data(), x.size(), codes.data());
+        if (lossless) {
+            back.resize(x.size());
+            decode_half(codes.data(), x.size(), back.data());
+            lossless = std::memcmp(back.data(), x.data(), x.size() * sizeof(float)) == 0;
+        }
         guarded("cannot build kNN index", [&] {
-            if (!impl->ivf) return impl->inner->add(nb, x.data());
+            if (!impl->ivf) {
+                impl->flat16->codes.insert(impl->flat16->codes.end(), codes.begin(), codes.end());
+                impl->flat16->ntotal += nb;
+                return;
+            }
             // The exact BLAS assignment the searches use, so a vector lands in its best list.
             const TopK list = impl->coarse_assign(x.data(), nb, 1);
-            impl->ivf->add_core(nb, x.data(), nullptr, list.ids.data());
+            for (int64_t i = 0; i < nb; ++i)
+                impl->ivf->invlists->add_entry(size_t(list.ids[size_t(i)]), start + i,
+                                               codes.data() + size_t(i) * code_size);
+            impl->ivf->ntotal += nb;
         });
         report(progress, "knn.add", uint64_t(start + nb), uint64_t(n));
     }
+    impl->lossless = lossless;
 
     if (pca) {
         impl->pca = pca.get();
@@ -526,10 +732,12 @@ void KnnIndex::search(const float* queries, int64_t nq, int k, int64_t* ids, flo
         throw Error("kNN search: a reduced index needs the full vectors to re-score candidates");
     ScopedOmpThreads omp_threads(1);
     const int d = dim();
-    const int kc = impl_->pca ? impl_->candidates_for(k) : k;
+    // Without `base`, a full-dimension index returns the similarities of its float16 vectors.
+    const bool rescore = impl_->rescores() && base;
+    const int kc = rescore ? impl_->candidates_for(k) : k;
     guarded("kNN search failed", [&] {
         // Batches bound the coarse results and list groups to O(batch * (k + nprobe)).
-        const int64_t batch = impl_->pca ? 4096 : 65536;
+        const int64_t batch = rescore ? 4096 : 65536;
         std::vector<float> reduced;
         std::vector<int64_t> cand_ids;
         std::vector<float> cand_sims;
@@ -538,7 +746,7 @@ void KnnIndex::search(const float* queries, int64_t nq, int k, int64_t* ids, flo
             const float* q = queries + i0 * d;
             TopK top(m, kc);
             impl_->search(impl_->project(q, m, &reduced), m, &top, nullptr);
-            if (!impl_->pca) {
+            if (!rescore) {
                 top.emit(m, ids + i0 * k, sims + i0 * k);
                 continue;
             }
@@ -553,9 +761,15 @@ void KnnIndex::search(const float* queries, int64_t nq, int k, int64_t* ids, flo
 KnnGraph KnnIndex::self_graph(const float* data, int k, const ProgressFn& progress) const {
     const int d = dim();
     if (size() > 0 && data == nullptr) throw Error("kNN graph: no input vectors");
-    if (impl_->flat && !impl_->pca && size() > 0 &&
-        !std::equal(data, data + d, impl_->flat->get_xb()))
-        throw Error("kNN graph: the vectors are not the ones the index was built from");
+    bool same = true;
+    if (!impl_->pca && impl_->flat && size() > 0) {
+        same = std::equal(data, data + d, impl_->flat->get_xb());
+    } else if (!impl_->pca && impl_->flat16 && size() > 0) {
+        std::vector<uint8_t> code(size_t(d) * 2);
+        encode_half(data, size_t(d), code.data());
+        same = std::equal(code.begin(), code.end(), impl_->flat16->codes.begin());
+    }
+    if (!same) throw Error("kNN graph: the vectors are not the ones the index was built from");
     return self_graph(
         [data, d](const int64_t* ids, int64_t count, float* out) {
             for (int64_t i = 0; i < count; ++i) std::copy_n(data + ids[i] * d, d, out + i * d);
@@ -574,7 +788,8 @@ KnnGraph KnnIndex::self_graph(const RowSource& rows, int k, const ProgressFn& pr
     g.sims.resize(size_t(n) * k);
     if (n == 0) return g;
     if (!rows) throw Error("kNN graph: no input vectors");
-    const int kc = impl_->pca ? impl_->candidates_for(k) : k;
+    const bool rescore = impl_->rescores();
+    const int kc = rescore ? impl_->candidates_for(k) : k;
 
     // IVF: a batch big enough that each list is probed by a few hundred of its queries, so
     // every per-list matrix product is large enough for BLAS to run at full speed.
@@ -605,7 +820,7 @@ KnnGraph KnnIndex::self_graph(const RowSource& rows, int k, const ProgressFn& pr
             }
             TopK top(nb, kc);
             impl_->search(x.data(), nb, &top, self.data());
-            if (!impl_->pca) {
+            if (!rescore) {
                 top.emit(nb, g.ids.data() + start * k, g.sims.data() + start * k);
                 return;
             }
@@ -614,8 +829,13 @@ KnnGraph KnnIndex::self_graph(const RowSource& rows, int k, const ProgressFn& pr
             top.emit(nb, cand_ids.data(), cand_sims.data());
             for (int64_t i0 = 0; i0 < nb; i0 += kFetchBatch) {
                 const int64_t m = std::min(kFetchBatch, nb - i0);
-                rows(self.data() + i0, m, full.data());
-                impl_->rescore(full.data(), m, cand_ids.data() + i0 * kc, kc, rows, k,
+                // Unreduced, x already holds the queries at full dimension.
+                const float* q = x.data() + i0 * d;
+                if (impl_->pca) {
+                    rows(self.data() + i0, m, full.data());
+                    q = full.data();
+                }
+                impl_->rescore(q, m, cand_ids.data() + i0 * kc, kc, rows, k,
                                g.ids.data() + (start + i0) * k, g.sims.data() + (start + i0) * k);
             }
         });
@@ -646,8 +866,12 @@ KnnIndex KnnIndex::load(const std::string& path, const IndexOptions& opt) {
     auto impl = std::make_unique<Impl>();
     impl->candidates = opt.candidates;
     set_blas_threads(opt.threads);
-    impl->index.reset(guarded("kNN index file is corrupt or not a faiss index: " + path,
-                              [&] { return faiss::read_index(path.c_str()); }));
+    // IO_FLAG_MMAP maps the inverted lists (faiss's OnDiskInvertedLists over the file, read
+    // only) instead of reading them: `vislint similar` touches the nprobe lists it scans, not
+    // the whole file. Flat indexes (<= exact_max vectors) and the centroids are still read.
+    impl->index.reset(guarded("kNN index file is corrupt or not a faiss index: " + path, [&] {
+        return faiss::read_index(path.c_str(), faiss::IO_FLAG_MMAP);
+    }));
     faiss::Index* idx = impl->index.get();
     bool ok_transform = true;
     if (auto* pt = dynamic_cast<faiss::IndexPreTransform*>(idx)) {
@@ -659,15 +883,49 @@ KnnIndex KnnIndex::load(const std::string& path, const IndexOptions& opt) {
         idx = pt->index;
     }
     impl->inner = idx;
+    // float16 (since issue 12) or float32 (before) vectors, exact or in IVF lists.
+    const size_t d = size_t(std::max(idx->d, 0));
+    auto fp16 = [d](const faiss::ScalarQuantizer& sq) {
+        return sq.qtype == faiss::ScalarQuantizer::QT_fp16 && sq.code_size == 2 * d;
+    };
     impl->flat = dynamic_cast<faiss::IndexFlat*>(idx);
-    impl->ivf = dynamic_cast<faiss::IndexIVFFlat*>(idx);
+    if (auto* sq = dynamic_cast<faiss::IndexScalarQuantizer*>(idx); sq && fp16(sq->sq) &&
+        sq->codes.size() == size_t(sq->ntotal) * 2 * d)
+        impl->flat16 = sq;
+    if (auto* ivf = dynamic_cast<faiss::IndexIVFFlat*>(idx); ivf && ivf->code_size == 4 * d)
+        impl->ivf = ivf;
+    if (auto* ivf = dynamic_cast<faiss::IndexIVFScalarQuantizer*>(idx);
+        ivf && !ivf->by_residual && fp16(ivf->sq) && ivf->code_size == 2 * d) {
+        impl->ivf = ivf;
+        impl->half = true;
+    }
+    impl->half = impl->half || impl->flat16;
     const bool ok_quantizer =
         !impl->ivf || (dynamic_cast<faiss::IndexFlat*>(impl->ivf->quantizer) &&
-                       impl->ivf->quantizer->ntotal == int64_t(impl->ivf->nlist));
-    if (!ok_transform || (!impl->flat && !impl->ivf) ||
+                       impl->ivf->quantizer->ntotal == int64_t(impl->ivf->nlist) &&
+                       impl->ivf->invlists && impl->ivf->invlists->nlist == impl->ivf->nlist &&
+                       impl->ivf->invlists->code_size == impl->ivf->code_size);
+    if (!ok_transform || (!impl->flat && !impl->flat16 && !impl->ivf) ||
         idx->metric_type != faiss::METRIC_INNER_PRODUCT || !idx->is_trained || !ok_quantizer)
-        throw Error("not a vislint kNN index (expected an inner-product Flat or IVF-Flat "
-                    "index, optionally behind a PCA): " + path);
+        throw Error("not a vislint kNN index (expected an inner-product Flat, SQfp16, IVF-Flat "
+                    "or IVF-SQfp16 index, optionally behind a PCA): " + path);
+    // faiss maps the lists without checking them against the file's size: a truncated file
+    // would fault on the first search, so every list must lie inside the mapping.
+    if (auto* od = impl->ivf ? dynamic_cast<const faiss::OnDiskInvertedLists*>(impl->ivf->invlists)
+                             : nullptr) {
+        size_t total = 0;
+        for (const faiss::OnDiskOneList& l : od->lists) {
+            const size_t bytes = l.size * (od->code_size + sizeof(faiss::Index::idx_t));
+            if (l.offset > od->totsize || bytes > od->totsize - l.offset)
+                throw Error("kNN index file is truncated or corrupt (an inverted list lies "
+                            "past its end): " + path);
+            total += l.size;
+        }
+        if (total != size_t(impl->ivf->ntotal))
+            throw Error("kNN index file is corrupt (its lists hold " + std::to_string(total) +
+                        " vectors, its header says " + std::to_string(impl->ivf->ntotal) + "): " +
+                        path);
+    }
     if (impl->ivf && opt.nprobe > 0)
         impl->ivf->nprobe = std::min<size_t>(size_t(opt.nprobe), impl->ivf->nlist);
     return KnnIndex(std::move(impl));
@@ -684,8 +942,8 @@ std::string KnnIndex::description() const {
     if (impl_->pca)
         s = "PCA" + std::to_string(dim()) + "->" + std::to_string(indexed_dim()) + ",";
     if (!impl_->ivf) return s + "Flat";
-    return s + "IVF" + std::to_string(impl_->ivf->nlist) +
-           ",Flat nprobe=" + std::to_string(impl_->ivf->nprobe);
+    return s + "IVF" + std::to_string(impl_->ivf->nlist) + (impl_->half ? ",SQfp16" : ",Flat") +
+           " nprobe=" + std::to_string(impl_->ivf->nprobe);
 }
 
 } // namespace vislint::index

@@ -49,6 +49,7 @@
 // (k-means 4x slower on two cores).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -71,6 +72,7 @@ struct IndexOptions {
     int reduce_dim = 256;      // PCA to this many dimensions when d is larger; 0 = never
     int64_t reduce_min = 8192; // ... and when there are more than this many vectors
     int candidates = 0;        // reduced index: candidates re-scored per query; 0 = automatic
+    bool float16 = true;       // store the vectors as float16; false: float32 (as before issue 12)
 };
 
 // Full-dimension vectors by id: writes rows ids[0..count) to out (count x d floats, row-major).
@@ -145,6 +147,13 @@ private:
     explicit KnnIndex(std::unique_ptr<Impl> impl);
     std::unique_ptr<Impl> impl_;
 };
+
+// The float16 codec of the stored vectors (IEEE binary16, round to nearest even; subnormals,
+// infinities and NaN kept): n values. F16C instructions when the CPU has them (fp16_hardware()),
+// else portable code that gives the same bits; `portable` forces the latter (for tests).
+void encode_fp16(const float* x, size_t n, uint16_t* out, bool portable = false);
+void decode_fp16(const uint16_t* h, size_t n, float* out, bool portable = false);
+bool fp16_hardware();
 
 // The BLAS library in use at run time, e.g. "OpenBLAS NO_AFFINITY Haswell MAX_THREADS=64", or a
 // warning that it is the (much slower) reference BLAS.

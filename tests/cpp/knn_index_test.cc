@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
+#include <fstream>
 #include <filesystem>
 #include <limits>
 #include <random>
@@ -76,6 +78,12 @@ std::string temp_path(const std::string& name) {
     return (fs::temp_directory_path() / ("vislint_knn_" + name)).string();
 }
 
+index::RowSource rows_of(const std::vector<float>& x, int d) {
+    return [&x, d](const int64_t* ids, int64_t count, float* out) {
+        for (int64_t i = 0; i < count; ++i) std::copy_n(&x[size_t(ids[i]) * d], d, out + i * d);
+    };
+}
+
 TEST(KnnIndex, ExactModeEqualsBruteForce) {
     const int d = 32, k = 10;
     const int64_t n = 3000;
@@ -104,10 +112,11 @@ TEST(KnnIndex, ExactModeEqualsBruteForce) {
         }
     }
 
-    // search() of arbitrary queries: the indexed vector itself comes first.
+    // search() of arbitrary queries: the indexed vector itself comes first. These float32
+    // vectors were rounded to float16 in the index; given the full vectors it re-scores.
     std::vector<int64_t> ids(3 * k);
     std::vector<float> sims(3 * k);
-    idx.search(x.data() + 100 * d, 3, k, ids.data(), sims.data());
+    idx.search(x.data() + 100 * d, 3, k, ids.data(), sims.data(), rows_of(x, d));
     EXPECT_EQ(ids[0], 100);
     EXPECT_NEAR(sims[0], 1.f, 1e-5);
     EXPECT_EQ(ids[k], 101);
@@ -296,12 +305,6 @@ std::vector<float> low_rank(int64_t n, int d, int rank, uint64_t seed) {
     return x;
 }
 
-index::RowSource rows_of(const std::vector<float>& x, int d) {
-    return [&x, d](const int64_t* ids, int64_t count, float* out) {
-        for (int64_t i = 0; i < count; ++i) std::copy_n(&x[size_t(ids[i]) * d], d, out + i * d);
-    };
-}
-
 TEST(KnnIndex, ReducedIndexRescoresToExactSimilarities) {
     const int d = 256, k = 10;
     const int64_t n = 3000;
@@ -416,6 +419,303 @@ TEST(KnnIndex, LoadMissingOrGarbageThrowsWithPath) {
     fs::resize_file(garbage, fs::file_size(garbage) / 2);
     EXPECT_THROW(KnnIndex::load(garbage), Error);
     fs::remove(garbage);
+}
+
+// The dot product in double: the reference for "exact" float32 similarities, which differ from
+// it only by float32 accumulation (a few 1e-7 at these dimensions).
+double dot64(const float* a, const float* b, int d) {
+    double s = 0;
+    for (int j = 0; j < d; ++j) s += double(a[j]) * b[j];
+    return s;
+}
+constexpr double kExact = 2e-6;
+
+// x rounded to float16 and back: what features.npy (float16 on disk) gives the index.
+std::vector<float> as_float16(const std::vector<float>& x) {
+    std::vector<uint16_t> h(x.size());
+    std::vector<float> back(x.size());
+    index::encode_fp16(x.data(), x.size(), h.data());
+    index::decode_fp16(h.data(), h.size(), back.data());
+    return back;
+}
+
+uint32_t bits(float f) {
+    uint32_t b;
+    std::memcpy(&b, &f, 4);
+    return b;
+}
+
+TEST(Fp16, KnownValuesAndRoundingToNearestEven) {
+    // IEEE binary16 facts: 1 = 0x3c00, largest finite 65504 = 0x7bff, smallest subnormal 2^-24.
+    const float in[] = {1.f, -2.f, 65504.f, 65519.f, 65520.f, std::ldexp(1.f, -24),
+                        std::ldexp(1.f, -25), std::ldexp(3.f, -25), 0.f, -0.f,
+                        std::numeric_limits<float>::infinity(),
+                        1.f + std::ldexp(1.f, -11), 1.f + std::ldexp(3.f, -11)};
+    const uint16_t want[] = {0x3c00, 0xc000, 0x7bff, 0x7bff, 0x7c00, 0x0001,
+                             0x0000 /* tie to even */, 0x0002 /* 1.5 ulp: up to even */, 0x0000,
+                             0x8000, 0x7c00,
+                             0x3c00 /* 1 + half ulp: tie to even */, 0x3c02 /* up to even */};
+    const size_t n = sizeof(in) / sizeof(in[0]);
+    for (bool portable : {true, false}) {
+        std::vector<uint16_t> h(n);
+        index::encode_fp16(in, n, h.data(), portable);
+        for (size_t i = 0; i < n; ++i)
+            EXPECT_EQ(h[i], want[i]) << "value " << in[i] << " portable " << portable;
+    }
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    uint16_t h = 0;
+    float back = 0;
+    index::encode_fp16(&nan, 1, &h, true);
+    index::decode_fp16(&h, 1, &back, true);
+    EXPECT_TRUE(std::isnan(back));
+}
+
+TEST(Fp16, HardwareAndPortableCodecsAgreeOnEveryValue) {
+    // Every one of the 65536 float16 values decodes to the same float both ways, and encodes
+    // back to itself (NaNs: stay NaN).
+    std::vector<uint16_t> all(65536), again(65536), again_hw(65536);
+    for (size_t i = 0; i < all.size(); ++i) all[i] = uint16_t(i);
+    std::vector<float> soft(all.size()), hw(all.size());
+    index::decode_fp16(all.data(), all.size(), soft.data(), true);
+    index::decode_fp16(all.data(), all.size(), hw.data(), false);
+    index::encode_fp16(soft.data(), soft.size(), again.data(), true);
+    index::encode_fp16(soft.data(), soft.size(), again_hw.data(), false);
+    for (size_t i = 0; i < all.size(); ++i) {
+        const bool is_nan = (i & 0x7c00) == 0x7c00 && (i & 0x3ff) != 0;
+        if (is_nan) {
+            EXPECT_TRUE(std::isnan(soft[i]) && std::isnan(hw[i])) << i;
+            continue;
+        }
+        ASSERT_EQ(bits(soft[i]), bits(hw[i])) << "half " << i;
+        ASSERT_EQ(again[i], all[i]) << "half " << i;
+        ASSERT_EQ(again_hw[i], all[i]) << "half " << i;
+    }
+    // Floats between the float16 values (random bit patterns over the whole range, and values
+    // in [-1, 1] like embeddings) round the same way in both codecs, to a nearest float16.
+    std::mt19937_64 rng(17);
+    std::vector<float> x(200000);
+    for (size_t i = 0; i < x.size(); ++i) {
+        if (i % 2 == 0) {
+            const uint32_t b = uint32_t(rng());
+            std::memcpy(&x[i], &b, 4);
+            if (std::isnan(x[i])) x[i] = 0.5f;
+        } else {
+            x[i] = std::uniform_real_distribution<float>(-1.f, 1.f)(rng);
+        }
+    }
+    std::vector<uint16_t> hs(x.size()), hh(x.size());
+    index::encode_fp16(x.data(), x.size(), hs.data(), true);
+    index::encode_fp16(x.data(), x.size(), hh.data(), false);
+    std::vector<float> r(x.size());
+    index::decode_fp16(hs.data(), hs.size(), r.data(), true);
+    for (size_t i = 0; i < x.size(); ++i) {
+        ASSERT_EQ(hs[i], hh[i]) << "float " << x[i];
+        if (std::isinf(r[i]) && !std::isinf(x[i])) {
+            EXPECT_GE(std::abs(x[i]), 65520.f) << x[i];
+            continue;
+        }
+        // Nearest: no other float16 (the neighbours of the result) is closer.
+        float up = 0, down = 0;
+        const uint16_t u = uint16_t(hs[i] + 1), dn = uint16_t(hs[i] - 1);
+        index::decode_fp16(&u, 1, &up, true);
+        index::decode_fp16(&dn, 1, &down, true);
+        const double err = std::abs(double(x[i]) - r[i]);
+        if ((hs[i] & 0x7fff) < 0x7bff && !std::isnan(up)) {
+            EXPECT_LE(err, std::abs(double(x[i]) - up)) << x[i];
+        }
+        if ((hs[i] & 0x7fff) > 0 && !std::isnan(down)) {
+            EXPECT_LE(err, std::abs(double(x[i]) - down)) << x[i];
+        }
+    }
+    if (!index::fp16_hardware()) GTEST_SKIP() << "no F16C on this CPU: only the portable codec ran";
+}
+
+TEST(KnnIndex, Float16StorageIsExactForFloat16Inputs) {
+    // What a scan gives the index: rows of features.npy, float16 values. Stored as float16 they
+    // lose nothing, so every similarity is the float32 dot product of those rows.
+    const int d = 48, k = 10;
+    const int64_t n = 3000;
+    const auto x = as_float16(clustered(n, d, 30, 0.8f, 21));
+    const auto rows = every_row(n, 11);
+    const auto truth = brute(x, d, rows, k);
+    for (int64_t exact_max : {int64_t(50000), int64_t(500)}) {
+        IndexOptions opt;
+        opt.exact_max = exact_max;
+        opt.nprobe = 1000; // all 76 lists: IVF finds the exact neighbours too
+        KnnIndex idx = KnnIndex::build(x.data(), n, d, opt);
+        EXPECT_EQ(idx.description(), exact_max > n ? "Flat" : "IVF76,SQfp16 nprobe=76");
+        const KnnGraph g = idx.self_graph(x.data(), k);
+        for (size_t q = 0; q < rows.size(); ++q)
+            for (int j = 0; j < k; ++j) {
+                const int64_t id = g.row_ids(rows[q])[j];
+                ASSERT_GE(id, 0);
+                EXPECT_NEAR(g.row_sims(rows[q])[j], dot64(&x[rows[q] * d], &x[id * d], d), kExact);
+                EXPECT_NEAR(g.row_sims(rows[q])[j], truth[q][j].first, kExact);
+            }
+        // search() without the full vectors: the same exact similarities.
+        const int64_t nq = 20;
+        std::vector<int64_t> ids(nq * k);
+        std::vector<float> sims(nq * k);
+        idx.search(x.data(), nq, k, ids.data(), sims.data());
+        for (int64_t q = 0; q < nq; ++q)
+            for (int j = 0; j < k; ++j)
+                EXPECT_NEAR(sims[q * k + j], dot64(&x[q * d], &x[ids[q * k + j] * d], d), kExact);
+    }
+}
+
+TEST(KnnIndex, Float16StorageOfFloat32InputsIsRescored) {
+    // float32 inputs are rounded when stored (each component by < 2^-11 relative, so a unit
+    // vector's similarity moves by < 2^-11 = 4.9e-4). With the full vectors (self_graph, search
+    // with `base`) the results are re-scored and exact; without them, within that bound.
+    const int d = 64, k = 10;
+    const int64_t n = 2500;
+    const auto x = clustered(n, d, 25, 0.8f, 23);
+    const double bound = std::ldexp(1.0, -11) + kExact;
+    for (int64_t exact_max : {int64_t(50000), int64_t(500)}) {
+        IndexOptions opt;
+        opt.exact_max = exact_max;
+        opt.nprobe = 64;
+        KnnIndex idx = KnnIndex::build(x.data(), n, d, opt);
+        const auto rows = every_row(n, 13);
+        const KnnGraph g = idx.self_graph(x.data(), k);
+        const auto truth = brute(x, d, rows, k);
+        int64_t hits = 0;
+        for (size_t q = 0; q < rows.size(); ++q) {
+            for (int j = 0; j < k; ++j) {
+                const int64_t id = g.row_ids(rows[q])[j];
+                ASSERT_GE(id, 0);
+                EXPECT_NEAR(g.row_sims(rows[q])[j], dot64(&x[rows[q] * d], &x[id * d], d), kExact);
+            }
+            for (auto& t : truth[q]) hits += std::count(g.row_ids(rows[q]), g.row_ids(rows[q]) + k, t.second);
+        }
+        EXPECT_GE(double(hits) / double(rows.size() * k), 0.999) << idx.description();
+
+        const int64_t nq = 30;
+        std::vector<int64_t> ids(nq * k), ids_b(nq * k);
+        std::vector<float> sims(nq * k), sims_b(nq * k);
+        idx.search(x.data() + 7 * d, nq, k, ids.data(), sims.data());
+        idx.search(x.data() + 7 * d, nq, k, ids_b.data(), sims_b.data(), rows_of(x, d));
+        double worst = 0;
+        for (int64_t q = 0; q < nq; ++q)
+            for (int j = 0; j < k; ++j) {
+                const float* qv = &x[(7 + q) * d];
+                const double err = std::abs(sims[q * k + j] - dot64(qv, &x[ids[q * k + j] * d], d));
+                worst = std::max(worst, err);
+                EXPECT_LE(err, bound);
+                EXPECT_NEAR(sims_b[q * k + j], dot64(qv, &x[ids_b[q * k + j] * d], d), kExact);
+            }
+        EXPECT_GT(worst, 0.0) << "float32 inputs should not survive float16 exactly";
+        EXPECT_EQ(ids_b[0], 7);
+        EXPECT_NEAR(sims_b[0], dot64(&x[7 * d], &x[7 * d], d), kExact);
+    }
+}
+
+// Whether `path` is memory-mapped into this process (/proc/self/maps lists mapped files).
+bool is_mapped(const std::string& path) {
+    std::ifstream maps("/proc/self/maps");
+    const std::string canonical = fs::canonical(path).string();
+    for (std::string line; std::getline(maps, line);)
+        if (line.size() >= canonical.size() &&
+            line.compare(line.size() - canonical.size(), canonical.size(), canonical) == 0)
+            return true;
+    return false;
+}
+
+TEST(KnnIndex, IvfListsAreMemoryMappedOnLoad) {
+    const int d = 32, k = 6;
+    const int64_t n = 4000;
+    const auto x = as_float16(clustered(n, d, 20, 0.8f, 24));
+    IndexOptions opt;
+    opt.exact_max = 500;
+    KnnIndex idx = KnnIndex::build(x.data(), n, d, opt);
+    const std::string path = temp_path("mapped.faiss");
+    idx.save(path);
+    const int64_t nq = 100;
+    std::vector<int64_t> a(nq * k), b(nq * k);
+    std::vector<float> sa(nq * k), sb(nq * k);
+    idx.search(x.data(), nq, k, a.data(), sa.data());
+    {
+        KnnIndex back = KnnIndex::load(path);
+        EXPECT_TRUE(is_mapped(path));
+        EXPECT_EQ(back.description(), idx.description());
+        EXPECT_EQ(back.size(), n);
+        back.search(x.data(), nq, k, b.data(), sb.data());
+        EXPECT_EQ(a, b);
+        EXPECT_EQ(sa, sb);
+        // A loaded index does not know that its vectors came from float16 values, so its graph
+        // re-scores them (sgemv instead of sgemm: the same sims to float rounding).
+        const KnnGraph g1 = idx.self_graph(x.data(), k), g2 = back.self_graph(x.data(), k);
+        EXPECT_EQ(g1.ids, g2.ids);
+        ASSERT_EQ(g1.sims.size(), g2.sims.size());
+        for (size_t i = 0; i < g1.sims.size(); ++i) EXPECT_NEAR(g1.sims[i], g2.sims[i], kExact);
+    }
+    EXPECT_FALSE(is_mapped(path)); // unmapped with the index
+    fs::remove(path);
+}
+
+TEST(KnnIndex, Float32IndexFilesFromBeforeFloat16StillLoad) {
+    // IndexOptions::float16 = false writes what vislint wrote before issue 12 (IndexFlatIP,
+    // IndexIVFFlat, either behind the PCA): work dirs from then must still answer queries.
+    const int d = 64, k = 8;
+    const int64_t n = 2000;
+    const auto x = low_rank(n, d, 12, 25); // what a PCA to 16 dimensions keeps
+    struct Case {
+        int64_t exact_max;
+        int reduce_dim;
+        const char* description;
+    };
+    for (const Case& c : {Case{50000, 0, "Flat"}, Case{500, 0, "IVF51,Flat nprobe=16"},
+                          Case{500, 16, "PCA64->16,IVF51,Flat nprobe=16"}}) {
+        IndexOptions opt;
+        opt.float16 = false;
+        opt.exact_max = c.exact_max;
+        opt.reduce_dim = c.reduce_dim;
+        opt.reduce_min = 100;
+        KnnIndex old = KnnIndex::build(x.data(), n, d, opt);
+        EXPECT_EQ(old.description(), c.description);
+        const std::string path = temp_path("float32.faiss");
+        old.save(path);
+        KnnIndex back = KnnIndex::load(path);
+        EXPECT_EQ(back.description(), c.description);
+        const int64_t nq = 50;
+        std::vector<int64_t> a(nq * k), b(nq * k);
+        std::vector<float> sa(nq * k), sb(nq * k);
+        old.search(x.data(), nq, k, a.data(), sa.data(), rows_of(x, d));
+        back.search(x.data(), nq, k, b.data(), sb.data(), rows_of(x, d));
+        EXPECT_EQ(a, b) << c.description;
+        EXPECT_EQ(sa, sb) << c.description;
+        for (int64_t q = 0; q < nq; ++q) {
+            EXPECT_EQ(b[q * k], q);
+            for (int j = 0; j < k; ++j)
+                EXPECT_NEAR(sb[q * k + j], dot(&x[q * d], &x[b[q * k + j] * d], d), 1e-5);
+        }
+        fs::remove(path);
+    }
+}
+
+TEST(KnnIndex, TruncatedMappedListsThrowWithPath) {
+    // The lists are mapped, not read: a file cut inside them must be refused at load, not
+    // fault at the first search.
+    const int d = 32;
+    const int64_t n = 3000;
+    const auto x = clustered(n, d, 20, 0.8f, 26);
+    IndexOptions opt;
+    opt.exact_max = 500;
+    const std::string whole = temp_path("whole.faiss"), path = temp_path("cut.faiss");
+    KnnIndex::build(x.data(), n, d, opt).save(whole);
+    const auto size = fs::file_size(whole);
+    for (double keep : {0.99, 0.6}) {
+        fs::copy_file(whole, path, fs::copy_options::overwrite_existing);
+        fs::resize_file(path, uintmax_t(double(size) * keep));
+        try {
+            KnnIndex::load(path);
+            FAIL() << "no exception at " << keep;
+        } catch (const Error& e) {
+            EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+        }
+    }
+    fs::remove(path);
+    fs::remove(whole);
 }
 
 TEST(KnnIndex, BadOptionsThrow) {
