@@ -63,6 +63,10 @@
 //     511 MB RSS (float32 file, 988 MB: 8.6 s / 1.9 s, 1 GB); with it 0.005-0.014 s and 12-19 MB,
 //     then 2-12 ms per single query warm, 0.18 s for the first query with the file out of the
 //     page cache (74 MB peak RSS for load + 10 queries).
+//     2 M x 256 (IVF5657,SQfp16, file 997 MB): read_index without the flag 3.0 s cold / 0.6 s
+//     warm, 1011 MB RSS; with it 0.003-0.008 s and 21 MB, then 2-5 ms per query warm, 0.42 s
+//     for the first query cold (124 MB peak RSS). Its build 384 s + graph 861 s, recall@10
+//     1.000, 3.7 GB peak RSS (2.0 GB the bench's data), at load average 6-8.
 // Not chosen for loading: IO_FLAG_ONDISK_SAME_DIR (a separate .ivfdata file next to the index:
 // two files to keep in step in a work dir for the same mapping).
 //
