@@ -547,6 +547,7 @@ void KnnIndex::Impl::search(const float* x, int64_t nq, TopK* top, const int64_t
             }
     }
     std::vector<float> gathered;
+    std::vector<int64_t> aligned_ids;
     const faiss::InvertedLists* lists = ivf->invlists;
     for (int64_t l = 0; l < nlist; ++l) {
         const int64_t m = start[l + 1] - start[l];
@@ -558,7 +559,14 @@ void KnnIndex::Impl::search(const float* x, int64_t nq, TopK* top, const int64_t
             std::copy_n(x + int64_t(qrows[i]) * d, d, gathered.data() + i * d);
         faiss::InvertedLists::ScopedCodes codes(lists, size_t(l));
         faiss::InvertedLists::ScopedIds ids(lists, size_t(l));
-        scorer.score(gathered.data(), qrows, m, Vectors{codes.get(), half}, ids.get(), 0, s);
+        // Lists mapped from a file sit at whatever offset the file gives them.
+        const int64_t* list_ids = ids.get();
+        if (reinterpret_cast<uintptr_t>(list_ids) % alignof(int64_t) != 0) {
+            aligned_ids.resize(size_t(s));
+            std::memcpy(aligned_ids.data(), list_ids, size_t(s) * sizeof(int64_t));
+            list_ids = aligned_ids.data();
+        }
+        scorer.score(gathered.data(), qrows, m, Vectors{codes.get(), half}, list_ids, 0, s);
     }
 }
 

@@ -3,10 +3,11 @@
 // header includes none of it (pimpl), so faiss stays a private dependency of vislint_core.
 //
 // Index choice (figures from bench/knn_bench.cc, 2 cores, clustered data, k = 10):
-//   n <= exact_max  "Flat": exact. Each query is scored against every vector.
-//   n >  exact_max  "IVF{nlist},Flat": spherical k-means coarse quantizer + inverted lists holding
-//                   the full float vectors, so the similarities returned are exact and only
-//                   recall is approximate.
+//   n <= exact_max  "Flat": exact. Each query is scored against every vector (faiss
+//                   IndexScalarQuantizer QT_fp16 holding the codes).
+//   n >  exact_max  "IVF{nlist},SQfp16": spherical k-means coarse quantizer + inverted lists
+//                   holding the vectors as float16 (faiss IndexIVFScalarQuantizer, QT_fp16, not
+//                   by residual); only recall is approximate (similarities: see Storage).
 //                   nlist  = clamp(4 sqrt(n), 256, 65536), at most n / 39 (faiss wants 39 training
 //                            points per list); fewer than 2 lists falls back to Flat.
 //                   train  = 10 k-means iterations on min(n, 40 nlist) rows picked with a fixed seed.
@@ -14,8 +15,9 @@
 //                   nprobe = clamp(nlist / 128, 16, 64): 31 at 1 M. recall@10 1.000 on the default
 //                            bench data; on very diffuse clusters (1 M x 128, noise 1.6) nprobe 8 /
 //                            16 / 31 gave 0.974 / 0.978 / 0.984.
-//                   1 M x 256: build 27 s (train 17, add 10) + whole self-graph 52 s, 2.4 GB peak
-//                   RSS (1 GB of it the caller's data); 1 M x 128: 17 s + 34 s, 1.3 GB.
+//                   1 M x 256 (float32 lists, before issue 12, quiet host): build 27 s (train 17,
+//                   add 10) + whole self-graph 52 s, 2.4 GB peak RSS (1 GB of it the caller's
+//                   data); 1 M x 128: 17 s + 34 s, 1.3 GB. float16 lists: see Storage.
 // Searching: faiss provides the k-means, the lists and the file format; the scoring is done here,
 // as BLAS matrix products (the queries probing one list against that list's vectors). Debian's
 // libfaiss is compiled for baseline x86-64 (no AVX) and its per-vector loops score ~2 GMAC/s per
@@ -24,7 +26,49 @@
 // Not chosen: HNSW (M 32, efConstruction 40): 12 s to build 100k x 256, so ~150 s for 1 M, more
 // than IVF build + whole self-graph; IVF-SQ8: 4x less index memory, but faiss's SQ8 scan was 1.8x
 // slower than its Flat scan (38 vs 21 s, 200k self-search), out of reach of the BLAS trick, and
-// its similarities are approximate.
+// its similarities are approximate (8-bit steps per dimension, not measured against the 0.005
+// near-duplicate decisions need): float16 halves the memory with exact results and keeps BLAS.
+//
+// Storage (issue 12: 10 M x 256 in <= 16 GB): the vectors are stored as IEEE float16, 2 bytes
+// per dimension (10 M x 256: 5.1 GB of lists instead of 10.2 GB), in faiss's own QT_fp16 layout,
+// so faiss writes and reads the files. Before each sgemm a list is decoded to float32 one
+// 4096-row tile at a time into a reusable buffer. faiss's ScalarQuantizer::decode is baseline
+// x86-64 code: 0.10 G values/s; the F16C decode here (_mm256_cvtph_ps, chosen at run time by
+// __builtin_cpu_supports, portable bit-exact fallback at 0.25 G values/s) runs at 2.3 G values/s,
+// the speed of copying the float32 tile (0.46 ms per 4096 x 256 tile, against the tens of ms of
+// the product it feeds at the self-graph's several hundred queries per list).
+// Exactness: a scan's vectors are rows of features.npy, float16 already, so storing them as
+// float16 loses nothing: build() checks every vector's round trip and, when all survive, the
+// similarities are the float32 dot products of those rows (what numpy gives on features.npy,
+// to float32 rounding, ~1e-7). Vectors that do not survive (float32 callers) move each
+// similarity by at most 2^-11 = 4.9e-4 (relative rounding 2^-11 per component, Cauchy-Schwarz
+// for unit vectors); then self_graph(), and search() when given `base`, take 2k candidates
+// and re-score them with the full vectors, so those similarities are exact too; search()
+// without `base` returns the float16 ones (within 4.9e-4, under the 0.005 the duplicate
+// thresholds need). A loaded index cannot know its inputs were float16, so its self_graph()
+// re-scores. IndexOptions::float16 = false keeps the float32 storage (IndexFlatIP /
+// IndexIVFFlat), which is also what files from before issue 12 hold; load() reads both.
+//   1 M x 256, float16 inputs (knn_bench --round-fp16 1), host loaded by other builds (load
+//   average 3-7, so times are 2-5x the quiet-host ones above; before/after run back to back):
+//                      lists     build (train + add)  self-graph  peak RSS (data 0.98 GB)  file
+//     float32 (before)  IVF-Flat  107 s (65 + 42)      173 s       2.51 GB                  988 MB
+//     float16 (now)     IVF-SQ16   92 s (58 + 34)      148 s       1.89 GB                  500 MB
+//   recall@10 1.000 both (300 queries vs brute force), largest similarity error 6.6e-7 both;
+//   the float16 run was not slower (decode included) -- the difference is the host's noise.
+// Loading: load() maps the IVF lists (faiss IO_FLAG_MMAP: OnDiskInvertedLists over the file,
+// read only) instead of reading them, after checking that every list lies inside the file (faiss
+// does not, and a truncated file would fault at the first search). `vislint similar` touches the
+// centroids and the nprobe lists it scans, not the whole file:
+//     1 M x 256 (file 500 MB): faiss read_index without the flag 4.9 s cold / 0.95 s warm and
+//     511 MB RSS (float32 file, 988 MB: 8.6 s / 1.9 s, 1 GB); with it 0.005-0.014 s and 12-19 MB,
+//     then 2-12 ms per single query warm, 0.18 s for the first query with the file out of the
+//     page cache (74 MB peak RSS for load + 10 queries).
+//     2 M x 256 (IVF5657,SQfp16, file 997 MB): read_index without the flag 3.0 s cold / 0.6 s
+//     warm, 1011 MB RSS; with it 0.003-0.008 s and 21 MB, then 2-5 ms per query warm, 0.42 s
+//     for the first query cold (124 MB peak RSS). Its build 384 s + graph 861 s, recall@10
+//     1.000, 3.7 GB peak RSS (2.0 GB the bench's data), at load average 6-8.
+// Not chosen for loading: IO_FLAG_ONDISK_SAME_DIR (a separate .ivfdata file next to the index:
+// two files to keep in step in a work dir for the same mapping).
 //
 // Reduction (d > reduce_dim and n > reduce_min): the index holds the vectors projected to
 // reduce_dim dimensions by an uncentred PCA (faiss PCAMatrix trained on a sample; stored in the
@@ -32,15 +76,27 @@
 // re-scored with the full vectors (fetched through a RowSource), so every similarity returned is
 // exact at full dimension; only recall is approximate. Uncentred (second-moment) PCA is the best
 // rank-reduce_dim approximation of the inner products themselves; centred PCA would drop the mean
-// direction, which carries much of the similarity of non-negative CNN features.
+// direction, which carries much of the similarity of non-negative CNN features. The projected
+// vectors are stored as float16 too (they only pick candidates).
 //   Default-model embeddings of the 20 k bench corpus (EfficientNet-Lite0, 1280-d), exact Flat
 //   at full dimension vs PCA to 256 (bench/knn_bench.cc --npy, 2026-12-02): graph 6.4 s -> 2.5 s
 //   at 2 threads and 10.6 s -> 3.9 s at 1 (PCA 0.4 s of it); recall@10 0.9952 / 0.9992 /
 //   0.9998 with 2k / 3k (the default) / 4k candidates; largest similarity error 3e-7.
+//   Synthetic 1 M x 1280 (knn_bench --d 1280 --round-fp16 1, loaded host as above):
+//   PCA1280->256,IVF4000,SQfp16: build 78 s (PCA 0.7, train 42, add 36) + graph 213 s, peak RSS
+//   7.3 GB of which 4.9 GB the bench's float32 data (the pre-PCA float32 IVF4000,Flat at 1280:
+//   11.2 GB, 470 s on 2026-12-02's host), largest similarity error 3e-7; but recall@10 0.20
+//   (100 k: 0.56): the bench's isotropic clusters (1,000 random centres in 1280 dims plus
+//   noise in all of them) have no 256-dimensional structure for the PCA to keep, unlike real
+//   embeddings (0.9992 above). Not an effect of the float16 storage (it moves reduced-space
+//   similarities by < 4.9e-4, the PCA by far more); a float32-storage control at 1280 was not
+//   run (shared host, time), so that is argued, not measured.
 //
-// Memory: the index holds its own copy of the vectors (4 x indexed-dimension bytes each, + 8
-// bytes of id for IVF); the full vectors are read in batches through the RowSource and never
-// held whole. Nothing is ever n x n: queries run in batches, scores in 1024 x 4096 tiles.
+// Memory: the index holds its own copy of the vectors (2 x indexed-dimension bytes each, + 8
+// bytes of id for IVF; 4 x for float32 storage); the full vectors are read in batches through
+// the RowSource and never held whole. Nothing is ever n x n: queries run in batches, scores in
+// 1024 x 4096 tiles. 10 M x 256 (estimate, not run here): 5.1 GB of lists + 0.08 GB of ids, next
+// to the 5.1 GB features.npy the scan maps and the 1.2 GB graph (k = 10).
 //
 // Threads: parallelism comes from the BLAS library (see blas_library()). IndexOptions::threads > 0
 // sets OpenBLAS's thread count with openblas_set_num_threads, which is process-wide; 0 leaves it
