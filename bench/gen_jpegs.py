@@ -49,6 +49,7 @@ _POOL: list = []      # RGB sources (inherited by the workers through fork)
 _STICKERS: list = []  # per source: [(rgb, mask)] at 3 sizes, each also flipped
 _KIND = None          # per row: 0 base, 1 exact copy, 2 near copy
 _SOURCE = None        # per row: the row it copies (copies only)
+_CROP_BOX = None      # vislint.testing.random_crop_box, set by load_pool
 
 
 def import_testing():
@@ -71,8 +72,9 @@ def rel_path(i: int) -> str:
 
 
 def load_pool(n: int, side: int, seed: int) -> None:
-    global _POOL, _STICKERS
+    global _POOL, _STICKERS, _CROP_BOX
     t = import_testing()
+    _CROP_BOX = t.random_crop_box
     pool = []
     for _p, im in t._iter_sources(seed, t.CLIPART_ROOT, max_side=2 * side):
         im = t._content_crop(im)
@@ -108,14 +110,7 @@ def render(i: int, side: int, seed: int) -> Image.Image:
     (resize from a box, paste through a mask, a colour look-up table): ~0.15 ms a file."""
     rng = np.random.default_rng([seed, i])
     a = _POOL[int(rng.integers(len(_POOL)))]
-    w, h = a.size
-    f = rng.uniform(0.45, 1.0)
-    asp = rng.uniform(0.8, 1.25)
-    cw = max(8, min(w, int(round(w * f * asp))))
-    ch = max(8, min(h, int(round(h * f / asp))))
-    x0 = int(rng.integers(0, w - cw + 1))
-    y0 = int(rng.integers(0, h - ch + 1))
-    img = a.resize((side, side), Image.Resampling.BILINEAR, box=(x0, y0, x0 + cw, y0 + ch))
+    img = a.resize((side, side), Image.Resampling.BILINEAR, box=_CROP_BOX(rng, *a.size))
     if rng.random() < 0.5:
         img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     st, mask = _STICKERS[int(rng.integers(len(_STICKERS)))][int(rng.integers(6))]

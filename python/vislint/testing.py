@@ -838,18 +838,23 @@ def _load_pool(n: int, seed: int) -> list:
     return pool
 
 
-def _throughput_image(i: int, size: int, seed: int) -> Image.Image:
-    rng = np.random.default_rng([seed, i])
-    pool = _POOL
-    a = pool[int(rng.integers(len(pool)))]
-    w, h = a.size
+def random_crop_box(rng, w: int, h: int) -> tuple:
+    """(left, top, right, bottom) of a random crop: 45-100 % of the side, aspect 0.8-1.25, at
+    least 8 px (shared with bench/gen_jpegs.py, whose files must vary the same way)."""
     f = rng.uniform(0.45, 1.0)
     asp = rng.uniform(0.8, 1.25)
     cw = max(8, min(w, int(round(w * f * asp))))
     ch = max(8, min(h, int(round(h * f / asp))))
     l = int(rng.integers(0, w - cw + 1))
     t = int(rng.integers(0, h - ch + 1))
-    img = a.crop((l, t, l + cw, t + ch)).resize((size, size), Image.Resampling.BILINEAR)
+    return l, t, l + cw, t + ch
+
+
+def _throughput_image(i: int, size: int, seed: int) -> Image.Image:
+    rng = np.random.default_rng([seed, i])
+    pool = _POOL
+    a = pool[int(rng.integers(len(pool)))]
+    img = a.crop(random_crop_box(rng, *a.size)).resize((size, size), Image.Resampling.BILINEAR)
     if rng.random() < 0.5:
         img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     # sticker: a second clipart pasted with a mask of its non-white pixels

@@ -116,19 +116,8 @@ std::vector<CsvRecord> parse_csv(const std::string& text, const std::string& nam
     return out;
 }
 
-// Sets one image's label (and split); returns false when the image had a row already.
-bool set_label(Annotations* a, const std::string& path, const std::string& label,
-               const std::string& split) {
-    std::string key = path_key(path);
-    const bool first = !a->by_key.count(key);
-    ImageAnnotation& ann = a->by_key[key];
-    a->path_of[key] = key;
-    ann.label = label;
-    if (!split.empty()) ann.split = canonical_split(split);
-    return first;
-}
-
-// set_label() for an item name, the key as given.
+// Sets the label (and split, when given) of the item `name` (the key as given); false when it
+// had a row already.
 bool set_name_label(Annotations* a, const std::string& name, const std::string& label,
                     const std::string& split) {
     const bool first = !a->by_key.count(name);
@@ -137,6 +126,12 @@ bool set_name_label(Annotations* a, const std::string& name, const std::string& 
     ann.label = label;
     if (!split.empty()) ann.split = canonical_split(split);
     return first;
+}
+
+// The same for an image file, keyed by path_key().
+bool set_label(Annotations* a, const std::string& path, const std::string& label,
+               const std::string& split) {
+    return set_name_label(a, path_key(path), label, split);
 }
 
 // The `names:` of a YOLO data yaml: `names: [a, b]`, or a block of `- a` / `0: a` lines.
