@@ -37,6 +37,17 @@ std::string file_identity(const std::string& path) {
     return io::path_key(path) + " " + std::to_string(st.st_size) + " " + std::to_string(mtime);
 }
 
+// Scales each of the `count` rows of v (d floats each) to unit length. REQUIRES: no zero row
+// (check_rows() refuses them before anything is imported).
+void normalise_rows(float* v, int64_t count, int d) {
+    for (int64_t r = 0; r < count; ++r, v += d) {
+        double norm = 0;
+        for (int j = 0; j < d; ++j) norm += double(v[j]) * v[j];
+        const float inv = float(1.0 / std::sqrt(norm));
+        for (int j = 0; j < d; ++j) v[j] *= inv;
+    }
+}
+
 // Reads the names file line by line (LF or CRLF); calls f(line_number, name) for each line.
 template <typename F> void for_each_name(const std::string& path, F&& f) {
     std::ifstream in(path, std::ios::binary);
@@ -144,13 +155,7 @@ uint64_t import_embeddings(store::Db& db, const ScanOptions& o, bool reuse, Repo
     for (int64_t i0 = 0; i0 < n; i0 += kImportBatch) {
         const int64_t m = std::min(kImportBatch, n - i0);
         emb.read(i0, m, buf.data());
-        for (int64_t r = 0; r < m; ++r) {
-            float* v = buf.data() + r * d;
-            double norm = 0;
-            for (int j = 0; j < d; ++j) norm += double(v[j]) * v[j];
-            const float inv = float(1.0 / std::sqrt(norm));
-            for (int j = 0; j < d; ++j) v[j] *= inv;
-        }
+        normalise_rows(buf.data(), m, d);
         features.write_rows(i0, m, buf.data());
         features.sync(); // the vectors are on disk before their rows say so
         db.exec("BEGIN");
@@ -197,10 +202,7 @@ bool GivenVectors::get(const std::string& path, float* out) const {
     auto it = row_of_.find(path);
     if (it == row_of_.end()) return false;
     emb_.read(it->second, 1, out);
-    double norm = 0;
-    for (int j = 0; j < dim(); ++j) norm += double(out[j]) * out[j];
-    const float inv = float(1.0 / std::sqrt(norm));
-    for (int j = 0; j < dim(); ++j) out[j] *= inv;
+    normalise_rows(out, 1, dim());
     return true;
 }
 
