@@ -4,6 +4,7 @@
 #include <tuple>
 #include <unordered_map>
 
+#include "common/assert.h"
 #include "graph/union_find.h"
 #include "hash/hamming_index.h"
 
@@ -100,26 +101,109 @@ NearResult find_near_by_hash(const std::vector<DupItem>& items, const ExactResul
     return group_near_pairs(items, exact, hash_pairs(items, radius, dhash_radius, threads));
 }
 
-std::vector<IndexPair> hash_pairs(const std::vector<DupItem>& items, int radius, int dhash_radius,
-                                  int threads) {
+namespace {
+
+constexpr size_t kMaxPairsPerCode = 100;
+
+// Position of image `id` in `items` (sorted by id), or -1.
+int64_t position_of(const std::vector<DupItem>& items, int64_t id) {
+    auto it = std::lower_bound(items.begin(), items.end(), id,
+                               [](const DupItem& x, int64_t v) { return x.id < v; });
+    return it != items.end() && it->id == id ? int64_t(it - items.begin()) : -1;
+}
+
+bool sorted_by_id(const std::vector<DupItem>& items) {
+    return std::is_sorted(items.begin(), items.end(),
+                          [](const DupItem& x, const DupItem& y) { return x.id < y.id; });
+}
+
+} // namespace
+
+HashPairUpdate update_hash_pairs(const std::vector<DupItem>& items, int radius, int threads,
+                                 const std::vector<HashPair>* saved) {
+    VISLINT_ASSERT(sorted_by_id(items));
     std::vector<uint64_t> codes;
     std::vector<size_t> code_item;
+    std::vector<int64_t> code_of(items.size(), -1); // item -> index into codes
     for (size_t i = 0; i < items.size(); ++i) {
         if (!items[i].hashable) continue;
+        code_of[i] = int64_t(codes.size());
         codes.push_back(items[i].phash);
         code_item.push_back(i);
     }
-    std::vector<IndexPair> pairs;
-    for (const auto& p : hash::pairs_within_radius(codes, radius, 100, threads)) {
-        size_t a = code_item[p.a], b = code_item[p.b];
+    HashPairUpdate u;
+    auto to_ids = [&](const std::vector<hash::CodePair>& cp) {
+        for (const auto& p : cp) {
+            const int64_t a = items[code_item[p.a]].id, b = items[code_item[p.b]].id;
+            u.pairs.push_back({std::min(a, b), std::max(a, b), p.distance});
+        }
+    };
+    if (!saved) {
+        u.searched = codes.size();
+        to_ids(hash::pairs_within_radius(codes, radius, kMaxPairsPerCode, threads));
+        u.added = u.pairs;
+    } else {
+        // Searched: the changed hashable items, and the unchanged ones that had a pair with an
+        // item now gone or changed (their pairs may now go elsewhere: to a new representative of
+        // identical codes, or to a pair the cap had left out). The search recomputes every pair
+        // of every item sharing a code with those; the saved pairs of the rest are kept.
+        auto live = [&](int64_t id) -> int64_t { // index into codes of an unchanged item, or -1
+            const int64_t p = position_of(items, id);
+            return p >= 0 && items[size_t(p)].derived ? code_of[size_t(p)] : -1;
+        };
+        std::vector<uint32_t> queries;
+        for (size_t i = 0; i < items.size(); ++i)
+            if (code_of[i] >= 0 && !items[i].derived) queries.push_back(uint32_t(code_of[i]));
+        for (const HashPair& p : *saved) {
+            const int64_t ca = live(p.a), cb = live(p.b);
+            if (ca >= 0 && cb < 0) queries.push_back(uint32_t(ca));
+            if (cb >= 0 && ca < 0) queries.push_back(uint32_t(cb));
+        }
+        std::vector<uint32_t> members;
+        const std::vector<hash::CodePair> found =
+            hash::pairs_of_queries(codes, queries, radius, kMaxPairsPerCode, threads, &members);
+        u.searched = members.size();
+        std::vector<bool> recomputed(codes.size(), false);
+        for (uint32_t c : members) recomputed[c] = true;
+        for (const HashPair& p : *saved) {
+            const int64_t ca = live(p.a), cb = live(p.b);
+            const bool keep = ca >= 0 && cb >= 0 && !recomputed[size_t(ca)] && !recomputed[size_t(cb)];
+            (keep ? u.pairs : u.dropped).push_back(p);
+        }
+        const size_t kept = u.pairs.size();
+        to_ids(found);
+        u.added.assign(u.pairs.begin() + long(kept), u.pairs.end());
+    }
+    std::sort(u.pairs.begin(), u.pairs.end(), [](const HashPair& x, const HashPair& y) {
+        return x.a != y.a ? x.a < y.a : x.b < y.b;
+    });
+    return u;
+}
+
+std::vector<IndexPair> hash_index_pairs(const std::vector<DupItem>& items,
+                                        const std::vector<HashPair>& pairs, int radius,
+                                        int dhash_radius) {
+    std::unordered_map<int64_t, size_t> index_of;
+    for (size_t i = 0; i < items.size(); ++i) index_of.emplace(items[i].id, i);
+    std::vector<IndexPair> out;
+    for (const HashPair& p : pairs) {
+        auto ia = index_of.find(p.a), ib = index_of.find(p.b);
+        if (ia == index_of.end() || ib == index_of.end()) continue;
+        const size_t a = ia->second, b = ib->second;
         const int dd = hash::hamming(items[a].dhash, items[b].dhash);
         if (dd > dhash_radius) continue;
-        pairs.push_back({a, b, 1.0 - p.distance / 64.0,
-                         "pHash distance " + std::to_string(p.distance) + " <= " + std::to_string(radius) +
-                             ", dHash distance " + std::to_string(dd) + " <= " + std::to_string(dhash_radius),
-                         1.0 - radius / 64.0});
+        out.push_back({std::min(a, b), std::max(a, b), 1.0 - p.distance / 64.0,
+                       "pHash distance " + std::to_string(p.distance) + " <= " + std::to_string(radius) +
+                           ", dHash distance " + std::to_string(dd) + " <= " + std::to_string(dhash_radius),
+                       1.0 - radius / 64.0});
     }
-    return pairs;
+    return out;
+}
+
+std::vector<IndexPair> hash_pairs(const std::vector<DupItem>& items, int radius, int dhash_radius,
+                                  int threads) {
+    return hash_index_pairs(items, update_hash_pairs(items, radius, threads, nullptr).pairs, radius,
+                            dhash_radius);
 }
 
 } // namespace vislint::graph

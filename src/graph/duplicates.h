@@ -16,6 +16,7 @@ struct DupItem {
     uint64_t phash = 0, dhash = 0;
     bool hashable = true;    // false for flat images, whose perceptual hash means nothing
     int64_t width = 0, height = 0, file_size = 0;
+    bool derived = false;    // unchanged since the last derivation (its saved pairs still hold)
 };
 
 struct DupPair {
@@ -76,5 +77,33 @@ NearResult group_near_pairs(const std::vector<DupItem>& items, const ExactResult
 // The candidate pairs of find_near_by_hash (indices into `items`), before grouping.
 std::vector<IndexPair> hash_pairs(const std::vector<DupItem>& items, int radius, int dhash_radius,
                                   int threads);
+
+// pHash pairs by image id (a < b), kept in the work dir between scans so that a re-scan searches
+// only for the pairs of its new and changed images.
+struct HashPair {
+    int64_t a = 0, b = 0;
+    int distance = 0;
+    bool operator==(const HashPair& o) const { return a == o.a && b == o.b && distance == o.distance; }
+};
+struct HashPairUpdate {
+    std::vector<HashPair> pairs;   // all pairs now, sorted by (a, b)
+    std::vector<HashPair> dropped; // of `saved`, those that no longer hold
+    std::vector<HashPair> added;   // of `pairs`, those not in `saved`
+    size_t searched = 0;           // items searched for pairs
+};
+// The pHash pairs within `radius` among the hashable `items`. With `saved` (the pairs of the last
+// derivation at this radius): its pairs between two items that are still there, hashable and
+// derived are kept, and only the other hashable items are searched against all hashable ones
+// (hash::pairs_of_queries). Without it, every pair is searched (hash::pairs_within_radius).
+// The two agree on every pair except where a code has more than the cap (100) of partners
+// within the radius, where which 100 are kept can differ; tests/cpp compares them.
+HashPairUpdate update_hash_pairs(const std::vector<DupItem>& items, int radius, int threads,
+                                 const std::vector<HashPair>* saved);
+
+// Candidate near pairs (indices into `items`) of the pHash pairs whose dHashes also agree within
+// `dhash_radius`; pairs with an image not in `items` are left out.
+std::vector<IndexPair> hash_index_pairs(const std::vector<DupItem>& items,
+                                        const std::vector<HashPair>& pairs, int radius,
+                                        int dhash_radius);
 
 } // namespace vislint::graph

@@ -149,4 +149,102 @@ std::vector<CodePair> pairs_within_radius(const std::vector<uint64_t>& codes, in
     return out;
 }
 
+std::vector<CodePair> pairs_of_queries(const std::vector<uint64_t>& codes,
+                                       const std::vector<uint32_t>& queries, int radius,
+                                       size_t max_per_code, int threads,
+                                       std::vector<uint32_t>* members) {
+    VISLINT_ASSERT(radius >= 0 && radius <= 32);
+    std::vector<CodePair> out;
+    if (members) members->clear();
+    const size_t n_codes = codes.size();
+    if (n_codes == 0 || queries.empty()) return out;
+    // Distinct codes as in pairs_within_radius: `order` sorted by (code, index); a run of equal
+    // codes is one distinct code whose representative is its smallest index.
+    std::vector<uint32_t> order(n_codes);
+    for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+        return codes[a] != codes[b] ? codes[a] < codes[b] : a < b;
+    });
+    std::vector<uint32_t> uniq, run_start; // per distinct code: representative, first in `order`
+    std::vector<uint32_t> code_of(n_codes); // index -> distinct code
+    for (size_t i = 0; i < order.size(); ++i) {
+        if (i == 0 || codes[order[i]] != codes[order[i - 1]]) {
+            uniq.push_back(order[i]);
+            run_start.push_back(uint32_t(i));
+        }
+        code_of[order[i]] = uint32_t(uniq.size() - 1);
+    }
+    run_start.push_back(uint32_t(order.size()));
+    const size_t n = uniq.size();
+    std::vector<bool> is_query(n, false);
+    std::vector<uint32_t> qcodes;
+    for (uint32_t q : queries) {
+        VISLINT_ASSERT(q < n_codes);
+        if (!is_query[code_of[q]]) qcodes.push_back(code_of[q]);
+        is_query[code_of[q]] = true;
+    }
+    std::sort(qcodes.begin(), qcodes.end());
+    // Every member of a queried code: its pairs are all recomputed here.
+    for (uint32_t u : qcodes) {
+        for (uint32_t i = run_start[u]; i < run_start[u + 1]; ++i) {
+            if (members) members->push_back(order[i]);
+            if (i > run_start[u]) out.push_back({uniq[u], order[i], 0});
+        }
+    }
+    if (members) std::sort(members->begin(), members->end());
+
+    const int m = choose_chunks(n, radius);
+    const std::vector<Chunk> chunks = make_chunks(m);
+    const int sub = radius / m;
+    std::vector<std::vector<std::pair<uint64_t, uint32_t>>> tables(m);
+    for (int j = 0; j < m; ++j) {
+        tables[j].resize(n);
+        for (uint32_t u = 0; u < n; ++u)
+            tables[j][u] = {(codes[uniq[u]] >> chunks[j].shift) & chunks[j].mask(), u};
+        std::sort(tables[j].begin(), tables[j].end());
+    }
+    threads = std::max(1, threads);
+    std::vector<std::vector<CodePair>> per_thread(threads);
+    std::atomic<size_t> next{0};
+    auto work = [&](int t) {
+        std::vector<std::pair<int, uint32_t>> found; // (distance, distinct code)
+        for (;;) {
+            const size_t i = next.fetch_add(1);
+            if (i >= qcodes.size()) break;
+            const uint32_t q = qcodes[i];
+            const uint64_t code = codes[uniq[q]];
+            found.clear();
+            for (int j = 0; j < m; ++j) {
+                const auto& table = tables[j];
+                auto lookup = [&](uint64_t key) {
+                    auto it = std::lower_bound(table.begin(), table.end(), std::make_pair(key, uint32_t(0)));
+                    for (; it != table.end() && it->first == key; ++it) {
+                        const uint32_t c = it->second;
+                        if (c == q || (is_query[c] && c < q)) continue; // each pair once
+                        const int d = hamming(code, codes[uniq[c]]);
+                        if (d <= radius) found.push_back({d, c});
+                    }
+                };
+                enumerate_flips((code >> chunks[j].shift) & chunks[j].mask(), chunks[j].bits, sub, 0, lookup);
+            }
+            std::sort(found.begin(), found.end());
+            found.erase(std::unique(found.begin(), found.end()), found.end());
+            if (found.size() > max_per_code) found.resize(max_per_code);
+            for (const auto& [d, c] : found) {
+                const uint32_t a = uniq[q], b = uniq[c];
+                per_thread[t].push_back({std::min(a, b), std::max(a, b), d});
+            }
+        }
+    };
+    std::vector<std::thread> pool;
+    for (int t = 1; t < threads; ++t) pool.emplace_back(work, t);
+    work(0);
+    for (auto& th : pool) th.join();
+    for (auto& v : per_thread) out.insert(out.end(), v.begin(), v.end());
+    std::sort(out.begin(), out.end(), [](const CodePair& x, const CodePair& y) {
+        return x.a != y.a ? x.a < y.a : x.b < y.b;
+    });
+    return out;
+}
+
 } // namespace vislint::hash

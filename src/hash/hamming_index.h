@@ -29,6 +29,20 @@ struct CodePair {
 std::vector<CodePair> pairs_within_radius(const std::vector<uint64_t>& codes, int radius,
                                           size_t max_per_code, int threads);
 
+// The pairs pairs_within_radius gives for the distinct codes of `queries` (indices into
+// `codes`): what a re-scan needs for its new and changed images, while the pairs of the other
+// codes are kept from before. For each queried code: a pair from its representative (smallest
+// index with that code) to each other index with the code, and pairs from it to the
+// representatives of the other codes within `radius` -- each pair once, at most `max_per_code`
+// of the latter per queried code, closest first. pairs_within_radius caps a code's pairs to
+// larger codes instead, so the two can differ only where a code has more than the cap of other
+// codes within the radius. `members` (may be nullptr) receives every index whose code was
+// queried, ascending: all their pairs are among the returned ones. Sorted by (a, b), a < b.
+std::vector<CodePair> pairs_of_queries(const std::vector<uint64_t>& codes,
+                                       const std::vector<uint32_t>& queries, int radius,
+                                       size_t max_per_code, int threads,
+                                       std::vector<uint32_t>* members = nullptr);
+
 // Brute force O(N^2) reference, for tests.
 std::vector<CodePair> pairs_within_radius_brute(const std::vector<uint64_t>& codes, int radius);
 

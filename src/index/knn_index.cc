@@ -221,7 +221,7 @@ int64_t auto_nlist(int64_t n) {
 }
 
 int64_t auto_nprobe(int64_t nlist) {
-    return std::min<int64_t>(nlist, std::clamp<int64_t>(nlist / 128, 16, 64));
+    return std::min<int64_t>(nlist, std::clamp<int64_t>(nlist / 128, 16, 32));
 }
 
 // Knuth's selection sampling: m of n row indices, ascending, the same for the same (n, m).
@@ -451,6 +451,10 @@ struct KnnIndex::Impl {
         return buf->data();
     }
 
+    // Appends the n vectors of `rows` (ids size() .. size() + n - 1), projected by `pca` when
+    // set, in batches; keeps `lossless` true only while every vector survives float16.
+    void add_rows(const RowSource& rows, int64_t n, const faiss::LinearTransform* pca,
+                  const ProgressFn& progress);
     // Top-k of nq queries (indexed dimension) into `top`. self: per query, an id to skip.
     void search(const float* x, int64_t nq, TopK* top, const int64_t* self) const;
     // IVF: the `nprobe` best lists of each query (exact: the centroids are a Flat index).
@@ -496,6 +500,62 @@ void KnnIndex::Impl::rescore(const float* q_full, int64_t nq, const int64_t* can
             out_sims[i * k + j] = j < keep ? best[size_t(j)].first : kNegInf;
         }
     }
+}
+
+void KnnIndex::Impl::add_rows(const RowSource& rows, int64_t n, const faiss::LinearTransform* pca,
+                              const ProgressFn& progress) {
+    const int d = pca ? pca->d_in : inner->d;
+    const int di = inner->d;
+    const int64_t first = inner->ntotal;
+    report(progress, "knn.add", 0, uint64_t(n));
+    std::vector<int64_t> ids;
+    std::vector<uint8_t> codes;
+    std::vector<float> full, x, back;
+    const size_t code_size = size_t(di) * 2;
+    for (int64_t start = 0; start < n; start += kAddBatch) {
+        const int64_t nb = std::min(kAddBatch, n - start);
+        ids.resize(size_t(nb));
+        for (int64_t i = 0; i < nb; ++i) ids[size_t(i)] = first + start + i;
+        x.resize(size_t(nb) * di);
+        for (int64_t i0 = 0; i0 < nb; i0 += kFetchBatch) {
+            const int64_t m = std::min(kFetchBatch, nb - i0);
+            full.resize(size_t(m) * d);
+            rows(ids.data() + i0, m, full.data());
+            if (pca) pca->apply_noalloc(m, full.data(), x.data() + i0 * di);
+            else std::copy(full.begin(), full.end(), x.begin() + i0 * di);
+        }
+        if (!half) {
+            guarded("cannot add to kNN index", [&] {
+                if (!ivf) return inner->add(nb, x.data());
+                const TopK list = coarse_assign(x.data(), nb, 1);
+                ivf->add_core(nb, x.data(), ids.data(), list.ids.data());
+            });
+            report(progress, "knn.add", uint64_t(start + nb), uint64_t(n));
+            continue;
+        }
+        codes.resize(size_t(nb) * code_size);
+        encode_half(x.data(), x.size(), codes.data());
+        if (lossless) {
+            back.resize(x.size());
+            decode_half(codes.data(), x.size(), back.data());
+            lossless = std::memcmp(back.data(), x.data(), x.size() * sizeof(float)) == 0;
+        }
+        guarded("cannot add to kNN index", [&] {
+            if (!ivf) {
+                flat16->codes.insert(flat16->codes.end(), codes.begin(), codes.end());
+                flat16->ntotal += nb;
+                return;
+            }
+            // The exact BLAS assignment the searches use, so a vector lands in its best list.
+            const TopK list = coarse_assign(x.data(), nb, 1);
+            for (int64_t i = 0; i < nb; ++i)
+                ivf->invlists->add_entry(size_t(list.ids[size_t(i)]), ids[size_t(i)],
+                                         codes.data() + size_t(i) * code_size);
+            ivf->ntotal += nb;
+        });
+        report(progress, "knn.add", uint64_t(start + nb), uint64_t(n));
+    }
+    if (index && index.get() != inner) index->ntotal = inner->ntotal; // the PCA wrapper's count
 }
 
 TopK KnnIndex::Impl::coarse_assign(const float* x, int64_t nq, int nprobe) const {
@@ -676,49 +736,8 @@ KnnIndex KnnIndex::build(const RowSource& rows, int64_t n, int d, const IndexOpt
         report(progress, "knn.train", 1, 1);
     }
 
-    report(progress, "knn.add", 0, uint64_t(n));
-    std::vector<int64_t> ids;
-    std::vector<uint8_t> codes;
-    std::vector<float> back;
-    const size_t code_size = size_t(di) * 2;
-    bool lossless = !pca && opt.float16;
-    for (int64_t start = 0; start < n; start += kAddBatch) {
-        const int64_t nb = std::min(kAddBatch, n - start);
-        ids.resize(size_t(nb));
-        for (int64_t i = 0; i < nb; ++i) ids[size_t(i)] = start + i;
-        const std::vector<float> x = gather(ids, di);
-        if (!opt.float16) {
-            guarded("cannot build kNN index", [&] {
-                if (!impl->ivf) return impl->inner->add(nb, x.data());
-                const TopK list = impl->coarse_assign(x.data(), nb, 1);
-                impl->ivf->add_core(nb, x.data(), nullptr, list.ids.data());
-            });
-            report(progress, "knn.add", uint64_t(start + nb), uint64_t(n));
-            continue;
-        }
-        codes.resize(size_t(nb) * code_size);
-        encode_half(x.data(), x.size(), codes.data());
-        if (lossless) {
-            back.resize(x.size());
-            decode_half(codes.data(), x.size(), back.data());
-            lossless = std::memcmp(back.data(), x.data(), x.size() * sizeof(float)) == 0;
-        }
-        guarded("cannot build kNN index", [&] {
-            if (!impl->ivf) {
-                impl->flat16->codes.insert(impl->flat16->codes.end(), codes.begin(), codes.end());
-                impl->flat16->ntotal += nb;
-                return;
-            }
-            // The exact BLAS assignment the searches use, so a vector lands in its best list.
-            const TopK list = impl->coarse_assign(x.data(), nb, 1);
-            for (int64_t i = 0; i < nb; ++i)
-                impl->ivf->invlists->add_entry(size_t(list.ids[size_t(i)]), start + i,
-                                               codes.data() + size_t(i) * code_size);
-            impl->ivf->ntotal += nb;
-        });
-        report(progress, "knn.add", uint64_t(start + nb), uint64_t(n));
-    }
-    impl->lossless = lossless;
+    impl->lossless = !pca && opt.float16;
+    impl->add_rows(rows, n, pca.get(), progress);
 
     if (pca) {
         impl->pca = pca.get();
@@ -730,6 +749,17 @@ KnnIndex KnnIndex::build(const RowSource& rows, int64_t n, int d, const IndexOpt
         impl->index = std::move(inner);
     }
     return KnnIndex(std::move(impl));
+}
+
+void KnnIndex::add(const RowSource& rows, int64_t n, const ProgressFn& progress) {
+    if (n < 0 || (n > 0 && !rows)) throw Error("kNN index: no vectors to add");
+    if (size() + n >= (int64_t(1) << 31)) throw Error("kNN index: more than 2^31 vectors");
+    if (auto* od = impl_->ivf ? dynamic_cast<const faiss::OnDiskInvertedLists*>(impl_->ivf->invlists)
+                              : nullptr;
+        od && od->read_only)
+        throw Error("kNN index: loaded with mapped lists (read only); load with map_lists = false to add");
+    ScopedOmpThreads omp_threads(1);
+    impl_->add_rows(rows, n, impl_->pca, progress);
 }
 
 void KnnIndex::search(const float* queries, int64_t nq, int k, int64_t* ids, float* sims,
@@ -878,7 +908,7 @@ KnnIndex KnnIndex::load(const std::string& path, const IndexOptions& opt) {
     // only) instead of reading them: `vislint similar` touches the nprobe lists it scans, not
     // the whole file. Flat indexes (<= exact_max vectors) and the centroids are still read.
     impl->index.reset(guarded("kNN index file is corrupt or not a faiss index: " + path, [&] {
-        return faiss::read_index(path.c_str(), faiss::IO_FLAG_MMAP);
+        return faiss::read_index(path.c_str(), opt.map_lists ? faiss::IO_FLAG_MMAP : 0);
     }));
     faiss::Index* idx = impl->index.get();
     bool ok_transform = true;

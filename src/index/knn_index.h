@@ -12,8 +12,11 @@
 //                            points per list); fewer than 2 lists falls back to Flat.
 //                   train  = 10 k-means iterations on min(n, 40 nlist) rows picked with a fixed seed.
 //                   (10 iterations instead of faiss's 25: same recall, 2.4x faster training.)
-//                   nprobe = clamp(nlist / 128, 16, 64): 31 at 1 M. recall@10 1.000 on the default
-//                            bench data; on very diffuse clusters (1 M x 128, noise 1.6) nprobe 8 /
+//                   nprobe = clamp(nlist / 128, 16, 32): 31 at 1 M, 32 from 1.05 M up (the cap was 64
+//                            before the 10 M run: each probe there scans 3x longer lists, 10x the
+//                            queries; 1 M x 256 self-graph at nprobe 31 / 12: 64 / 32 s, recall@10
+//                            0.9996 / 0.9901, knn_bench --npy on the scale bench's embeddings).
+//                            recall@10 1.000 on the default bench data; on very diffuse clusters (1 M x 128, noise 1.6) nprobe 8 /
 //                            16 / 31 gave 0.974 / 0.978 / 0.984.
 //                   1 M x 256 (float32 lists, before issue 12, quiet host): build 27 s (train 17,
 //                   add 10) + whole self-graph 52 s, 2.4 GB peak RSS (1 GB of it the caller's
@@ -129,6 +132,7 @@ struct IndexOptions {
     int64_t reduce_min = 8192; // ... and when there are more than this many vectors
     int candidates = 0;        // reduced index: candidates re-scored per query; 0 = automatic
     bool float16 = true;       // store the vectors as float16; false: float32 (as before issue 12)
+    bool map_lists = true;     // load(): map the IVF lists read only; false reads them (for add())
 };
 
 // Full-dimension vectors by id: writes rows ids[0..count) to out (count x d floats, row-major).
@@ -147,8 +151,9 @@ struct KnnGraph {
     const float* row_sims(int64_t i) const { return sims.data() + i * k; }
 };
 
-// Thread safety: a KnnIndex is immutable after build() / load(). search(), self_graph(), save()
-// and the accessors may be called concurrently from several threads without synchronisation.
+// Thread safety: a KnnIndex is immutable after build() / load() except through add().
+// search(), self_graph(), save() and the accessors may be called concurrently from several
+// threads without synchronisation.
 // A KnnIndex is movable, not copyable.
 //
 // Errors: bad arguments that can come from user options, faiss failures, unreadable or corrupt
@@ -167,6 +172,13 @@ public:
     // The same over `data`, n x d floats, row-major (data != nullptr when n > 0).
     static KnnIndex build(const float* data, int64_t n, int d, const IndexOptions& opt,
                           const ProgressFn& progress = {});
+
+    // Appends the n vectors of `rows`, ids size() .. size() + n - 1, with the trained quantizer
+    // and PCA as they are (nothing is re-trained: see pipeline/scan_knn.cc for when a scan
+    // rebuilds instead). Not thread-safe with other calls on this index. An index loaded with
+    // mapped lists throws (load it with IndexOptions::map_lists = false).
+    // REQUIRES: rows L2-normalised, of dim().
+    void add(const RowSource& rows, int64_t n, const ProgressFn& progress = {});
 
     // The k best indexed vectors for each of nq queries (nq x d floats, row-major).
     // Writes nq x k ids and sims (row-major, caller-owned), best first; padding -1 / -infinity.

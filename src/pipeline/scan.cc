@@ -219,7 +219,7 @@ ScanSummary scan(const ScanOptions& options, Progress* progress) {
     db.exec("DELETE FROM meta WHERE key = 'checksum'");
     // Rows of another analysis must never pass for this one's if this scan is cut short (the
     // features file is reset below): mark them changed so that a resumed scan re-analyses them.
-    if (!reuse) db.exec("UPDATE images SET mtime_ns = -1, has_embedding = 0");
+    if (!reuse) db.exec("UPDATE images SET mtime_ns = -1, has_embedding = 0, derived = NULL");
     db.set_meta("analysis_signature", signature);
     db.set_meta("model", model ? model->id : given ? "embeddings" : "none");
     // JSON holds UTF-8 only: a --model path of other bytes is kept with U+FFFD in their place (so

@@ -20,70 +20,34 @@ namespace fs = std::filesystem;
 namespace vislint::pipeline {
 namespace {
 
-// The kNN graph over all embedded images, saved with its id mapping for `vislint similar`.
-struct Embedded {
-    std::vector<size_t> positions; // index into `items` for each indexed vector
-    std::vector<int64_t> ids;
-    std::vector<float> sims;
-    int k = 0;
-    std::string description; // of the index
-};
-
-Embedded build_knn(store::Db& db, const ScanOptions& o, const std::vector<graph::DupItem>& items,
-                   const std::vector<bool>& embedded, int threads, Reporter& rep,
-                   std::map<std::string, double>* timings) {
-    Embedded e;
-    std::vector<int64_t> image_ids;
-    for (size_t i = 0; i < items.size(); ++i)
-        if (embedded[i]) {
-            e.positions.push_back(i);
-            image_ids.push_back(items[i].id);
+// The perceptual-hash pairs, kept in the hash_pairs table between scans: only the new and
+// changed images are searched (graph::update_hash_pairs), unless the radius changed or most
+// images did. Written as a delta inside the derivation's transaction.
+graph::HashPairUpdate saved_hash_pairs(store::Db& db, const std::vector<graph::DupItem>& items, int radius,
+                                       int threads, std::map<std::string, double>* timings) {
+    auto t0 = Clock::now();
+    const std::string key = "radius " + std::to_string(radius);
+    size_t changed = 0, hashable = 0;
+    for (const auto& it : items)
+        if (it.hashable) {
+            ++hashable;
+            changed += !it.derived;
         }
-    db.exec("DELETE FROM embedding_index");
-    const std::string index_path = (fs::path(o.work_dir) / kIndexName).string();
-    if (image_ids.empty()) {
-        fs::remove(index_path);
-        return e;
+    std::vector<graph::HashPair> saved;
+    const bool incremental = db.meta("hash_pairs") == key && changed * 4 <= hashable;
+    if (incremental) {
+        store::Stmt s(db.handle(), "SELECT a, b, distance FROM hash_pairs");
+        while (s.step()) saved.push_back({s.int64(0), s.int64(1), int(s.int64(2))});
     }
-    // Vectors are read from the memory-mapped features file in batches, by index position.
-    const store::FeatureReader features((fs::path(o.work_dir) / store::kFeaturesName).string());
-    std::vector<int64_t> buf;
-    const index::RowSource rows = [&](const int64_t* pos, int64_t count, float* out) {
-        buf.resize(size_t(count));
-        for (int64_t i = 0; i < count; ++i) buf[size_t(i)] = image_ids[size_t(pos[i])];
-        features.read(buf.data(), count, out);
-    };
-    auto progress = [&](const char* stage, uint64_t done, uint64_t total) {
-        fault_point("knn");
-        return rep.report(stage, done, total);
-    };
-    index::IndexOptions iopt;
-    iopt.threads = threads;
-    if (o.index_dim == 0) {
-        iopt.reduce_dim = 0;
-    } else if (o.index_dim > 0) {
-        iopt.reduce_dim = o.index_dim;
-        iopt.reduce_min = 0;
-    }
-    auto t1 = Clock::now();
-    index::KnnIndex idx = index::KnnIndex::build(rows, int64_t(image_ids.size()), features.dim(), iopt, progress);
-    (*timings)["knn_build"] = seconds_since(t1);
-    e.description = idx.description();
-    auto t2 = Clock::now();
-    e.k = std::min<int>(o.k, int(image_ids.size()) - 1);
-    if (e.k > 0) {
-        index::KnnGraph g = idx.self_graph(rows, e.k, progress);
-        e.ids = std::move(g.ids);
-        e.sims = std::move(g.sims);
-    }
-    (*timings)["knn_graph"] = seconds_since(t2);
-    fault_point("knn");
-    idx.save(index_path);
-    store::Stmt ins(db.handle(), "INSERT INTO embedding_index(pos, image_id) VALUES(?, ?)");
-    for (size_t p = 0; p < image_ids.size(); ++p) ins.bind(1, int64_t(p)).bind(2, image_ids[p]).run();
-    // `vislint similar` refuses an index built under another analysis (model, input size).
-    db.set_meta("index_signature", db.meta("analysis_signature"));
-    return e;
+    graph::HashPairUpdate u = graph::update_hash_pairs(items, radius, threads, incremental ? &saved : nullptr);
+    if (!incremental) db.exec("DELETE FROM hash_pairs");
+    store::Stmt del(db.handle(), "DELETE FROM hash_pairs WHERE a = ? AND b = ?");
+    for (const auto& p : u.dropped) del.bind(1, p.a).bind(2, p.b).run();
+    store::Stmt ins(db.handle(), "INSERT INTO hash_pairs(a, b, distance) VALUES(?, ?, ?)");
+    for (const auto& p : u.added) ins.bind(1, p.a).bind(2, p.b).bind(3, int64_t(p.distance)).run();
+    db.set_meta("hash_pairs", key);
+    (*timings)[incremental ? "hash_pairs_update" : "hash_pairs"] = seconds_since(t0);
+    return u;
 }
 
 // label_issue rows from the kNN vote; every labelled image gets its score and the vote's winner
@@ -217,6 +181,7 @@ void derive_issues(store::Db& db, const ScanOptions& o, int threads, Reporter& r
         it.width = r.width;
         it.height = r.height;
         it.file_size = r.file_size;
+        it.derived = r.derived;
         items.push_back(it);
         embedded.push_back(r.has_embedding);
     });
@@ -274,19 +239,24 @@ void derive_issues(store::Db& db, const ScanOptions& o, int threads, Reporter& r
     }
     db.exec("UPDATE labels SET label_score = NULL, suggested = NULL; DELETE FROM label_votes;");
     graph::NearResult near;
+    // Without pixels there are no perceptual hashes (embeddings-only items).
+    const std::vector<graph::HashPair> hash_pairs =
+        embeddings_only(o) ? std::vector<graph::HashPair>{}
+                           : saved_hash_pairs(db, items, t.hash_radius, threads, timings).pairs;
     if (!has_vectors(o)) {
-        near = graph::find_near_by_hash(items, exact, t.hash_radius, t.dhash_radius, threads);
+        near = graph::group_near_pairs(items, exact,
+                                       graph::hash_index_pairs(items, hash_pairs, t.hash_radius, t.dhash_radius));
         for (const auto& p : near.pairs) add("near_duplicate", p.a, &p.b, p.score, &p.threshold, p.detail);
         write_groups(near.groups);
     } else {
-        Embedded e = build_knn(db, o, items, embedded, threads, rep, timings);
+        Embedded e = knn_graph(db, o, items, embedded, threads, rep, timings);
         *index_description = e.description;
         // Findings are computed over the embedded subset, by position in `sub`.
         std::vector<graph::DupItem> sub;
         for (size_t p : e.positions) sub.push_back(items[p]);
         graph::Neighbours nn{int64_t(sub.size()), e.k, e.ids.data(), e.sims.data()};
         // Perceptual-hash matches count too (scored on the hash scale, 1 - pHash distance / 64).
-        std::vector<graph::IndexPair> hp = graph::hash_pairs(sub, t.hash_radius, t.dhash_radius, threads);
+        std::vector<graph::IndexPair> hp = graph::hash_index_pairs(sub, hash_pairs, t.hash_radius, t.dhash_radius);
         graph::SimilarityResult res = graph::analyse_similarity(nn, sub, exact, t, hp);
         for (const auto& p : res.near.pairs) add("near_duplicate", p.a, &p.b, p.score, &p.threshold, p.detail);
         write_groups(res.near.groups);
@@ -318,6 +288,8 @@ void derive_issues(store::Db& db, const ScanOptions& o, int threads, Reporter& r
         for (const auto& l : graph::find_leaks(exact, near, split_of))
             add("leak", l.a, &l.b, l.score, &l.threshold, l.detail);
     }
+    // Every row's hashes and vector are now in the saved pairs and kNN graph.
+    db.exec("UPDATE images SET derived = 1 WHERE derived IS NULL");
     db.set_meta("checksum", store::content_checksum(db));
     fault_point("commit");
     db.exec("COMMIT");

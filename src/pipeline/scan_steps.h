@@ -12,6 +12,7 @@
 #include <unordered_map>
 
 #include "embed/embedder.h"
+#include "graph/duplicates.h"
 #include "io/npy.h"
 #include "pipeline/items.h"
 #include "store/db.h"
@@ -152,6 +153,19 @@ uint64_t write_name_labels(store::Db& db, const ScanOptions& o, Reporter& rep);
 
 // Rewrites the labels table: label and split of every item of this scan, by image id.
 void write_labels(store::Db& db, const std::vector<Item>& items);
+
+// The kNN graph over the embedded images (scan_knn.cc), for the findings: positions[i] indexes
+// `items` for row i; ids (-1 = none) and sims are n x k by row.
+struct Embedded {
+    std::vector<size_t> positions;
+    std::vector<int64_t> ids;
+    std::vector<float> sims;
+    int k = 0;
+    std::string description; // of the index, and whether it was built or updated
+};
+Embedded knn_graph(store::Db& db, const ScanOptions& o, const std::vector<graph::DupItem>& items,
+                   const std::vector<bool>& embedded, int threads, Reporter& rep,
+                   std::map<std::string, double>* timings);
 
 // Re-derives every issue row and duplicate group from the images table (one transaction).
 // `index_description` receives the kNN index's description (model runs).

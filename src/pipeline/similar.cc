@@ -127,22 +127,26 @@ std::vector<SimilarHit> search(const std::string& work_dir, store::Db& db, std::
             store::Stmt id(db.handle(), "SELECT image_id FROM embedding_index WHERE pos = ?");
             for (int64_t i = 0; i < count; ++i) {
                 id.bind(1, pos[i]);
-                if (!id.step()) throw Error("the similarity index has no image at position " + std::to_string(pos[i]));
-                const int64_t image_id = id.int64(0);
+                const bool found = id.step();
+                const int64_t image_id = found ? id.int64(0) : -1;
                 id.reset();
-                features->read(&image_id, 1, out + i * features->dim());
+                // A retired position (its image removed since the index was built) is re-scored
+                // as zeros; it is never returned.
+                if (found) features->read(&image_id, 1, out + i * features->dim());
+                else std::fill_n(out + i * features->dim(), features->dim(), 0.f);
             }
         };
     }
     // Ask for one more than k (the query itself may be a hit); more only when the query file is
-    // in the dataset more than once (symlinks or hard links to it).
+    // in the dataset more than once (symlinks or hard links to it), or when positions retired by
+    // a re-scan (removed images) took places.
     for (int64_t want = std::min<int64_t>(int64_t(k) + 1, idx.size());; want = std::min(want * 2, idx.size())) {
         if (want < 1) return {};
         std::vector<int64_t> ids(static_cast<size_t>(want));
         std::vector<float> sims(static_cast<size_t>(want));
         idx.search(vec.data(), 1, int(want), ids.data(), sims.data(), base);
         std::vector<SimilarHit> out;
-        int64_t left_out = 0;
+        int64_t left_out = 0, retired = 0;
         for (int64_t j = 0; j < want && int(out.size()) < k; ++j) {
             if (ids[size_t(j)] < 0) continue;
             s.bind(1, ids[size_t(j)]);
@@ -150,10 +154,12 @@ std::vector<SimilarHit> search(const std::string& work_dir, store::Db& db, std::
                 std::string path = s.text(0);
                 if (query.is(path)) ++left_out;
                 else out.push_back({path, double(sims[size_t(j)])});
+            } else {
+                ++retired; // a position whose image was removed since the index was built
             }
             s.reset();
         }
-        if (int(out.size()) >= k || want >= idx.size() || left_out <= 1) return out;
+        if (int(out.size()) >= k || want >= idx.size() || (left_out <= 1 && retired == 0)) return out;
     }
 }
 

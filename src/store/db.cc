@@ -14,7 +14,7 @@ namespace fs = std::filesystem;
 namespace vislint::store {
 namespace {
 
-const char* kSchemaVersion = "3";
+const char* kSchemaVersion = "4";
 
 const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
@@ -32,7 +32,8 @@ CREATE TABLE IF NOT EXISTS images(
   colour_fraction REAL, is_grayscale INTEGER,
   file_hash TEXT, pixel_hash TEXT, phash INTEGER, dhash INTEGER,
   has_embedding INTEGER, outlier_score REAL, outlier_z REAL, nn_id INTEGER, nn_sim REAL,
-  source_path TEXT, box TEXT);
+  source_path TEXT, box TEXT,
+  derived INTEGER);
 CREATE TABLE IF NOT EXISTS issues(
   id INTEGER PRIMARY KEY,
   type TEXT NOT NULL,
@@ -62,6 +63,11 @@ CREATE TABLE IF NOT EXISTS labels(
   split TEXT,
   label_score REAL,
   suggested TEXT);
+CREATE TABLE IF NOT EXISTS hash_pairs(
+  a INTEGER NOT NULL,
+  b INTEGER NOT NULL,
+  distance INTEGER NOT NULL,
+  PRIMARY KEY(a, b)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS label_votes(
   image_id INTEGER NOT NULL,
   rank INTEGER NOT NULL,
@@ -181,7 +187,7 @@ Db::Db(const std::string& path, bool read_only) {
             exec("DROP TABLE IF EXISTS images; DROP TABLE IF EXISTS issues; "
                  "DROP TABLE IF EXISTS clusters; DROP TABLE IF EXISTS embedding_index; "
                  "DROP TABLE IF EXISTS duplicate_groups; DROP TABLE IF EXISTS labels; "
-                 "DROP TABLE IF EXISTS label_votes; DELETE FROM meta;");
+                 "DROP TABLE IF EXISTS label_votes; DROP TABLE IF EXISTS hash_pairs; DELETE FROM meta;");
         }
         exec(kSchema);
         set_meta("schema_version", kSchemaVersion);
@@ -252,7 +258,7 @@ void for_each_image(Db& db, const std::function<void(ImageRecord&&)>& f) {
            "SELECT id, path, file_size, mtime_ns, status, error, format, ext_format, width, height, "
            "channels, bit_depth, orientation, brightness, brightness_p01, brightness_p99, contrast, "
            "blur, entropy, saturation, colour_fraction, file_hash, pixel_hash, phash, dhash, "
-           "has_embedding FROM images ORDER BY id");
+           "has_embedding, derived FROM images ORDER BY id");
     while (s.step()) {
         ImageRecord r;
         r.id = s.int64(0);
@@ -288,6 +294,7 @@ void for_each_image(Db& db, const std::function<void(ImageRecord&&)>& f) {
             r.dhash = uint64_t(s.int64(24));
         }
         r.has_embedding = s.int64(25) != 0; // embeddings-only items have one and no pixels
+        r.derived = !s.is_null(26);
         f(std::move(r));
     }
 }
@@ -307,6 +314,7 @@ std::string content_checksum(Db& db) {
         "SELECT * FROM embedding_index ORDER BY pos",
         "SELECT * FROM labels ORDER BY image_id",
         "SELECT * FROM label_votes ORDER BY image_id, rank",
+        "SELECT * FROM hash_pairs ORDER BY a, b",
         "SELECT key, value FROM meta WHERE key NOT IN ('checksum', 'run_state') ORDER BY key",
     };
     XXH3_state_t* state = XXH3_createState();

@@ -26,6 +26,9 @@ struct ImageRecord {
     uint64_t phash = 0, dhash = 0;
     bool has_pixels = false; // decoded: stats and hashes are valid
     bool has_embedding = false; // its row in features.npy holds its embedding
+    // Its hashes and vector are in the saved hash pairs and kNN graph (images.derived, set by the
+    // derivation; every rewrite of the row, which INSERT OR REPLACE does, clears it).
+    bool derived = false;
 };
 
 } // namespace vislint::store

@@ -59,7 +59,8 @@ void remove_results(const std::string& work_dir) {
     const fs::path root(work_dir);
     const std::string db = kDbName;
     for (const std::string& name : {db, db + "-wal", db + "-shm", db + "-journal", std::string(kFeaturesName),
-                                    std::string("index.faiss"), std::string("run.json")}) {
+                                    std::string("index.faiss"), std::string("knn_graph.bin"),
+                                    std::string("run.json")}) {
         std::error_code ec;
         fs::remove(root / name, ec);
         if (ec) throw Error("cannot remove " + (root / name).string() + ": " + ec.message());
