@@ -9,6 +9,8 @@ namespace vislint::index {
 namespace {
 
 constexpr int64_t kSearchBatch = 4096;
+// Candidates of an added vector, in multiples of k, whose rows it may enter (graph_update.h).
+constexpr int64_t kReverseWidth = 8;
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 // Best first; equal similarities by id (the order self_graph() and search() give).
@@ -110,9 +112,9 @@ GraphUpdateStats update_graph(const KnnIndex& idx, const RowSource& rows,
     uint64_t done = 0;
     if (progress && !progress("knn.update", 0, total)) throw Cancelled("cancelled during knn.update");
 
-    // Added rows, with 2k + 1 candidates each: the first k are the row, all of them are the
+    // Added rows, with 8k + 1 candidates each: the first k are the row, all of them are the
     // kept rows the added vector may enter.
-    const int wide = int(std::min<int64_t>(2 * int64_t(k) + 1, std::max<int64_t>(1, n - 1)));
+    const int wide = int(std::min<int64_t>(kReverseWidth * int64_t(k) + 1, std::max<int64_t>(1, n - 1)));
     std::vector<int64_t> cid;
     std::vector<float> csim;
     search_live(idx, rows, live, added, wide, retired, &cid, &csim, progress, &done, total);

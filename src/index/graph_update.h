@@ -11,10 +11,13 @@
 //   - rows of added positions: the index's own search, the same as self_graph() gives them;
 //   - rows of kept positions that held a retired one: searched again, the same;
 //   - other kept rows: an added vector enters a row when it beats the row's k-th neighbour and
-//     the row's position is among the added vector's own best 2k + 1 (the candidates its
+//     the row's position is among the added vector's own best 8k + 1 (the candidates its
 //     search returns). kNN is not symmetric, so an added vector can belong to a row without
-//     that row being in its 2k + 1 (an isolated vector whose k-th neighbour is far): that row
-//     keeps its old k-th neighbour. tests/cpp/graph_update_test.cc measures the difference.
+//     that row being in its 8k + 1 (an isolated vector whose k-th neighbour is far): that row
+//     keeps its old k-th neighbour. tests/cpp/graph_update_test.cc measures it: 4,000 noisy
+//     clustered vectors, 5 % added and 2 % retired, recall@10 against brute force 0.9919 with
+//     2k + 1 candidates, 0.9977 with 4k + 1 and 0.998 (that of searching every row afresh) with
+//     8k + 1, the width used.
 #pragma once
 
 #include <cstdint>

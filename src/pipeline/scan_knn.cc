@@ -220,7 +220,7 @@ Embedded knn_graph(store::Db& db, const ScanOptions& o, const std::vector<graph:
         st.positions = int64_t(pos_image.size());
         st.added += int64_t(fresh.size());
         st.generation = new_generation(st.generation);
-        store::save_graph(graph_path, {st.generation, g.n, g.k, g.ids, g.sims});
+        store::save_graph(graph_path, st.generation, g.n, g.k, g.ids.data(), g.sims.data());
         store::Stmt del(db.handle(), "DELETE FROM embedding_index WHERE pos = ?");
         for (int64_t p : newly_retired) del.bind(1, p).run();
         store::Stmt ins(db.handle(), "INSERT INTO embedding_index(pos, image_id) VALUES(?, ?)");
@@ -254,7 +254,7 @@ Embedded knn_graph(store::Db& db, const ScanOptions& o, const std::vector<graph:
             st.positions = st.built = int64_t(pos_image.size());
             st.generation = new_generation(read_state(db).generation);
             st.signature = signature;
-            store::save_graph(graph_path, {st.generation, g.n, g.k, g.ids, g.sims});
+            store::save_graph(graph_path, st.generation, g.n, g.k, g.ids.data(), g.sims.data());
             write_state(db, st);
         } else {
             fs::remove(graph_path);
@@ -264,7 +264,8 @@ Embedded knn_graph(store::Db& db, const ScanOptions& o, const std::vector<graph:
     // `vislint similar` refuses an index built under another analysis (model, input size).
     db.set_meta("index_signature", signature);
 
-    // The findings work on the live positions, renumbered densely in position order.
+    // The findings work on the live positions, renumbered densely in position order (after a
+    // full build that is every position: the graph is moved, not copied).
     std::vector<int64_t> dense(pos_image.size(), -1);
     for (size_t p = 0; p < pos_image.size(); ++p) {
         if (pos_image[p] < 0) continue;
@@ -272,7 +273,10 @@ Embedded knn_graph(store::Db& db, const ScanOptions& o, const std::vector<graph:
         e.positions.push_back(item_of.at(pos_image[p]));
     }
     e.k = g.k;
-    if (e.k > 0) {
+    if (e.k > 0 && e.positions.size() == pos_image.size()) {
+        e.ids = std::move(g.ids);
+        e.sims = std::move(g.sims);
+    } else if (e.k > 0) {
         e.ids.reserve(e.positions.size() * size_t(e.k));
         e.sims.reserve(e.positions.size() * size_t(e.k));
         for (size_t p = 0; p < pos_image.size(); ++p) {
@@ -283,6 +287,8 @@ Embedded knn_graph(store::Db& db, const ScanOptions& o, const std::vector<graph:
                 e.sims.push_back(g.sims[p * size_t(e.k) + size_t(j)]);
             }
         }
+        std::vector<int64_t>().swap(g.ids);
+        std::vector<float>().swap(g.sims);
     }
     return e;
 }

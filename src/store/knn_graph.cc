@@ -46,25 +46,26 @@ bool read_all(int fd, void* data, size_t bytes) {
 
 } // namespace
 
-void save_graph(const std::string& path, const SavedGraph& g) {
+void save_graph(const std::string& path, uint64_t generation, int64_t n, int k, const int64_t* ids_in,
+                const float* sims) {
     const std::string tmp = path + ".tmp";
     const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) throw Error("cannot write " + tmp + ": " + std::strerror(errno));
     try {
         Header h{};
         std::memcpy(h.magic, kMagic, sizeof(kMagic));
-        h.generation = g.generation;
-        h.n = g.n;
-        h.k = g.k;
+        h.generation = generation;
+        h.n = n;
+        h.k = k;
         write_all(fd, &h, sizeof(h), tmp);
         std::vector<int32_t> ids;
         constexpr size_t kRows = 1 << 16;
-        for (size_t r0 = 0; r0 < size_t(g.n); r0 += kRows) {
-            const size_t m = std::min(kRows, size_t(g.n) - r0) * size_t(g.k);
-            ids.assign(g.ids.begin() + long(r0 * g.k), g.ids.begin() + long(r0 * g.k + m));
+        for (size_t r0 = 0; r0 < size_t(n); r0 += kRows) {
+            const size_t m = std::min(kRows, size_t(n) - r0) * size_t(k);
+            ids.assign(ids_in + r0 * size_t(k), ids_in + r0 * size_t(k) + m);
             write_all(fd, ids.data(), m * sizeof(int32_t), tmp);
         }
-        write_all(fd, g.sims.data(), g.sims.size() * sizeof(float), tmp);
+        write_all(fd, sims, size_t(n) * size_t(k) * sizeof(float), tmp);
         if (::fdatasync(fd) != 0) throw Error("cannot write " + tmp + ": " + std::strerror(errno));
     } catch (...) {
         ::close(fd);

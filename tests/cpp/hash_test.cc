@@ -9,6 +9,7 @@
 
 #include <opencv2/imgproc.hpp>
 
+#include "graph/duplicates.h"
 #include "hash/hamming_index.h"
 #include "hash/hashes.h"
 #include "io/decode.h"
@@ -130,6 +131,98 @@ TEST(HammingIndex, MatchesBruteForceOnClusteredCodes) {
         EXPECT_EQ(components(fast), components(slow)) << "radius " << radius;
         EXPECT_GT(fast.size(), radius >= 6 ? 100u : 0u);
     }
+}
+
+// Codes in clusters (a few bit flips around random centres) with runs of identical codes.
+std::vector<uint64_t> clustered_codes(uint64_t seed, int clusters) {
+    std::mt19937_64 rng(seed);
+    std::vector<uint64_t> codes;
+    for (int c = 0; c < clusters; ++c) {
+        const uint64_t centre = rng();
+        const int members = 1 + int(rng() % 6);
+        for (int k = 0; k < members; ++k) {
+            uint64_t v = centre;
+            const int flips = int(rng() % 10);
+            for (int f = 0; f < flips; ++f) v ^= 1ull << (rng() % 64);
+            codes.push_back(v);
+            if (rng() % 8 == 0) codes.push_back(v); // identical code
+        }
+    }
+    return codes;
+}
+
+TEST(HammingIndex, QueriedCodesGetTheFullSearchsPairs) {
+    const std::vector<uint64_t> codes = clustered_codes(11, 400);
+    std::mt19937_64 rng(3);
+    for (int radius : {0, 4, 8, 10}) {
+        const auto full = hash::pairs_within_radius(codes, radius, 1000, 2);
+        std::vector<uint32_t> queries;
+        for (uint32_t i = 0; i < codes.size(); ++i)
+            if (rng() % 10 == 0) queries.push_back(i);
+        std::vector<uint32_t> members;
+        const auto got = hash::pairs_of_queries(codes, queries, radius, 1000, 2, &members);
+        // Every query and every index sharing its code is a member.
+        std::set<uint32_t> mem(members.begin(), members.end());
+        for (uint32_t q : queries) EXPECT_TRUE(mem.count(q));
+        for (uint32_t i = 0; i < codes.size(); ++i)
+            for (uint32_t q : queries)
+                if (codes[i] == codes[q]) {
+                    EXPECT_TRUE(mem.count(i)) << i;
+                }
+        std::set<std::tuple<uint32_t, uint32_t, int>> want, have;
+        for (const auto& p : full)
+            if (mem.count(p.a) || mem.count(p.b)) want.insert({p.a, p.b, p.distance});
+        for (const auto& p : got) have.insert({p.a, p.b, p.distance});
+        EXPECT_EQ(have.size(), got.size()) << "each pair once, radius " << radius;
+        EXPECT_EQ(have, want) << "radius " << radius;
+        EXPECT_GT(want.size(), radius >= 4 ? 20u : 0u);
+    }
+}
+
+TEST(HashPairs, UpdatedPairsEqualAFreshSearch) {
+    // Items by id; a scan later removes some, changes some (new hash, not derived) and adds some.
+    const std::vector<uint64_t> codes = clustered_codes(5, 500);
+    std::vector<graph::DupItem> before;
+    for (size_t i = 0; i + 200 < codes.size(); ++i) {
+        graph::DupItem it;
+        it.id = int64_t(i);
+        it.phash = codes[i];
+        it.hashable = i % 37 != 0;
+        before.push_back(it);
+    }
+    const int radius = 8;
+    const auto first = graph::update_hash_pairs(before, radius, 2, nullptr);
+    ASSERT_GT(first.pairs.size(), 100u);
+    std::mt19937_64 rng(9);
+    std::vector<graph::DupItem> after;
+    for (auto it : before) {
+        const uint64_t r = rng() % 100;
+        if (r < 3) continue; // removed
+        it.derived = true;
+        if (r < 6) { // re-analysed with another content
+            it.phash = codes[size_t(rng() % codes.size())];
+            it.derived = false;
+        }
+        after.push_back(it);
+    }
+    for (size_t i = codes.size() - 200; i < codes.size(); ++i) { // added, larger ids
+        graph::DupItem it;
+        it.id = int64_t(i);
+        it.phash = codes[i];
+        after.push_back(it);
+    }
+    const auto updated = graph::update_hash_pairs(after, radius, 2, &first.pairs);
+    const auto fresh = graph::update_hash_pairs(after, radius, 2, nullptr);
+    EXPECT_EQ(updated.pairs, fresh.pairs);
+    EXPECT_LT(updated.searched, after.size() / 2);
+    // The delta turns the saved pairs into the new ones.
+    std::set<std::tuple<int64_t, int64_t, int>> s;
+    for (const auto& p : first.pairs) s.insert({p.a, p.b, p.distance});
+    for (const auto& p : updated.dropped) EXPECT_EQ(s.erase({p.a, p.b, p.distance}), 1u);
+    for (const auto& p : updated.added) EXPECT_TRUE(s.insert({p.a, p.b, p.distance}).second);
+    std::set<std::tuple<int64_t, int64_t, int>> f;
+    for (const auto& p : fresh.pairs) f.insert({p.a, p.b, p.distance});
+    EXPECT_EQ(s, f);
 }
 
 } // namespace

@@ -105,7 +105,7 @@ def test_rescan_after_adds_and_deletes_matches_a_fresh_scan(dataset, tmp_path, m
         assert list(a.index) == list(b.index)
         # (exact copies tie: which of them is "nearest" follows the index position)
         assert (a["nearest_similarity"] - b["nearest_similarity"]).abs().max() < 1e-6
-        # An added image enters the rows of the images among its own 2k + 1 nearest; an isolated
+        # An added image enters the rows of the images among its own 8k + 1 nearest; an isolated
         # image further away can miss it (index/graph_update.h), moving its isolation a little.
         diff = (a["score"] - b["score"]).abs()
         assert (diff < 1e-6).mean() >= 0.95, diff[diff >= 1e-6]
