@@ -70,10 +70,12 @@ public:
         }
         std::vector<std::string> names;
         std::unordered_set<std::string> links; // only symlinks can lead out of an input
+        std::unordered_set<std::string> files; // regular files by the directory entry's type
         while (dirent* e = ::readdir(d)) {
             std::string name = e->d_name;
             if (name == "." || name == "..") continue;
             if (e->d_type == DT_LNK || e->d_type == DT_UNKNOWN) links.insert(name);
+            if (e->d_type == DT_REG) files.insert(name);
             names.push_back(std::move(name));
         }
         ::closedir(d);
@@ -84,8 +86,11 @@ public:
                 out_->warnings.push_back("not scanned: " + path + " points into the work dir " + exclude_);
                 continue;
             }
+            // A regular file needs no stat here (the plan stats it once, for size and mtime:
+            // one stat per file instead of two, 1 M of them on a re-scan of 1 M files).
             struct stat es;
-            bool exists = ::stat(path.c_str(), &es) == 0; // follows symlinks
+            const bool is_file = files.count(name) > 0;
+            bool exists = !is_file && ::stat(path.c_str(), &es) == 0; // follows symlinks
             if (exists && S_ISDIR(es.st_mode)) {
                 walk(path);
             } else if (has_image_extension(name)) {

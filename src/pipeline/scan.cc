@@ -123,6 +123,7 @@ ScanSummary finish_scan(store::Db& db, const ScanOptions& options, Reporter& rep
     run_state.end("complete");
     // One file again (no -wal / -shm), so a copy or a read-only mount of the work dir reads.
     db.leave_wal();
+    store::note_verified(options.work_dir);
     write_run_json(options, summary, threads, "complete", started, model);
     store::remove_tmp_files(options.work_dir);
     return summary;

@@ -167,7 +167,10 @@ void derive_issues(store::Db& db, const ScanOptions& o, int threads, Reporter& r
                 "content is " + r.format + " but the extension says " + r.ext_format);
         if (r.has_pixels) { // embeddings-only items have a vector and no pixels
             quality::ImageFacts facts{r.width, r.height, r.channels, r.stats};
-            grey.emplace_back(r.id, quality::is_grayscale(facts, t));
+            // Written only where it changed: rewriting every row would rewrite every page of the
+            // table (and the WAL) on each re-scan.
+            const bool g = quality::is_grayscale(facts, t);
+            if (r.stored_grayscale != int(g)) grey.emplace_back(r.id, g);
             for (const auto& f : quality::quality_flags(facts, t, median_area))
                 add(f.type, r.id, nullptr, f.score, &f.threshold, f.detail);
         }
@@ -222,7 +225,8 @@ void derive_issues(store::Db& db, const ScanOptions& o, int threads, Reporter& r
 
     auto t2 = Clock::now();
     db.exec("DELETE FROM clusters");
-    db.exec("UPDATE images SET outlier_score = NULL, outlier_z = NULL, nn_id = NULL, nn_sim = NULL");
+    db.exec("UPDATE images SET outlier_score = NULL, outlier_z = NULL, nn_id = NULL, nn_sim = NULL "
+            "WHERE outlier_score IS NOT NULL OR nn_id IS NOT NULL");
     // Labels and splits by image id.
     std::vector<std::string> label_of, split_of;
     {

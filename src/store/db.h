@@ -33,6 +33,7 @@ public:
     bool is_null(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
     bool is_real(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_FLOAT; }
     int columns() const { return sqlite3_column_count(stmt_); }
+    sqlite3_stmt* handle() const { return stmt_; }
     std::string column_name(int col) const { return sqlite3_column_name(stmt_, col); }
     // The column's declared type in the schema ("INTEGER", ...); "" for an expression.
     std::string declared_type(int col) const {
@@ -51,7 +52,9 @@ public:
     // after SQLite's quick_check (a damaged file throws vislint::Error naming it and the fix).
     // Read-only opens of a database in a read-only folder use SQLite's immutable mode, which
     // needs no -shm / -wal files (scan() leaves the database in rollback-journal mode).
-    Db(const std::string& path, bool read_only);
+    // `check` false skips the quick_check (open_results(), for a file this process has just
+    // written and verified).
+    Db(const std::string& path, bool read_only, bool check = true);
     ~Db();
     Db(const Db&) = delete;
     Db& operator=(const Db&) = delete;

@@ -29,6 +29,7 @@ struct ImageRecord {
     // Its hashes and vector are in the saved hash pairs and kNN graph (images.derived, set by the
     // derivation; every rewrite of the row, which INSERT OR REPLACE does, clears it).
     bool derived = false;
+    int stored_grayscale = -1; // images.is_grayscale as the last derivation set it; -1 = not set
 };
 
 } // namespace vislint::store

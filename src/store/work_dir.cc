@@ -88,17 +88,24 @@ std::string file_state(const std::string& db_path) {
     return key;
 }
 
+std::mutex verified_mu;
+std::map<std::string, std::string> verified; // file state -> warning
+
 } // namespace
+
+void note_verified(const std::string& work_dir) {
+    const std::string key = file_state((fs::path(work_dir) / kDbName).string());
+    std::lock_guard<std::mutex> lock(verified_mu);
+    verified[key] = "";
+}
 
 std::unique_ptr<Db> open_results(const std::string& work_dir, std::string* warning) {
     const fs::path p = fs::path(work_dir) / kDbName;
     if (!fs::is_regular_file(p))
         throw Error("not a vislint work dir (no " + std::string(kDbName) + "): " + work_dir +
                     "; run `vislint scan INPUT -o " + work_dir + "` first");
-    static std::mutex mu;
-    static std::map<std::string, std::string> verified; // file state -> warning
+    std::mutex& mu = verified_mu;
     const std::string key = file_state(p.string());
-    auto db = std::make_unique<Db>(p.string(), true);
     std::string w;
     bool known = false;
     {
@@ -109,6 +116,7 @@ std::unique_ptr<Db> open_results(const std::string& work_dir, std::string* warni
             w = it->second;
         }
     }
+    auto db = std::make_unique<Db>(p.string(), true, !known);
     if (!known) {
         const std::string state = db->meta("run_state"), stored = db->meta("checksum");
         // A scan deletes the checksum when it starts and stores it in its last transaction, so

@@ -43,4 +43,9 @@ bool is_writable_dir(const std::string& dir);
 // recomputed once per process per state of the file. Thread-safe.
 std::unique_ptr<Db> open_results(const std::string& work_dir, std::string* warning = nullptr);
 
+// Records that this process has just written WORK_DIR/vislint.db as a complete scan, with its
+// checksum computed over those rows, so open_results() need not recompute it (the report after
+// a scan: a full read of every table, ~1 s per million images).
+void note_verified(const std::string& work_dir);
+
 } // namespace vislint::store
