@@ -3,7 +3,7 @@
 // VISLINT_FAULT=STAGE:N makes the N-th call of fault_point(STAGE) abort() the process: no
 // destructors, no flush, like kill -9. VISLINT_FAULT=STAGE:N:sleep instead makes that call and
 // every later one at STAGE sleep 50 ms, so a test can signal a scan that is surely mid-stage.
-// Stages: features, analyse, commit, knn, derive, report, run_json (docs/workdir.md). The variable is read
+// Stages: features, analyse, commit, knn, knn_saved, derive, report, run_json (docs/workdir.md). The variable is read
 // once; without it fault_point() is one integer test. Thread-safe.
 #pragma once
 

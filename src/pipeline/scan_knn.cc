@@ -221,6 +221,7 @@ Embedded knn_graph(store::Db& db, const ScanOptions& o, const std::vector<graph:
         st.added += int64_t(fresh.size());
         st.generation = new_generation(st.generation);
         store::save_graph(graph_path, st.generation, g.n, g.k, g.ids.data(), g.sims.data());
+        fault_point("knn_saved"); // the files are newer than the database until it commits
         store::Stmt del(db.handle(), "DELETE FROM embedding_index WHERE pos = ?");
         for (int64_t p : newly_retired) del.bind(1, p).run();
         store::Stmt ins(db.handle(), "INSERT INTO embedding_index(pos, image_id) VALUES(?, ?)");

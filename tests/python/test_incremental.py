@@ -2,14 +2,17 @@
 the saved kNN graph and perceptual-hash pairs instead of recomputing them, and finds what a
 fresh scan of the same files finds."""
 import json
+import os
 import shutil
+import signal
+import subprocess
 from pathlib import Path
 
 import pytest
 
 import vislint
 import vislint.testing
-from conftest import run_cli
+from conftest import VISLINT, run_cli
 
 
 def pair_set(scan, type):
@@ -158,3 +161,25 @@ def test_changed_thresholds_search_hash_pairs_again(dataset, tmp_path):
     assert "hash_pairs" in r["timings_seconds"] and "hash_pairs_update" not in r["timings_seconds"]
     fresh = fresh_scan(dataset, root, tmp_path / "fresh", "--model", "none", "--hash-radius", "4")
     assert pair_set(vislint.load(work), "near_duplicate") == pair_set(fresh, "near_duplicate")
+
+
+def test_crash_after_the_updated_index_is_saved_resumes_to_the_same_results(dataset, tmp_path):
+    """Killed after the updated index and graph files are renamed into place but before the
+    database commits: the files are newer than the database, the resumed scan sees that and
+    rebuilds, and ends where a fresh scan does."""
+    root = stage(dataset, "crash")
+    work = tmp_path / "w"
+    run_cli("scan", root, "-o", work, "-q")
+    change(dataset, root)
+    killed = subprocess.run([VISLINT, "scan", root, "-o", work, "-q"], capture_output=True, text=True,
+                            env={**os.environ, "VISLINT_FAULT": "knn_saved:1"}, timeout=300)
+    assert killed.returncode == -signal.SIGABRT, killed.stderr
+    run_cli("scan", root, "-o", work, "-q")
+    r = run_json(work)
+    assert "knn_build" in r["timings_seconds"], r["timings_seconds"]
+    fresh = fresh_scan(dataset, root, tmp_path / "fresh")
+    updated = vislint.load(work)
+    for type in ("exact_duplicate", "near_duplicate"):
+        assert pair_set(updated, type) == pair_set(fresh, type), type
+    assert set(updated.issues("outlier")["path"]) == set(fresh.issues("outlier")["path"])
+    assert group_set(updated) == group_set(fresh)
