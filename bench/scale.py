@@ -262,6 +262,39 @@ def score_emb(work: Path, truth: dict) -> dict:
     return res
 
 
+# One `Scan.similar` query on a finished work dir, in a fresh process (what a user's first query
+# costs: loading the mapped index, the position -> name rows it returns, the query): seconds of
+# the query alone, of the whole process, and its peak RSS.
+_SIMILAR = r"""
+import json, sys, time
+import numpy as np
+import vislint
+work, emb, rows = sys.argv[1], sys.argv[2], [int(r) for r in sys.argv[3].split(",")]
+x = np.load(emb, mmap_mode="r")
+scan = vislint.load(work)
+times = []
+for r in rows:
+    t = time.perf_counter()
+    hits = scan.similar(np.asarray(x[r], dtype=np.float32), k=10)
+    times.append(time.perf_counter() - t)
+    assert len(hits) == 10
+print(json.dumps({"query_seconds": [round(t, 4) for t in times]}))
+"""
+
+
+def time_similar(work: Path, emb: Path, n: int, log_path: Path) -> dict:
+    rows = ",".join(str(r) for r in (0, n // 3, n // 2, n - 1))
+    r = run_measured([sys.executable, "-c", _SIMILAR, str(work), str(emb), rows], log_path)
+    try:
+        r.update(json.loads(log_path.read_text().strip().splitlines()[-1]))
+    except (OSError, ValueError, IndexError):
+        pass
+    log(f"  similar: {r.get('query_seconds')} s per query, process {r['seconds']:.1f} s, "
+        f"peak RSS {r['peak_rss_mb']:.0f} MB")
+    return r
+
+
+
 def step_emb(args, n: int, dim: int) -> dict:
     data = args.data_dir / f"emb-{n}-d{dim}-{args.emb_dtype}"
     gen = SimpleNamespace(n=n, dim=dim, out=data, dtype=args.emb_dtype, seed=args.seed,
@@ -302,6 +335,7 @@ def step_emb(args, n: int, dim: int) -> dict:
         log(f"  scored in {time.perf_counter() - t0:.1f} s: " + ", ".join(
             f"{k} R={v.get('recall')} P={v.get('precision')}" for k, v in rec["metrics"].items())
             + f", label AUROC {rec['metrics']['label_issue'].get('auroc')}")
+        rec["similar"] = time_similar(work, data / "emb.npy", n, args.log_dir / f"similar-{n}-d{dim}.log")
     if not args.keep_work:
         shutil.rmtree(work, ignore_errors=True)
     if args.delete_emb_data:
@@ -494,6 +528,14 @@ def slopes(emb: list) -> list:
     return out
 
 
+def similar_cell(sim) -> str:
+    if not sim or not sim.get("query_seconds"):
+        return "not measured"
+    q = sim["query_seconds"]
+    return (f"first {q[0]:.3f}, then {max(q[1:]):.3f} at most; process {sim['seconds']:.1f}, "
+            f"{gb(sim.get('peak_rss_mb'))} GB")
+
+
 def tables(results: dict) -> list:
     lines = []
     emb = sorted(results.get("emb", {}).values(), key=lambda r: (r["dim"], r["n"]))
@@ -504,11 +546,11 @@ def tables(results: dict) -> list:
                   "0.1 % outliers). Targets at 10 M x 256: <= 2 h, <= 16 GB, near-duplicate recall "
                   "and precision >= 0.98.", "",
                   "| items | dim | wall s | peak RSS GB | of it anonymous GB | near-dup recall | precision | leak recall | "
-                  "label AUROC | label P / R | outlier P / R | stages (s) |",
-                  "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|"]
+                  "label AUROC | label P / R | outlier P / R | `similar` s (4 queries, fresh process) | stages (s) |",
+                  "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|---|"]
         for r in emb:
             if r.get("returncode") != 0:
-                lines.append(f"| {r['n']:,} | {r['dim']} | failed | {gb(r.get('peak_rss_mb'))} | | | | | | | | "
+                lines.append(f"| {r['n']:,} | {r['dim']} | failed | {gb(r.get('peak_rss_mb'))} | | | | | | | | | "
                              f"exit {r.get('returncode')}: {last_line(r.get('error'))} |")
                 continue
             m = r.get("metrics", {})
@@ -518,7 +560,8 @@ def tables(results: dict) -> list:
                 f"{gb(r.get('peak_rss_anon_mb'))} | "
                 f"{num(nd.get('recall'), 4)} | {num(nd.get('precision'), 4)} | {num(lk.get('recall'), 4)} | "
                 f"{num(li.get('auroc'), 4)} | {num(li.get('precision'), 3)} / {num(li.get('recall'), 3)} | "
-                f"{num(ol.get('precision'), 3)} / {num(ol.get('recall'), 3)} | {fmt_timings(r.get('timings_seconds'), r.get('seconds'))} |")
+                f"{num(ol.get('precision'), 3)} / {num(ol.get('recall'), 3)} | {similar_cell(r.get('similar'))} | "
+                f"{fmt_timings(r.get('timings_seconds'), r.get('seconds'))} |")
         sl = slopes(emb)
         if sl:
             lines += ["", "Memory slope (peak RSS of the scan at two sizes):", "",
