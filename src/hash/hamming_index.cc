@@ -59,6 +59,77 @@ template <typename F> void enumerate_flips(uint64_t v, int bits, int budget, int
     for (int i = from; i < bits; ++i) enumerate_flips(v ^ (1ull << i), bits, budget - 1, i + 1, f);
 }
 
+// The chunk tables of multi-index hashing over `keys` (distinct codes): tables[j] holds
+// (chunk j's value, index into keys), sorted. within() calls f(index, distance) for every key
+// within `radius` of a code, possibly more than once for one index.
+class ChunkTables {
+public:
+    ChunkTables(std::vector<uint64_t> keys, int radius)
+        : keys_(std::move(keys)), radius_(radius), m_(choose_chunks(keys_.size(), radius)),
+          chunks_(make_chunks(m_)), sub_(radius / m_), tables_(size_t(m_)) {
+        for (int j = 0; j < m_; ++j) {
+            auto& t = tables_[size_t(j)];
+            t.resize(keys_.size());
+            for (uint32_t u = 0; u < keys_.size(); ++u)
+                t[u] = {(keys_[u] >> chunks_[size_t(j)].shift) & chunks_[size_t(j)].mask(), u};
+            std::sort(t.begin(), t.end());
+        }
+    }
+    template <typename F> void within(uint64_t code, F&& f) const {
+        for (int j = 0; j < m_; ++j) {
+            const auto& table = tables_[size_t(j)];
+            auto lookup = [&](uint64_t key) {
+                auto it = std::lower_bound(table.begin(), table.end(), std::make_pair(key, uint32_t(0)));
+                for (; it != table.end() && it->first == key; ++it) {
+                    const int d = hamming(code, keys_[it->second]);
+                    if (d <= radius_) f(it->second, d);
+                }
+            };
+            const Chunk& c = chunks_[size_t(j)];
+            enumerate_flips((code >> c.shift) & c.mask(), c.bits, sub_, 0, lookup);
+        }
+    }
+
+private:
+    std::vector<uint64_t> keys_;
+    int radius_, m_;
+    std::vector<Chunk> chunks_;
+    int sub_;
+    std::vector<std::vector<std::pair<uint64_t, uint32_t>>> tables_;
+};
+
+// Sorts `found` (distance, index), drops repeats, keeps the `cap` closest.
+void closest(std::vector<std::pair<int, uint32_t>>* found, size_t cap) {
+    std::sort(found->begin(), found->end());
+    found->erase(std::unique(found->begin(), found->end()), found->end());
+    if (found->size() > cap) found->resize(cap);
+}
+
+// Runs f(i, &found, &out) for i in [0, nq) on `threads` threads (each with its own found
+// buffer and output) and returns every output pair, sorted by (a, b).
+template <typename F> std::vector<CodePair> run_queries(size_t nq, int threads, F&& f) {
+    threads = std::max(1, threads);
+    std::vector<std::vector<CodePair>> per_thread(static_cast<size_t>(threads));
+    std::atomic<size_t> next{0};
+    auto work = [&](int t) {
+        std::vector<std::pair<int, uint32_t>> found;
+        for (size_t i; (i = next.fetch_add(1)) < nq;) {
+            found.clear();
+            f(i, &found, &per_thread[size_t(t)]);
+        }
+    };
+    std::vector<std::thread> pool;
+    for (int t = 1; t < threads; ++t) pool.emplace_back(work, t);
+    work(0);
+    for (auto& th : pool) th.join();
+    std::vector<CodePair> out;
+    for (auto& v : per_thread) out.insert(out.end(), v.begin(), v.end());
+    std::sort(out.begin(), out.end(), [](const CodePair& x, const CodePair& y) {
+        return x.a != y.a ? x.a < y.a : x.b < y.b;
+    });
+    return out;
+}
+
 } // namespace
 
 std::vector<CodePair> pairs_within_radius_brute(const std::vector<uint64_t>& codes, int radius) {
@@ -93,56 +164,22 @@ std::vector<CodePair> pairs_within_radius(const std::vector<uint64_t>& codes, in
     }
     const size_t n = uniq.size();
 
-    const int m = choose_chunks(n, radius);
-    const std::vector<Chunk> chunks = make_chunks(m);
-    const int sub = radius / m;
-    // tables[j]: (chunk value, position in uniq) sorted by value.
-    std::vector<std::vector<std::pair<uint64_t, uint32_t>>> tables(m);
-    for (int j = 0; j < m; ++j) {
-        tables[j].resize(n);
-        for (uint32_t u = 0; u < n; ++u)
-            tables[j][u] = {(codes[uniq[u]] >> chunks[j].shift) & chunks[j].mask(), u};
-        std::sort(tables[j].begin(), tables[j].end());
-    }
+    std::vector<uint64_t> keys(n);
+    for (size_t u = 0; u < n; ++u) keys[u] = codes[uniq[u]];
+    const ChunkTables tables(std::move(keys), radius);
 
-    threads = std::max(1, threads);
-    std::vector<std::vector<CodePair>> per_thread(threads);
-    std::atomic<size_t> next{0};
-    auto work = [&](int t) {
-        std::vector<std::pair<int, uint32_t>> found; // (distance, u)
-        for (;;) {
-            size_t q = next.fetch_add(1);
-            if (q >= n) break;
-            const uint64_t code = codes[uniq[q]];
-            found.clear();
-            for (int j = 0; j < m; ++j) {
-                const auto& table = tables[j];
-                auto lookup = [&](uint64_t key) {
-                    auto it = std::lower_bound(table.begin(), table.end(),
-                                               std::make_pair(key, uint32_t(0)));
-                    for (; it != table.end() && it->first == key; ++it) {
-                        if (it->second <= q) continue; // each pair once, from its smaller side
-                        int d = hamming(code, codes[uniq[it->second]]);
-                        if (d <= radius) found.push_back({d, it->second});
-                    }
-                };
-                enumerate_flips((code >> chunks[j].shift) & chunks[j].mask(), chunks[j].bits, sub,
-                                0, lookup);
-            }
-            std::sort(found.begin(), found.end());
-            found.erase(std::unique(found.begin(), found.end()), found.end());
-            if (found.size() > max_per_code) found.resize(max_per_code);
-            for (const auto& [d, u] : found) {
-                uint32_t a = uniq[q], b = uniq[u];
-                per_thread[t].push_back({std::min(a, b), std::max(a, b), d});
-            }
+    // (distance, u) per query; identical-code pairs first, in `out` already.
+    std::vector<CodePair> found = run_queries(n, threads, [&](size_t q, auto* near, std::vector<CodePair>* res) {
+        tables.within(codes[uniq[q]], [&](uint32_t u, int d) {
+            if (u > q) near->push_back({d, u}); // each pair once, from its smaller side
+        });
+        closest(near, max_per_code);
+        for (const auto& [d, u] : *near) {
+            const uint32_t a = uniq[q], b = uniq[u];
+            res->push_back({std::min(a, b), std::max(a, b), d});
         }
-    };
-    std::vector<std::thread> pool;
-    for (int t = 1; t < threads; ++t) pool.emplace_back(work, t);
-    work(0);
-    for (auto& th : pool) th.join();
-    for (auto& v : per_thread) out.insert(out.end(), v.begin(), v.end());
+    });
+    out.insert(out.end(), found.begin(), found.end());
     std::sort(out.begin(), out.end(), [](const CodePair& x, const CodePair& y) {
         return x.a != y.a ? x.a < y.a : x.b < y.b;
     });
@@ -193,54 +230,21 @@ std::vector<CodePair> pairs_of_queries(const std::vector<uint64_t>& codes,
     }
     if (members) std::sort(members->begin(), members->end());
 
-    const int m = choose_chunks(n, radius);
-    const std::vector<Chunk> chunks = make_chunks(m);
-    const int sub = radius / m;
-    std::vector<std::vector<std::pair<uint64_t, uint32_t>>> tables(m);
-    for (int j = 0; j < m; ++j) {
-        tables[j].resize(n);
-        for (uint32_t u = 0; u < n; ++u)
-            tables[j][u] = {(codes[uniq[u]] >> chunks[j].shift) & chunks[j].mask(), u};
-        std::sort(tables[j].begin(), tables[j].end());
-    }
-    threads = std::max(1, threads);
-    std::vector<std::vector<CodePair>> per_thread(threads);
-    std::atomic<size_t> next{0};
-    auto work = [&](int t) {
-        std::vector<std::pair<int, uint32_t>> found; // (distance, distinct code)
-        for (;;) {
-            const size_t i = next.fetch_add(1);
-            if (i >= qcodes.size()) break;
-            const uint32_t q = qcodes[i];
-            const uint64_t code = codes[uniq[q]];
-            found.clear();
-            for (int j = 0; j < m; ++j) {
-                const auto& table = tables[j];
-                auto lookup = [&](uint64_t key) {
-                    auto it = std::lower_bound(table.begin(), table.end(), std::make_pair(key, uint32_t(0)));
-                    for (; it != table.end() && it->first == key; ++it) {
-                        const uint32_t c = it->second;
-                        if (c == q || (is_query[c] && c < q)) continue; // each pair once
-                        const int d = hamming(code, codes[uniq[c]]);
-                        if (d <= radius) found.push_back({d, c});
-                    }
-                };
-                enumerate_flips((code >> chunks[j].shift) & chunks[j].mask(), chunks[j].bits, sub, 0, lookup);
-            }
-            std::sort(found.begin(), found.end());
-            found.erase(std::unique(found.begin(), found.end()), found.end());
-            if (found.size() > max_per_code) found.resize(max_per_code);
-            for (const auto& [d, c] : found) {
-                const uint32_t a = uniq[q], b = uniq[c];
-                per_thread[t].push_back({std::min(a, b), std::max(a, b), d});
-            }
+    std::vector<uint64_t> keys(n);
+    for (size_t u = 0; u < n; ++u) keys[u] = codes[uniq[u]];
+    const ChunkTables tables(std::move(keys), radius);
+    std::vector<CodePair> found = run_queries(qcodes.size(), threads, [&](size_t i, auto* near, std::vector<CodePair>* res) {
+        const uint32_t q = qcodes[i];
+        tables.within(codes[uniq[q]], [&](uint32_t c, int d) {
+            if (c != q && !(is_query[c] && c < q)) near->push_back({d, c}); // each pair once
+        });
+        closest(near, max_per_code);
+        for (const auto& [d, c] : *near) {
+            const uint32_t a = uniq[q], b = uniq[c];
+            res->push_back({std::min(a, b), std::max(a, b), d});
         }
-    };
-    std::vector<std::thread> pool;
-    for (int t = 1; t < threads; ++t) pool.emplace_back(work, t);
-    work(0);
-    for (auto& th : pool) th.join();
-    for (auto& v : per_thread) out.insert(out.end(), v.begin(), v.end());
+    });
+    out.insert(out.end(), found.begin(), found.end());
     std::sort(out.begin(), out.end(), [](const CodePair& x, const CodePair& y) {
         return x.a != y.a ? x.a < y.a : x.b < y.b;
     });

@@ -13,6 +13,7 @@
 #include "index/graph_update.h"
 #include "index/knn_index.h"
 #include "store/knn_graph.h"
+#include "test_util.h"
 #include "vislint/status.h"
 
 namespace vislint {
@@ -22,26 +23,7 @@ namespace fs = std::filesystem;
 using index::IndexOptions;
 using index::KnnGraph;
 using index::KnnIndex;
-
-std::vector<float> clustered(int64_t n, int d, int clusters, float noise, uint64_t seed) {
-    std::mt19937_64 rng(seed);
-    std::normal_distribution<float> g(0.f, 1.f);
-    auto normalise = [d](float* v) {
-        double s = 0;
-        for (int j = 0; j < d; ++j) s += double(v[j]) * v[j];
-        for (int j = 0; j < d; ++j) v[j] = float(v[j] / std::sqrt(s));
-    };
-    std::vector<float> centres(size_t(clusters) * d), x(size_t(n) * d);
-    for (auto& c : centres) c = g(rng);
-    for (int c = 0; c < clusters; ++c) normalise(centres.data() + c * d);
-    const float sigma = noise / std::sqrt(float(d));
-    for (int64_t i = 0; i < n; ++i) {
-        const float* c = centres.data() + (rng() % clusters) * d;
-        for (int j = 0; j < d; ++j) x[size_t(i) * d + j] = c[j] + sigma * g(rng);
-        normalise(x.data() + size_t(i) * d);
-    }
-    return x;
-}
+using testing::clustered;
 
 index::RowSource rows_of(const std::vector<float>& x, int d) {
     return [&x, d](const int64_t* ids, int64_t count, float* out) {

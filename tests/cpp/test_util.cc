@@ -2,8 +2,10 @@
 
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <stdexcept>
 
 #include <gif_lib.h>
@@ -96,6 +98,26 @@ std::string temp_dir(const std::string& name) {
     fs::remove_all(p);
     fs::create_directories(p);
     return p.string();
+}
+
+std::vector<float> clustered(int64_t n, int d, int clusters, float noise, uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    std::normal_distribution<float> g(0.f, 1.f);
+    auto normalise = [d](float* v) {
+        double s = 0;
+        for (int j = 0; j < d; ++j) s += double(v[j]) * v[j];
+        for (int j = 0; j < d; ++j) v[j] = float(v[j] / std::sqrt(s));
+    };
+    std::vector<float> centres(size_t(clusters) * d), x(size_t(n) * d);
+    for (auto& c : centres) c = g(rng);
+    for (int c = 0; c < clusters; ++c) normalise(centres.data() + c * d);
+    const float sigma = noise / std::sqrt(float(d));
+    for (int64_t i = 0; i < n; ++i) {
+        const float* c = centres.data() + (rng() % clusters) * d;
+        for (int j = 0; j < d; ++j) x[i * d + j] = c[j] + sigma * g(rng);
+        normalise(x.data() + i * d);
+    }
+    return x;
 }
 
 } // namespace vislint::testing

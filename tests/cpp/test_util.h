@@ -27,6 +27,9 @@ Bytes encode(const cv::Mat& image, const std::string& ext, std::vector<int> para
 Bytes with_exif_orientation(const Bytes& jpeg, int orientation);
 // Encodes a GIF (first frame = image, quantised to a 6x6x6 palette) with giflib.
 Bytes encode_gif(const cv::Mat& bgr);
+// n x d unit vectors (row-major) around `clusters` random unit centres plus noise of norm
+// ~`noise`, fixed seed: a mixture, as embeddings are, not i.i.d. noise.
+std::vector<float> clustered(int64_t n, int d, int clusters, float noise, uint64_t seed);
 // A fresh empty folder under the system temp dir, removed by the caller (or left for debugging).
 std::string temp_dir(const std::string& name);
 
