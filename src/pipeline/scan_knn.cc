@@ -127,8 +127,11 @@ Embedded knn_graph(store::Db& db, const ScanOptions& o, const std::vector<graph:
     const int k_want = std::min<int>(o.k, int(item_of.size()) - 1);
     const std::string signature = db.meta("analysis_signature");
     const store::FeatureReader features((fs::path(o.work_dir) / store::kFeaturesName).string());
+    // Between batches the mapped rows read so far are let go (features.release_pages()), so the
+    // scan's RSS counts what it holds, not the whole file it streamed through.
     auto progress = [&](const char* stage, uint64_t done, uint64_t total) {
         fault_point("knn");
+        features.release_pages();
         return rep.report(stage, done, total);
     };
     const index::IndexOptions iopt = index_options(o, threads);

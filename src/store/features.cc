@@ -183,6 +183,12 @@ FeatureReader::FeatureReader(FeatureReader&& o) noexcept
     o.map_ = nullptr;
 }
 
+void FeatureReader::release_pages() const {
+    // MADV_DONTNEED on a shared read-only file mapping only unmaps the pages from this process;
+    // they stay in the page cache, and a later read maps them again without I/O.
+    if (map_) ::madvise(map_, map_size_, MADV_DONTNEED);
+}
+
 void FeatureReader::read(const int64_t* ids, int64_t count, float* out) const {
     const auto* base = static_cast<const uint16_t*>(map_) + kHeaderSize / 2;
     for (int64_t i = 0; i < count; ++i) {
