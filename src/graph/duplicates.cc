@@ -21,6 +21,8 @@ ExactResult find_exact(const std::vector<DupItem>& items) {
     const size_t n = items.size();
     UnionFind uf(n);
     std::unordered_map<hash::Hash128, size_t, HashKey> by_file, by_pixels;
+    by_file.reserve(n);
+    by_pixels.reserve(n);
     for (size_t i = 0; i < n; ++i) {
         auto [f, fnew] = by_file.emplace(items[i].file_hash, i);
         if (!fnew) uf.unite(f->second, i);
@@ -50,6 +52,7 @@ NearResult group_near_pairs(const std::vector<DupItem>& items, const ExactResult
                             const std::vector<IndexPair>& pairs) {
     const size_t n = items.size();
     std::unordered_map<int64_t, size_t> index_of;
+    index_of.reserve(n);
     for (size_t i = 0; i < n; ++i) index_of[items[i].id] = i;
     std::vector<int64_t> exact_group(n, -1);
     for (size_t g = 0; g < exact.groups.size(); ++g)
@@ -184,6 +187,7 @@ std::vector<IndexPair> hash_index_pairs(const std::vector<DupItem>& items,
                                         const std::vector<HashPair>& pairs, int radius,
                                         int dhash_radius) {
     std::unordered_map<int64_t, size_t> index_of;
+    index_of.reserve(items.size());
     for (size_t i = 0; i < items.size(); ++i) index_of.emplace(items[i].id, i);
     std::vector<IndexPair> out;
     for (const HashPair& p : pairs) {

@@ -51,6 +51,7 @@ Planned plan(store::Db& db, const std::vector<pipeline::Item>& items, bool reuse
         std::string box;
     };
     std::unordered_map<std::string, Known> known;
+    known.reserve(items.size());
     int64_t next_id = 0;
     std::vector<int64_t> embedded;
     {
