@@ -178,10 +178,13 @@ ScanSummary scan(const ScanOptions& options, Progress* progress) {
         model = std::make_unique<embed::ModelSpec>(embed::resolve_model(options.model));
 
     summary.db_path = (fs::path(options.work_dir) / store::kDbName).string();
-    store::Db db(summary.db_path, false);
-    // Damaged rows would be reused as if they were analysis results: refuse, and name the fix.
+    const bool verified = store::verified_unchanged(options.work_dir);
+    store::Db db(summary.db_path, false, !verified);
+    // Damaged rows would be reused as if they were analysis results: refuse, and name the fix
+    // (unless this state of the file was verified whole before: vislint.verified).
     const std::string stored = db.meta("checksum");
-    if ((!stored.empty() || db.meta("run_state") == "complete") && stored != store::content_checksum(db))
+    if (!verified && (!stored.empty() || db.meta("run_state") == "complete") &&
+        stored != store::content_checksum(db))
         store::throw_damaged(summary.db_path, "its rows do not match the checksum the scan stored");
     RunState run_state(db, rep);
     // Precomputed vectors for images: checked whole before anything is written.

@@ -178,9 +178,6 @@ Db::Db(const std::string& path, bool read_only, bool check) {
         throw Error("cannot open " + path + ": " + msg);
     }
     sqlite3_busy_timeout(db_, 5000);
-    // Reads through a memory map instead of a pread per 4 KB page (a re-scan reads every table
-    // a few times: 67 k preads per 100 k images), and a page cache that holds a pass's pages.
-    sqlite3_exec(db_, "PRAGMA mmap_size = 17179869184; PRAGMA cache_size = -65536;", nullptr, nullptr, nullptr);
     try {
         if (check) {
             Stmt qc(db_, "PRAGMA quick_check(1)");
@@ -319,6 +316,8 @@ std::vector<ImageRecord> read_images(Db& db) {
     for_each_image(db, [&](ImageRecord&& r) { out.push_back(std::move(r)); });
     return out;
 }
+
+std::string schema_version() { return kSchemaVersion; }
 
 std::string content_checksum(Db& db) {
     static const char* kTables[] = {

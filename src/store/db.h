@@ -88,6 +88,8 @@ void for_each_image(Db& db, const std::function<void(ImageRecord&&)>& f);
 // `checksum` and `run_state`, in a fixed order. A complete scan stores it as meta `checksum`;
 // readers recompute it, which catches damage inside row payloads that quick_check cannot see.
 std::string content_checksum(Db& db);
+// The schema this version writes and reads ("4"); a read-only open of another is refused.
+std::string schema_version();
 
 // The error for a damaged database: names the file and the fix.
 [[noreturn]] void throw_damaged(const std::string& path, const std::string& why);

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
 
@@ -60,7 +61,7 @@ void remove_results(const std::string& work_dir) {
     const std::string db = kDbName;
     for (const std::string& name : {db, db + "-wal", db + "-shm", db + "-journal", std::string(kFeaturesName),
                                     std::string("index.faiss"), std::string("knn_graph.bin"),
-                                    std::string("run.json")}) {
+                                    std::string("run.json"), std::string(kVerifiedName)}) {
         std::error_code ec;
         fs::remove(root / name, ec);
         if (ec) throw Error("cannot remove " + (root / name).string() + ": " + ec.message());
@@ -91,10 +92,53 @@ std::string file_state(const std::string& db_path) {
 std::mutex verified_mu;
 std::map<std::string, std::string> verified; // file state -> warning
 
+
+// WORK/vislint.verified: the state of vislint.db (size, mtime, inode of it and its WAL) that
+// was last verified whole, so that a later process (`vislint similar`, a Python load) does not
+// read every row again: at 10 M images that read is tens of seconds, against milliseconds for
+// the query. Best effort: not written on a read-only work dir (which then verifies per process).
+std::string state_of(const std::string& db_path) {
+    const std::string key = file_state(db_path);
+    return key.substr(db_path.size());
+}
+
+fs::path marker_path(const std::string& work_dir) { return fs::path(work_dir) / kVerifiedName; }
+
+void write_marker(const std::string& work_dir, const std::string& state) {
+    const fs::path tmp = marker_path(work_dir).string() + ".tmp";
+    std::error_code ec;
+    {
+        std::ofstream out(tmp, std::ios::trunc);
+        if (!out) return;
+        out << state << "\n";
+        if (!out) return;
+    }
+    fs::rename(tmp, marker_path(work_dir), ec);
+    if (ec) fs::remove(tmp, ec);
+}
+
+bool marker_matches(const std::string& work_dir, const std::string& state) {
+    std::ifstream in(marker_path(work_dir));
+    std::string line;
+    return in && std::getline(in, line) && line == state;
+}
+
 } // namespace
 
+bool verified_unchanged(const std::string& work_dir) {
+    const std::string db_path = (fs::path(work_dir) / kDbName).string();
+    {
+        std::lock_guard<std::mutex> lock(verified_mu);
+        auto it = verified.find(file_state(db_path));
+        if (it != verified.end() && it->second.empty()) return true;
+    }
+    return marker_matches(work_dir, state_of(db_path));
+}
+
 void note_verified(const std::string& work_dir) {
-    const std::string key = file_state((fs::path(work_dir) / kDbName).string());
+    const std::string db_path = (fs::path(work_dir) / kDbName).string();
+    const std::string key = file_state(db_path);
+    write_marker(work_dir, state_of(db_path));
     std::lock_guard<std::mutex> lock(verified_mu);
     verified[key] = "";
 }
@@ -116,7 +160,18 @@ std::unique_ptr<Db> open_results(const std::string& work_dir, std::string* warni
             w = it->second;
         }
     }
+    if (!known && marker_matches(work_dir, state_of(p.string()))) {
+        known = true; // verified whole by an earlier process, unchanged since
+        std::lock_guard<std::mutex> lock(mu);
+        verified[key] = "";
+    }
     auto db = std::make_unique<Db>(p.string(), true, !known);
+    const std::string schema = db->meta("schema_version");
+    if (schema != schema_version())
+        throw Error("work dir " + work_dir + " was written by another vislint version (database schema " +
+                    (schema.empty() ? std::string("unknown") : schema) + ", this version reads " +
+                    schema_version() + "): re-run the scan into it to bring it up to date (its images are "
+                    "analysed again)");
     if (!known) {
         const std::string state = db->meta("run_state"), stored = db->meta("checksum");
         // A scan deletes the checksum when it starts and stores it in its last transaction, so
@@ -126,6 +181,7 @@ std::unique_ptr<Db> open_results(const std::string& work_dir, std::string* warni
         if (state == "complete" && stored.empty()) throw_damaged(p.string(), "its checksum is missing");
         if (state.empty() && !stored.empty()) throw_damaged(p.string(), "its run state is missing");
         if (state != "complete" && !state.empty()) w = run_warning(work_dir, state);
+        if (state == "complete") write_marker(work_dir, state_of(p.string()));
         // Neither key: a work dir written before vislint kept them.
         std::lock_guard<std::mutex> lock(mu);
         verified[key] = w;

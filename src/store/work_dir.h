@@ -9,6 +9,7 @@
 namespace vislint::store {
 
 inline const char* kLockName = "vislint.lock";
+inline const char* kVerifiedName = "vislint.verified";
 
 // An exclusive flock on WORK_DIR/vislint.lock for as long as the object lives (the kernel drops
 // it when the process dies, so a killed scan never leaves a stale lock). Throws vislint::Error
@@ -45,7 +46,11 @@ std::unique_ptr<Db> open_results(const std::string& work_dir, std::string* warni
 
 // Records that this process has just written WORK_DIR/vislint.db as a complete scan, with its
 // checksum computed over those rows, so open_results() need not recompute it (the report after
-// a scan: a full read of every table, ~1 s per million images).
+// a scan: a full read of every table, ~1 s per million images), in this process and, through
+// WORK_DIR/vislint.verified (the file's size, mtime and inode), in later ones.
 void note_verified(const std::string& work_dir);
+// True when WORK_DIR/vislint.db is in a state verified whole (by note_verified or open_results),
+// unchanged since.
+bool verified_unchanged(const std::string& work_dir);
 
 } // namespace vislint::store

@@ -183,3 +183,21 @@ def test_crash_after_the_updated_index_is_saved_resumes_to_the_same_results(data
         assert pair_set(updated, type) == pair_set(fresh, type), type
     assert set(updated.issues("outlier")["path"]) == set(fresh.issues("outlier")["path"])
     assert group_set(updated) == group_set(fresh)
+
+
+def test_verified_state_is_kept_and_a_changed_file_is_verified_again(dataset, tmp_path):
+    """vislint.verified records the state of vislint.db a complete scan wrote, so later readers
+    skip re-reading every row; any change to the file (here a tampered path) is verified again."""
+    import sqlite3
+
+    root = stage(dataset, "marker")
+    work = tmp_path / "w"
+    run_cli("scan", root, "-o", work, "-q", "--model", "none")
+    assert (work / "vislint.verified").is_file()
+    assert run_cli("issues", work).returncode == 0
+    con = sqlite3.connect(work / "vislint.db")
+    con.execute("UPDATE images SET path = path || 'x' WHERE id = 0")
+    con.commit()
+    con.close()
+    shown = run_cli("issues", work, check=False)
+    assert shown.returncode != 0 and "damaged" in shown.stderr, shown.stderr
