@@ -122,8 +122,8 @@ bool sorted_by_id(const std::vector<DupItem>& items) {
 
 } // namespace
 
-HashPairUpdate update_hash_pairs(const std::vector<DupItem>& items, int radius, int threads,
-                                 const std::vector<HashPair>* saved) {
+HashPairUpdate update_hash_pairs(const std::vector<DupItem>& items, int radius, int dhash_radius,
+                                 int threads, const std::vector<HashPair>* saved) {
     VISLINT_ASSERT(sorted_by_id(items));
     std::vector<uint64_t> codes;
     std::vector<size_t> code_item;
@@ -135,10 +135,13 @@ HashPairUpdate update_hash_pairs(const std::vector<DupItem>& items, int radius, 
         code_item.push_back(i);
     }
     HashPairUpdate u;
+    // Kept: the pairs whose dHashes agree too, and every link between identical pHashes (a
+    // group's links to its representative: when it goes, the members are searched again).
     auto to_ids = [&](const std::vector<hash::CodePair>& cp) {
         for (const auto& p : cp) {
-            const int64_t a = items[code_item[p.a]].id, b = items[code_item[p.b]].id;
-            u.pairs.push_back({std::min(a, b), std::max(a, b), p.distance});
+            const DupItem &x = items[code_item[p.a]], &y = items[code_item[p.b]];
+            if (p.distance > 0 && hash::hamming(x.dhash, y.dhash) > dhash_radius) continue;
+            u.pairs.push_back({std::min(x.id, y.id), std::max(x.id, y.id), p.distance});
         }
     };
     if (!saved) {
@@ -206,7 +209,7 @@ std::vector<IndexPair> hash_index_pairs(const std::vector<DupItem>& items,
 
 std::vector<IndexPair> hash_pairs(const std::vector<DupItem>& items, int radius, int dhash_radius,
                                   int threads) {
-    return hash_index_pairs(items, update_hash_pairs(items, radius, threads, nullptr).pairs, radius,
+    return hash_index_pairs(items, update_hash_pairs(items, radius, dhash_radius, threads, nullptr).pairs, radius,
                             dhash_radius);
 }
 

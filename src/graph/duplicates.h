@@ -91,14 +91,17 @@ struct HashPairUpdate {
     std::vector<HashPair> added;   // of `pairs`, those not in `saved`
     size_t searched = 0;           // items searched for pairs
 };
-// The pHash pairs within `radius` among the hashable `items`. With `saved` (the pairs of the last
-// derivation at this radius): its pairs between two items that are still there, hashable and
-// derived are kept, and only the other hashable items are searched against all hashable ones
-// (hash::pairs_of_queries). Without it, every pair is searched (hash::pairs_within_radius).
-// The two agree on every pair except where a code has more than the cap (100) of partners
-// within the radius, where which 100 are kept can differ; tests/cpp compares them.
-HashPairUpdate update_hash_pairs(const std::vector<DupItem>& items, int radius, int threads,
-                                 const std::vector<HashPair>* saved);
+// The pHash pairs within `radius` among the hashable `items` whose dHashes also agree within
+// `dhash_radius` (and every pair of identical pHashes: the links of a group of identical codes
+// to its representative). With `saved` (the pairs of the last derivation at these radii): its
+// pairs between two items that are still there, hashable and derived are kept, and only the
+// other hashable items are searched against all hashable ones (hash::pairs_of_queries), plus
+// the unchanged items that had a pair with one that changed or went. Without it, every pair is
+// searched (hash::pairs_within_radius). The two agree on every pair except where a code has
+// more than the cap (100) of partners within the radius, where which 100 are kept can differ;
+// tests/cpp compares them.
+HashPairUpdate update_hash_pairs(const std::vector<DupItem>& items, int radius, int dhash_radius,
+                                 int threads, const std::vector<HashPair>* saved);
 
 // Candidate near pairs (indices into `items`) of the pHash pairs whose dHashes also agree within
 // `dhash_radius`; pairs with an image not in `items` are left out.

@@ -21,12 +21,12 @@ namespace vislint::pipeline {
 namespace {
 
 // The perceptual-hash pairs, kept in the hash_pairs table between scans: only the new and
-// changed images are searched (graph::update_hash_pairs), unless the radius changed or most
-// images did. Written as a delta inside the derivation's transaction.
+// changed images are searched (graph::update_hash_pairs), unless a radius changed or a quarter
+// of the images did. Written as a delta inside the derivation's transaction.
 graph::HashPairUpdate saved_hash_pairs(store::Db& db, const std::vector<graph::DupItem>& items, int radius,
-                                       int threads, std::map<std::string, double>* timings) {
+                                       int dhash_radius, int threads, std::map<std::string, double>* timings) {
     auto t0 = Clock::now();
-    const std::string key = "radius " + std::to_string(radius);
+    const std::string key = "radius " + std::to_string(radius) + " dhash " + std::to_string(dhash_radius);
     size_t changed = 0, hashable = 0;
     for (const auto& it : items)
         if (it.hashable) {
@@ -39,7 +39,8 @@ graph::HashPairUpdate saved_hash_pairs(store::Db& db, const std::vector<graph::D
         store::Stmt s(db.handle(), "SELECT a, b, distance FROM hash_pairs");
         while (s.step()) saved.push_back({s.int64(0), s.int64(1), int(s.int64(2))});
     }
-    graph::HashPairUpdate u = graph::update_hash_pairs(items, radius, threads, incremental ? &saved : nullptr);
+    graph::HashPairUpdate u =
+        graph::update_hash_pairs(items, radius, dhash_radius, threads, incremental ? &saved : nullptr);
     if (!incremental) db.exec("DELETE FROM hash_pairs");
     store::Stmt del(db.handle(), "DELETE FROM hash_pairs WHERE a = ? AND b = ?");
     for (const auto& p : u.dropped) del.bind(1, p.a).bind(2, p.b).run();
@@ -246,7 +247,7 @@ void derive_issues(store::Db& db, const ScanOptions& o, int threads, Reporter& r
     // Without pixels there are no perceptual hashes (embeddings-only items).
     const std::vector<graph::HashPair> hash_pairs =
         embeddings_only(o) ? std::vector<graph::HashPair>{}
-                           : saved_hash_pairs(db, items, t.hash_radius, threads, timings).pairs;
+                           : saved_hash_pairs(db, items, t.hash_radius, t.dhash_radius, threads, timings).pairs;
     if (!has_vectors(o)) {
         near = graph::group_near_pairs(items, exact,
                                        graph::hash_index_pairs(items, hash_pairs, t.hash_radius, t.dhash_radius));

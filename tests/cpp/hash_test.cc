@@ -187,11 +187,12 @@ TEST(HashPairs, UpdatedPairsEqualAFreshSearch) {
         graph::DupItem it;
         it.id = int64_t(i);
         it.phash = codes[i];
+        it.dhash = std::mt19937_64(i)(); // random: about half the pairs pass the dHash radius
         it.hashable = i % 37 != 0;
         before.push_back(it);
     }
     const int radius = 8;
-    const auto first = graph::update_hash_pairs(before, radius, 2, nullptr);
+    const auto first = graph::update_hash_pairs(before, radius, 32, 2, nullptr);
     ASSERT_GT(first.pairs.size(), 100u);
     std::mt19937_64 rng(9);
     std::vector<graph::DupItem> after;
@@ -201,6 +202,7 @@ TEST(HashPairs, UpdatedPairsEqualAFreshSearch) {
         it.derived = true;
         if (r < 6) { // re-analysed with another content
             it.phash = codes[size_t(rng() % codes.size())];
+            it.dhash = rng();
             it.derived = false;
         }
         after.push_back(it);
@@ -209,10 +211,11 @@ TEST(HashPairs, UpdatedPairsEqualAFreshSearch) {
         graph::DupItem it;
         it.id = int64_t(i);
         it.phash = codes[i];
+        it.dhash = std::mt19937_64(i)();
         after.push_back(it);
     }
-    const auto updated = graph::update_hash_pairs(after, radius, 2, &first.pairs);
-    const auto fresh = graph::update_hash_pairs(after, radius, 2, nullptr);
+    const auto updated = graph::update_hash_pairs(after, radius, 32, 2, &first.pairs);
+    const auto fresh = graph::update_hash_pairs(after, radius, 32, 2, nullptr);
     EXPECT_EQ(updated.pairs, fresh.pairs);
     EXPECT_LT(updated.searched, after.size() / 2);
     // The delta turns the saved pairs into the new ones.
