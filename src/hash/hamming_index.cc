@@ -98,35 +98,67 @@ private:
     std::vector<std::vector<std::pair<uint64_t, uint32_t>>> tables_;
 };
 
-// Sorts `found` (distance, index), drops repeats, keeps the `cap` closest.
-void closest(std::vector<std::pair<int, uint32_t>>* found, size_t cap) {
-    std::sort(found->begin(), found->end());
-    found->erase(std::unique(found->begin(), found->end()), found->end());
-    if (found->size() > cap) found->resize(cap);
-}
+// The codes grouped by value: `order` holds the indices sorted by (code, index); distinct code u
+// spans order[start[u] .. start[u + 1]) and is represented by its smallest index, rep(u).
+struct DistinctCodes {
+    std::vector<uint32_t> order, start, code_of; // code_of: index -> distinct code
+    explicit DistinctCodes(const std::vector<uint64_t>& codes) : order(codes.size()), code_of(codes.size()) {
+        for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+        std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+            return codes[a] != codes[b] ? codes[a] < codes[b] : a < b;
+        });
+        for (size_t i = 0; i < order.size(); ++i) {
+            if (i == 0 || codes[order[i]] != codes[order[i - 1]]) start.push_back(uint32_t(i));
+            code_of[order[i]] = uint32_t(start.size() - 1);
+        }
+        start.push_back(uint32_t(order.size()));
+    }
+    size_t size() const { return start.size() - 1; }
+    uint32_t rep(uint32_t u) const { return order[start[u]]; }
+};
 
-// Runs f(i, &found, &out) for i in [0, nq) on `threads` threads (each with its own found
-// buffer and output) and returns every output pair, sorted by (a, b).
-template <typename F> std::vector<CodePair> run_queries(size_t nq, int threads, F&& f) {
+bool by_ab(const CodePair& x, const CodePair& y) { return x.a != y.a ? x.a < y.a : x.b < y.b; }
+
+// For each distinct code u of `queried`: a link from rep(u) to every other index with its code,
+// and pairs from rep(u) to rep(c) for its `cap` closest other codes c within `radius` with
+// keep(u, c) (which says from which side a pair is taken). On `threads` threads; sorted by (a, b).
+template <typename Keep>
+std::vector<CodePair> search(const std::vector<uint64_t>& codes, const DistinctCodes& dc,
+                             const std::vector<uint32_t>& queried, int radius, size_t cap,
+                             int threads, Keep&& keep) {
+    std::vector<CodePair> out;
+    for (uint32_t u : queried)
+        for (uint32_t i = dc.start[u] + 1; i < dc.start[u + 1]; ++i) out.push_back({dc.rep(u), dc.order[i], 0});
+    std::vector<uint64_t> keys(dc.size());
+    for (uint32_t u = 0; u < keys.size(); ++u) keys[u] = codes[dc.rep(u)];
+    const ChunkTables tables(std::move(keys), radius);
+
     threads = std::max(1, threads);
     std::vector<std::vector<CodePair>> per_thread(static_cast<size_t>(threads));
     std::atomic<size_t> next{0};
     auto work = [&](int t) {
-        std::vector<std::pair<int, uint32_t>> found;
-        for (size_t i; (i = next.fetch_add(1)) < nq;) {
-            found.clear();
-            f(i, &found, &per_thread[size_t(t)]);
+        std::vector<std::pair<int, uint32_t>> near; // (distance, distinct code)
+        for (size_t i; (i = next.fetch_add(1)) < queried.size();) {
+            const uint32_t u = queried[i];
+            near.clear();
+            tables.within(codes[dc.rep(u)], [&](uint32_t c, int d) {
+                if (c != u && keep(u, c)) near.push_back({d, c});
+            });
+            std::sort(near.begin(), near.end());
+            near.erase(std::unique(near.begin(), near.end()), near.end());
+            if (near.size() > cap) near.resize(cap);
+            for (const auto& [d, c] : near) {
+                const uint32_t a = dc.rep(u), b = dc.rep(c);
+                per_thread[size_t(t)].push_back({std::min(a, b), std::max(a, b), d});
+            }
         }
     };
     std::vector<std::thread> pool;
     for (int t = 1; t < threads; ++t) pool.emplace_back(work, t);
     work(0);
     for (auto& th : pool) th.join();
-    std::vector<CodePair> out;
     for (auto& v : per_thread) out.insert(out.end(), v.begin(), v.end());
-    std::sort(out.begin(), out.end(), [](const CodePair& x, const CodePair& y) {
-        return x.a != y.a ? x.a < y.a : x.b < y.b;
-    });
+    std::sort(out.begin(), out.end(), by_ab);
     return out;
 }
 
@@ -145,45 +177,12 @@ std::vector<CodePair> pairs_within_radius_brute(const std::vector<uint64_t>& cod
 std::vector<CodePair> pairs_within_radius(const std::vector<uint64_t>& codes, int radius,
                                           size_t max_per_code, int threads) {
     VISLINT_ASSERT(radius >= 0 && radius <= 32);
-    std::vector<CodePair> out;
-    if (codes.size() < 2) return out;
-
-    // Collapse identical codes: `order` sorted by code, `uniq` = first index of each run.
-    std::vector<uint32_t> order(codes.size());
-    for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
-    std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
-        return codes[a] != codes[b] ? codes[a] < codes[b] : a < b;
-    });
-    std::vector<uint32_t> uniq;     // representative index (smallest index with that code)
-    for (size_t i = 0; i < order.size(); ++i) {
-        if (i > 0 && codes[order[i]] == codes[order[i - 1]]) {
-            out.push_back({uniq.back(), order[i], 0});
-            continue;
-        }
-        uniq.push_back(order[i]);
-    }
-    const size_t n = uniq.size();
-
-    std::vector<uint64_t> keys(n);
-    for (size_t u = 0; u < n; ++u) keys[u] = codes[uniq[u]];
-    const ChunkTables tables(std::move(keys), radius);
-
-    // (distance, u) per query; identical-code pairs first, in `out` already.
-    std::vector<CodePair> found = run_queries(n, threads, [&](size_t q, auto* near, std::vector<CodePair>* res) {
-        tables.within(codes[uniq[q]], [&](uint32_t u, int d) {
-            if (u > q) near->push_back({d, u}); // each pair once, from its smaller side
-        });
-        closest(near, max_per_code);
-        for (const auto& [d, u] : *near) {
-            const uint32_t a = uniq[q], b = uniq[u];
-            res->push_back({std::min(a, b), std::max(a, b), d});
-        }
-    });
-    out.insert(out.end(), found.begin(), found.end());
-    std::sort(out.begin(), out.end(), [](const CodePair& x, const CodePair& y) {
-        return x.a != y.a ? x.a < y.a : x.b < y.b;
-    });
-    return out;
+    if (codes.size() < 2) return {};
+    const DistinctCodes dc(codes);
+    std::vector<uint32_t> all(dc.size());
+    for (uint32_t u = 0; u < all.size(); ++u) all[u] = u;
+    // Each pair from its smaller distinct code (in code order).
+    return search(codes, dc, all, radius, max_per_code, threads, [](uint32_t u, uint32_t c) { return c > u; });
 }
 
 std::vector<CodePair> pairs_of_queries(const std::vector<uint64_t>& codes,
@@ -191,64 +190,26 @@ std::vector<CodePair> pairs_of_queries(const std::vector<uint64_t>& codes,
                                        size_t max_per_code, int threads,
                                        std::vector<uint32_t>* members) {
     VISLINT_ASSERT(radius >= 0 && radius <= 32);
-    std::vector<CodePair> out;
     if (members) members->clear();
-    const size_t n_codes = codes.size();
-    if (n_codes == 0 || queries.empty()) return out;
-    // Distinct codes as in pairs_within_radius: `order` sorted by (code, index); a run of equal
-    // codes is one distinct code whose representative is its smallest index.
-    std::vector<uint32_t> order(n_codes);
-    for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
-    std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
-        return codes[a] != codes[b] ? codes[a] < codes[b] : a < b;
-    });
-    std::vector<uint32_t> uniq, run_start; // per distinct code: representative, first in `order`
-    std::vector<uint32_t> code_of(n_codes); // index -> distinct code
-    for (size_t i = 0; i < order.size(); ++i) {
-        if (i == 0 || codes[order[i]] != codes[order[i - 1]]) {
-            uniq.push_back(order[i]);
-            run_start.push_back(uint32_t(i));
-        }
-        code_of[order[i]] = uint32_t(uniq.size() - 1);
-    }
-    run_start.push_back(uint32_t(order.size()));
-    const size_t n = uniq.size();
-    std::vector<bool> is_query(n, false);
+    if (codes.empty() || queries.empty()) return {};
+    const DistinctCodes dc(codes);
+    std::vector<bool> is_query(dc.size(), false);
     std::vector<uint32_t> qcodes;
     for (uint32_t q : queries) {
-        VISLINT_ASSERT(q < n_codes);
-        if (!is_query[code_of[q]]) qcodes.push_back(code_of[q]);
-        is_query[code_of[q]] = true;
+        VISLINT_ASSERT(q < codes.size());
+        if (!is_query[dc.code_of[q]]) qcodes.push_back(dc.code_of[q]);
+        is_query[dc.code_of[q]] = true;
     }
     std::sort(qcodes.begin(), qcodes.end());
     // Every member of a queried code: its pairs are all recomputed here.
-    for (uint32_t u : qcodes) {
-        for (uint32_t i = run_start[u]; i < run_start[u + 1]; ++i) {
-            if (members) members->push_back(order[i]);
-            if (i > run_start[u]) out.push_back({uniq[u], order[i], 0});
-        }
+    if (members) {
+        for (uint32_t u : qcodes)
+            for (uint32_t i = dc.start[u]; i < dc.start[u + 1]; ++i) members->push_back(dc.order[i]);
+        std::sort(members->begin(), members->end());
     }
-    if (members) std::sort(members->begin(), members->end());
-
-    std::vector<uint64_t> keys(n);
-    for (size_t u = 0; u < n; ++u) keys[u] = codes[uniq[u]];
-    const ChunkTables tables(std::move(keys), radius);
-    std::vector<CodePair> found = run_queries(qcodes.size(), threads, [&](size_t i, auto* near, std::vector<CodePair>* res) {
-        const uint32_t q = qcodes[i];
-        tables.within(codes[uniq[q]], [&](uint32_t c, int d) {
-            if (c != q && !(is_query[c] && c < q)) near->push_back({d, c}); // each pair once
-        });
-        closest(near, max_per_code);
-        for (const auto& [d, c] : *near) {
-            const uint32_t a = uniq[q], b = uniq[c];
-            res->push_back({std::min(a, b), std::max(a, b), d});
-        }
-    });
-    out.insert(out.end(), found.begin(), found.end());
-    std::sort(out.begin(), out.end(), [](const CodePair& x, const CodePair& y) {
-        return x.a != y.a ? x.a < y.a : x.b < y.b;
-    });
-    return out;
+    // A pair between two queried codes is taken from the smaller one.
+    return search(codes, dc, qcodes, radius, max_per_code, threads,
+                  [&](uint32_t u, uint32_t c) { return !(is_query[c] && c < u); });
 }
 
 } // namespace vislint::hash
