@@ -99,11 +99,6 @@ NearResult group_near_pairs(const std::vector<DupItem>& items, const ExactResult
     return out;
 }
 
-NearResult find_near_by_hash(const std::vector<DupItem>& items, const ExactResult& exact,
-                             int radius, int dhash_radius, int threads) {
-    return group_near_pairs(items, exact, hash_pairs(items, radius, dhash_radius, threads));
-}
-
 namespace {
 
 constexpr size_t kMaxPairsPerCode = 100;
@@ -160,8 +155,10 @@ HashPairUpdate update_hash_pairs(const std::vector<DupItem>& items, int radius, 
         std::vector<uint32_t> queries;
         for (size_t i = 0; i < items.size(); ++i)
             if (code_of[i] >= 0 && !items[i].derived) queries.push_back(uint32_t(code_of[i]));
-        for (const HashPair& p : *saved) {
-            const int64_t ca = live(p.a), cb = live(p.b);
+        std::vector<std::pair<int64_t, int64_t>> ends(saved->size()); // live() of each pair's ends
+        for (size_t i = 0; i < saved->size(); ++i) {
+            ends[i] = {live((*saved)[i].a), live((*saved)[i].b)};
+            const auto [ca, cb] = ends[i];
             if (ca >= 0 && cb < 0) queries.push_back(uint32_t(ca));
             if (cb >= 0 && ca < 0) queries.push_back(uint32_t(cb));
         }
@@ -171,10 +168,10 @@ HashPairUpdate update_hash_pairs(const std::vector<DupItem>& items, int radius, 
         u.searched = members.size();
         std::vector<bool> recomputed(codes.size(), false);
         for (uint32_t c : members) recomputed[c] = true;
-        for (const HashPair& p : *saved) {
-            const int64_t ca = live(p.a), cb = live(p.b);
+        for (size_t i = 0; i < saved->size(); ++i) {
+            const auto [ca, cb] = ends[i];
             const bool keep = ca >= 0 && cb >= 0 && !recomputed[size_t(ca)] && !recomputed[size_t(cb)];
-            (keep ? u.pairs : u.dropped).push_back(p);
+            (keep ? u.pairs : u.dropped).push_back((*saved)[i]);
         }
         const size_t kept = u.pairs.size();
         to_ids(found);
@@ -205,12 +202,6 @@ std::vector<IndexPair> hash_index_pairs(const std::vector<DupItem>& items,
                        1.0 - radius / 64.0});
     }
     return out;
-}
-
-std::vector<IndexPair> hash_pairs(const std::vector<DupItem>& items, int radius, int dhash_radius,
-                                  int threads) {
-    return hash_index_pairs(items, update_hash_pairs(items, radius, dhash_radius, threads, nullptr).pairs, radius,
-                            dhash_radius);
 }
 
 } // namespace vislint::graph

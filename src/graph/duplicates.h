@@ -53,18 +53,10 @@ struct NearResult {
     std::vector<DupGroup> groups;
 };
 
-// Pairs of hashable images whose pHashes differ in at most `radius` bits and whose dHashes
-// differ in at most `dhash_radius` bits (two hashes of different kinds agree far more rarely by
-// chance than one: on clip art, pHash alone within 10 bits pairs many unrelated flags and
-// icons), and their connected
-// components (exact copies join their group). Keeper: largest resolution, then the most central
-// member (largest sum of evidence_margin over its pairs), then largest file, then first
-// discovered.
-NearResult find_near_by_hash(const std::vector<DupItem>& items, const ExactResult& exact,
-                             int radius, int dhash_radius, int threads);
-
-// Groups candidate near pairs (indices into `items`, a < b): drops pairs inside one exact group,
-// links exact copies into their group, picks keepers. Used by the hash and embedding paths.
+// Groups candidate near pairs (indices into `items`, a < b) into connected components: drops
+// pairs inside one exact group, links exact copies into their group, picks keepers (largest
+// resolution, then the most central member -- largest sum of evidence_margin over its pairs --,
+// then largest file, then first discovered). Used by the hash and embedding paths.
 struct IndexPair {
     size_t a, b;
     double score;
@@ -73,10 +65,6 @@ struct IndexPair {
 };
 NearResult group_near_pairs(const std::vector<DupItem>& items, const ExactResult& exact,
                             const std::vector<IndexPair>& pairs);
-
-// The candidate pairs of find_near_by_hash (indices into `items`), before grouping.
-std::vector<IndexPair> hash_pairs(const std::vector<DupItem>& items, int radius, int dhash_radius,
-                                  int threads);
 
 // pHash pairs by image id (a < b), kept in the work dir between scans so that a re-scan searches
 // only for the pairs of its new and changed images.
@@ -92,7 +80,9 @@ struct HashPairUpdate {
     size_t searched = 0;           // items searched for pairs
 };
 // The pHash pairs within `radius` among the hashable `items` whose dHashes also agree within
-// `dhash_radius` (and every pair of identical pHashes: the links of a group of identical codes
+// `dhash_radius` (two hashes of different kinds agree far more rarely by chance than one: on
+// clip art, pHash alone within 10 bits pairs many unrelated flags and icons), and every pair of
+// identical pHashes ( the links of a group of identical codes
 // to its representative). With `saved` (the pairs of the last derivation at these radii): its
 // pairs between two items that are still there, hashable and derived are kept, and only the
 // other hashable items are searched against all hashable ones (hash::pairs_of_queries), plus
