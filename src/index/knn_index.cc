@@ -270,6 +270,23 @@ std::unique_ptr<faiss::LinearTransform> uncentred_pca(const float* x, int64_t m,
 }
 
 // Per-query top-k min-heaps (worst kept result on top), nq x k.
+// Rows ids[0..n) of `rows` (d floats each), fetched kFetchBatch at a time through `full` and
+// projected by `pca` when set, into out (n x the indexed dimension).
+void fetch_rows(const RowSource& rows, const int64_t* ids, int64_t n, int d,
+                const faiss::LinearTransform* pca, float* out, std::vector<float>* full) {
+    const int di = pca ? pca->d_out : d;
+    for (int64_t i0 = 0; i0 < n; i0 += kFetchBatch) {
+        const int64_t m = std::min(kFetchBatch, n - i0);
+        if (!pca) {
+            rows(ids + i0, m, out + i0 * di);
+            continue;
+        }
+        if (full->size() < size_t(m) * d) full->resize(size_t(m) * d);
+        rows(ids + i0, m, full->data());
+        pca->apply_noalloc(m, full->data(), out + i0 * di);
+    }
+}
+
 struct TopK {
     int k;
     std::vector<float> sims;
@@ -517,13 +534,7 @@ void KnnIndex::Impl::add_rows(const RowSource& rows, int64_t n, const faiss::Lin
         ids.resize(size_t(nb));
         for (int64_t i = 0; i < nb; ++i) ids[size_t(i)] = first + start + i;
         x.resize(size_t(nb) * di);
-        for (int64_t i0 = 0; i0 < nb; i0 += kFetchBatch) {
-            const int64_t m = std::min(kFetchBatch, nb - i0);
-            full.resize(size_t(m) * d);
-            rows(ids.data() + i0, m, full.data());
-            if (pca) pca->apply_noalloc(m, full.data(), x.data() + i0 * di);
-            else std::copy(full.begin(), full.end(), x.begin() + i0 * di);
-        }
+        fetch_rows(rows, ids.data(), nb, d, pca, x.data(), &full);
         if (!half) {
             guarded("cannot add to kNN index", [&] {
                 if (!ivf) return inner->add(nb, x.data());
@@ -664,14 +675,8 @@ KnnIndex KnnIndex::build(const RowSource& rows, int64_t n, int d, const IndexOpt
     // Rows `ids` (ascending) fetched in batches and projected: m x (indexed dimension).
     std::unique_ptr<faiss::LinearTransform> pca;
     auto gather = [&](const std::vector<int64_t>& ids, int di) {
-        std::vector<float> out(ids.size() * size_t(di)), full, red;
-        for (size_t i0 = 0; i0 < ids.size(); i0 += size_t(kFetchBatch)) {
-            const int64_t m = std::min<int64_t>(kFetchBatch, int64_t(ids.size() - i0));
-            full.resize(size_t(m) * d);
-            rows(ids.data() + i0, m, full.data());
-            if (pca) pca->apply_noalloc(m, full.data(), out.data() + i0 * di);
-            else std::copy(full.begin(), full.end(), out.begin() + i0 * di);
-        }
+        std::vector<float> out(ids.size() * size_t(di)), full;
+        fetch_rows(rows, ids.data(), int64_t(ids.size()), d, pca.get(), out.data(), &full);
         return out;
     };
 
@@ -850,12 +855,7 @@ KnnGraph KnnIndex::self_graph(const RowSource& rows, int k, const ProgressFn& pr
         for (int64_t r = 0; r < nb; ++r) self[r] = start + r;
         guarded("kNN self-query failed", [&] {
             // The batch's queries, fetched in pieces and projected to the indexed dimension.
-            for (int64_t i0 = 0; i0 < nb; i0 += kFetchBatch) {
-                const int64_t m = std::min(kFetchBatch, nb - i0);
-                float* dst = x.data() + i0 * di;
-                rows(self.data() + i0, m, impl_->pca ? full.data() : dst);
-                if (impl_->pca) impl_->pca->apply_noalloc(m, full.data(), dst);
-            }
+            fetch_rows(rows, self.data(), nb, d, impl_->pca, x.data(), &full);
             TopK top(nb, kc);
             impl_->search(x.data(), nb, &top, self.data());
             if (!rescore) {
