@@ -12,6 +12,7 @@
 #include <optional>
 #include <random>
 #include <unordered_map>
+#include <unordered_set>
 
 #include <nlohmann/json.hpp>
 
@@ -161,7 +162,7 @@ Embedded knn_graph(store::Db& db, const ScanOptions& o, const std::vector<graph:
     }
     int64_t live_count = 0;
     if (update) {
-        std::unordered_map<int64_t, bool> placed; // image ids already at a live position
+        std::unordered_set<int64_t> placed; // image ids already at a live position
         for (int64_t p = 0; p < st.positions; ++p) {
             const int64_t id = pos_image[size_t(p)];
             if (id < 0) continue;
@@ -170,7 +171,7 @@ Embedded knn_graph(store::Db& db, const ScanOptions& o, const std::vector<graph:
                 newly_retired.push_back(p);
                 continue;
             }
-            placed[id] = true;
+            placed.insert(id);
             ++live_count;
         }
         for (const auto& it : items)
@@ -180,7 +181,8 @@ Embedded knn_graph(store::Db& db, const ScanOptions& o, const std::vector<graph:
         if (!update)
             rep.log("info", "kNN index: " + std::to_string(retired) + " retired and " +
                                 std::to_string(st.added + int64_t(fresh.size())) + " added positions since its build of " +
-                                std::to_string(st.built) + " pass the 10 % limit: rebuilding it");
+                                std::to_string(st.built) + " pass the " + std::to_string(int(kDriftLimit * 100)) +
+                                " % limit: rebuilding it");
     }
     if (update) {
         index::IndexOptions lopt = iopt;
@@ -194,13 +196,14 @@ Embedded knn_graph(store::Db& db, const ScanOptions& o, const std::vector<graph:
     }
 
     index::KnnGraph g;
-    if (update && fresh.empty() && newly_retired.empty()) {
-        // Nothing changed: the saved graph is the graph.
+    if (update) {
         g.n = saved.n;
         g.k = saved.k;
         g.ids = std::move(saved.ids);
         g.sims = std::move(saved.sims);
-        e.description = idx->description() + "; unchanged";
+    }
+    if (update && fresh.empty() && newly_retired.empty()) {
+        e.description = idx->description() + "; unchanged"; // the saved graph is the graph
     } else if (update) {
         auto t1 = Clock::now();
         for (int64_t p : newly_retired) pos_image[size_t(p)] = -1;
@@ -212,10 +215,6 @@ Embedded knn_graph(store::Db& db, const ScanOptions& o, const std::vector<graph:
         auto t2 = Clock::now();
         std::vector<bool> live(pos_image.size());
         for (size_t p = 0; p < live.size(); ++p) live[p] = pos_image[p] >= 0;
-        g.n = saved.n;
-        g.k = saved.k;
-        g.ids = std::move(saved.ids);
-        g.sims = std::move(saved.sims);
         const index::GraphUpdateStats us = index::update_graph(*idx, rows, live, &g, progress);
         (*timings)["knn_update"] = seconds_since(t2);
         fault_point("knn");
@@ -252,11 +251,12 @@ Embedded knn_graph(store::Db& db, const ScanOptions& o, const std::vector<graph:
         store::Stmt ins(db.handle(), "INSERT INTO embedding_index(pos, image_id) VALUES(?, ?)");
         for (size_t p = 0; p < pos_image.size(); ++p) ins.bind(1, int64_t(p)).bind(2, pos_image[p]).run();
         if (k_want > 0) {
+            const uint64_t old_generation = st.generation;
             st = KnnState{};
             st.k = k_want;
             st.index_dim = o.index_dim;
             st.positions = st.built = int64_t(pos_image.size());
-            st.generation = new_generation(read_state(db).generation);
+            st.generation = new_generation(old_generation);
             st.signature = signature;
             store::save_graph(graph_path, st.generation, g.n, g.k, g.ids.data(), g.sims.data());
             write_state(db, st);
