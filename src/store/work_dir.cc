@@ -77,31 +77,26 @@ std::string run_warning(const std::string& work_dir, const std::string& state) {
     return "the last scan into " + work_dir + " did not finish (killed, out of disk space, or still running)" + tail;
 }
 
-// What identifies a state of the database file (and its write-ahead log).
+// What identifies a state of the database file (and its write-ahead log): size, mtime, inode.
 std::string file_state(const std::string& db_path) {
-    std::string key = db_path;
+    std::string state;
     for (const std::string& p : {db_path, db_path + "-wal"}) {
         struct stat st;
         if (::stat(p.c_str(), &st) == 0)
-            key += "|" + std::to_string(st.st_size) + ":" + std::to_string(st.st_mtim.tv_sec) + "." +
-                   std::to_string(st.st_mtim.tv_nsec) + ":" + std::to_string(st.st_ino);
+            state += "|" + std::to_string(st.st_size) + ":" + std::to_string(st.st_mtim.tv_sec) + "." +
+                     std::to_string(st.st_mtim.tv_nsec) + ":" + std::to_string(st.st_ino);
     }
-    return key;
+    return state;
 }
 
+// The states verified in this process, by database path + state -> the warning to give.
 std::mutex verified_mu;
-std::map<std::string, std::string> verified; // file state -> warning
+std::map<std::string, std::string> verified;
 
-
-// WORK/vislint.verified: the state of vislint.db (size, mtime, inode of it and its WAL) that
-// was last verified whole, so that a later process (`vislint similar`, a Python load) does not
-// read every row again: at 10 M images that read is tens of seconds, against milliseconds for
-// the query. Best effort: not written on a read-only work dir (which then verifies per process).
-std::string state_of(const std::string& db_path) {
-    const std::string key = file_state(db_path);
-    return key.substr(db_path.size());
-}
-
+// WORK/vislint.verified: the state of vislint.db that was last verified whole, so that a later
+// process (`vislint similar`, a Python load) does not read every row again: at 10 M images that
+// read is tens of seconds, against milliseconds for the query. Best effort: not written on a
+// read-only work dir (which then verifies once per process).
 fs::path marker_path(const std::string& work_dir) { return fs::path(work_dir) / kVerifiedName; }
 
 void write_marker(const std::string& work_dir, const std::string& state) {
@@ -127,20 +122,21 @@ bool marker_matches(const std::string& work_dir, const std::string& state) {
 
 bool verified_unchanged(const std::string& work_dir) {
     const std::string db_path = (fs::path(work_dir) / kDbName).string();
+    const std::string state = file_state(db_path);
     {
         std::lock_guard<std::mutex> lock(verified_mu);
-        auto it = verified.find(file_state(db_path));
+        auto it = verified.find(db_path + state);
         if (it != verified.end() && it->second.empty()) return true;
     }
-    return marker_matches(work_dir, state_of(db_path));
+    return marker_matches(work_dir, state);
 }
 
 void note_verified(const std::string& work_dir) {
     const std::string db_path = (fs::path(work_dir) / kDbName).string();
-    const std::string key = file_state(db_path);
-    write_marker(work_dir, state_of(db_path));
+    const std::string state = file_state(db_path);
+    write_marker(work_dir, state);
     std::lock_guard<std::mutex> lock(verified_mu);
-    verified[key] = "";
+    verified[db_path + state] = "";
 }
 
 std::unique_ptr<Db> open_results(const std::string& work_dir, std::string* warning) {
@@ -148,21 +144,20 @@ std::unique_ptr<Db> open_results(const std::string& work_dir, std::string* warni
     if (!fs::is_regular_file(p))
         throw Error("not a vislint work dir (no " + std::string(kDbName) + "): " + work_dir +
                     "; run `vislint scan INPUT -o " + work_dir + "` first");
-    std::mutex& mu = verified_mu;
-    const std::string key = file_state(p.string());
+    const std::string state = file_state(p.string()), key = p.string() + state;
     std::string w;
     bool known = false;
     {
-        std::lock_guard<std::mutex> lock(mu);
+        std::lock_guard<std::mutex> lock(verified_mu);
         auto it = verified.find(key);
         if (it != verified.end()) {
             known = true;
             w = it->second;
         }
     }
-    if (!known && marker_matches(work_dir, state_of(p.string()))) {
+    if (!known && marker_matches(work_dir, state)) {
         known = true; // verified whole by an earlier process, unchanged since
-        std::lock_guard<std::mutex> lock(mu);
+        std::lock_guard<std::mutex> lock(verified_mu);
         verified[key] = "";
     }
     auto db = std::make_unique<Db>(p.string(), true, !known);
@@ -173,17 +168,17 @@ std::unique_ptr<Db> open_results(const std::string& work_dir, std::string* warni
                     schema_version() + "): re-run the scan into it to bring it up to date (its images are "
                     "analysed again)");
     if (!known) {
-        const std::string state = db->meta("run_state"), stored = db->meta("checksum");
+        const std::string run = db->meta("run_state"), stored = db->meta("checksum");
         // A scan deletes the checksum when it starts and stores it in its last transaction, so
         // it is verified whatever run_state says (which damage could have changed too).
         if (!stored.empty() && stored != content_checksum(*db))
             throw_damaged(p.string(), "its rows do not match the checksum the scan stored");
-        if (state == "complete" && stored.empty()) throw_damaged(p.string(), "its checksum is missing");
-        if (state.empty() && !stored.empty()) throw_damaged(p.string(), "its run state is missing");
-        if (state != "complete" && !state.empty()) w = run_warning(work_dir, state);
-        if (state == "complete") write_marker(work_dir, state_of(p.string()));
+        if (run == "complete" && stored.empty()) throw_damaged(p.string(), "its checksum is missing");
+        if (run.empty() && !stored.empty()) throw_damaged(p.string(), "its run state is missing");
+        if (run != "complete" && !run.empty()) w = run_warning(work_dir, run);
+        if (run == "complete") write_marker(work_dir, state);
         // Neither key: a work dir written before vislint kept them.
-        std::lock_guard<std::mutex> lock(mu);
+        std::lock_guard<std::mutex> lock(verified_mu);
         verified[key] = w;
     }
     if (warning) *warning = w;
