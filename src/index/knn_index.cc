@@ -5,6 +5,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <numeric>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -39,6 +40,8 @@ extern "C" int ssyevr_(const char* jobz, const char* range, const char* uplo, co
                        const int* iu, const float* abstol, int* m, float* w, float* z,
                        const int* ldz, int* isuppz, float* work, const int* lwork, int* iwork,
                        const int* liwork, int* info);
+extern "C" float sdot_(const int* n, const float* x, const int* incx, const float* y,
+                       const int* incy);
 extern "C" int sgemv_(const char* trans, const int* m, const int* n, const float* alpha,
                       const float* a, const int* lda, const float* x, const int* incx,
                       const float* beta, float* y, const int* incy);
@@ -269,6 +272,21 @@ std::unique_ptr<faiss::LinearTransform> uncentred_pca(const float* x, int64_t m,
     return lt;
 }
 
+// The k best of `best` (similarity, id), best first, into out (k each; padding -1 / -infinity).
+// Equal similarities go by id, so the order does not depend on the reduction.
+void emit_best(std::vector<std::pair<float, int64_t>>* best, int k, int64_t* out_ids,
+               float* out_sims) {
+    const int keep = std::min(k, int(best->size()));
+    std::partial_sort(best->begin(), best->begin() + keep, best->end(),
+                      [](const auto& a, const auto& b) {
+                          return a.first != b.first ? a.first > b.first : a.second < b.second;
+                      });
+    for (int j = 0; j < k; ++j) {
+        out_ids[j] = j < keep ? (*best)[size_t(j)].second : -1;
+        out_sims[j] = j < keep ? (*best)[size_t(j)].first : kNegInf;
+    }
+}
+
 // Per-query top-k min-heaps (worst kept result on top), nq x k.
 // Rows ids[0..n) of `rows` (d floats each), fetched kFetchBatch at a time through `full` and
 // projected by `pca` when set, into out (n x the indexed dimension).
@@ -444,6 +462,7 @@ struct KnnIndex::Impl {
     bool lossless = false;
     const faiss::LinearTransform* pca = nullptr; // set when reduced
     int candidates = 0;                          // IndexOptions::candidates
+    int64_t rescore_bytes = 0;                   // IndexOptions::rescore_bytes
 
     int full_dim() const { return pca ? pca->d_in : inner->d; }
     // Results are re-scored with the full vectors: always when reduced, and when float16
@@ -480,6 +499,10 @@ struct KnnIndex::Impl {
     // exact similarity at full dimension; q_full holds the queries (nq x full_dim).
     void rescore(const float* q_full, int64_t nq, const int64_t* cand, int kc,
                  const RowSource& base, int k, int64_t* out_ids, float* out_sims) const;
+    // The self-graph's re-scoring pass: cand holds every vector's kc candidates (-1 = none).
+    // Fills g (n x k) with the k best of each by exact similarity at full dimension.
+    void rescore_graph(const RowSource& rows, const std::vector<int32_t>& cand, int kc,
+                       KnnGraph* g, const ProgressFn& progress) const;
 };
 
 void KnnIndex::Impl::rescore(const float* q_full, int64_t nq, const int64_t* cand, int kc,
@@ -506,16 +529,68 @@ void KnnIndex::Impl::rescore(const float* q_full, int64_t nq, const int64_t* can
         }
         best.clear();
         for (int j = 0; j < m; ++j) best.emplace_back(sims[size_t(j)], ids[size_t(j)]);
-        // Best first; equal similarities by id, so the order does not depend on the reduction.
-        const int keep = std::min(k, m);
-        std::partial_sort(best.begin(), best.begin() + keep, best.end(),
-                          [](const auto& a, const auto& b) {
-                              return a.first != b.first ? a.first > b.first : a.second < b.second;
-                          });
-        for (int j = 0; j < k; ++j) {
-            out_ids[i * k + j] = j < keep ? best[size_t(j)].second : -1;
-            out_sims[i * k + j] = j < keep ? best[size_t(j)].first : kNegInf;
+        emit_best(&best, k, out_ids + i * k, out_sims + i * k);
+    }
+}
+
+void KnnIndex::Impl::rescore_graph(const RowSource& rows, const std::vector<int32_t>& cand,
+                                   int kc, KnnGraph* g, const ProgressFn& progress) const {
+    const int d = full_dim();
+    const int k = g->k;
+    const int64_t n = g->n;
+    const int one = 1;
+    // Query rows held at a time (float32); each block then streams its candidates' rows in
+    // ascending id order, so the base is read sequentially once per block, not at random.
+    const int64_t fit = std::max<int64_t>(kFetchBatch, rescore_bytes / (int64_t(d) * 4));
+    const int64_t block = std::min({n, fit, int64_t(INT32_MAX) / kc});
+    std::vector<float> q(size_t(block) * d), c(size_t(kFetchBatch) * d), s;
+    std::vector<uint64_t> keys; // candidate id << 32 | slot (query in block * kc + rank)
+    std::vector<int64_t> ids, uniq;
+    std::vector<std::pair<float, int64_t>> best;
+    report(progress, "knn.rescore", 0, uint64_t(n));
+    for (int64_t b0 = 0; b0 < n; b0 += block) {
+        const int64_t m = std::min(block, n - b0);
+        ids.resize(size_t(m));
+        std::iota(ids.begin(), ids.end(), b0);
+        for (int64_t i0 = 0; i0 < m; i0 += kFetchBatch)
+            rows(ids.data() + i0, std::min(kFetchBatch, m - i0), q.data() + i0 * d);
+        keys.clear();
+        const int32_t* cb = cand.data() + b0 * kc;
+        for (int64_t i = 0; i < m * kc; ++i)
+            if (cb[i] >= 0) keys.push_back(uint64_t(cb[i]) << 32 | uint64_t(i));
+        std::sort(keys.begin(), keys.end());
+        s.assign(size_t(m) * kc, kNegInf);
+        for (size_t e = 0, chunks = 0; e < keys.size(); ++chunks) {
+            // The next kFetchBatch distinct candidates and the slots that name them.
+            uniq.clear();
+            size_t e1 = e;
+            for (; e1 < keys.size(); ++e1) {
+                const int64_t id = int64_t(keys[e1] >> 32);
+                if (uniq.empty() || uniq.back() != id) {
+                    if (int64_t(uniq.size()) == kFetchBatch) break;
+                    uniq.push_back(id);
+                }
+            }
+            rows(uniq.data(), int64_t(uniq.size()), c.data());
+            for (size_t j = e, u = 0; j < e1; ++j) {
+                while (uniq[u] != int64_t(keys[j] >> 32)) ++u;
+                const uint32_t slot = uint32_t(keys[j]);
+                s[slot] = sdot_(&d, q.data() + size_t(slot / uint32_t(kc)) * d, &one,
+                                c.data() + u * size_t(d), &one);
+            }
+            e = e1;
+            if (chunks % 64 == 63)
+                report(progress, "knn.rescore",
+                       uint64_t(b0 + int64_t(double(m) * double(e) / double(keys.size()))),
+                       uint64_t(n));
         }
+        for (int64_t i = 0; i < m; ++i) {
+            best.clear();
+            for (int j = 0; j < kc; ++j)
+                if (cb[i * kc + j] >= 0) best.emplace_back(s[size_t(i * kc + j)], cb[i * kc + j]);
+            emit_best(&best, k, g->ids.data() + (b0 + i) * k, g->sims.data() + (b0 + i) * k);
+        }
+        report(progress, "knn.rescore", uint64_t(b0 + m), uint64_t(n));
     }
 }
 
@@ -669,6 +744,7 @@ KnnIndex KnnIndex::build(const RowSource& rows, int64_t n, int d, const IndexOpt
 
     auto impl = std::make_unique<Impl>();
     impl->candidates = opt.candidates;
+    impl->rescore_bytes = opt.rescore_bytes;
     set_blas_threads(opt.threads);
     ScopedOmpThreads omp_threads(1);
 
@@ -845,6 +921,11 @@ KnnGraph KnnIndex::self_graph(const RowSource& rows, int k, const ProgressFn& pr
     const int di = indexed_dim();
     std::vector<int64_t> self(static_cast<size_t>(batch));
     std::vector<float> x(size_t(batch) * di), full(size_t(kFetchBatch) * d);
+    // Re-scoring: every vector's candidates first (int32: 4 bytes x kc per vector), then one
+    // pass that re-scores them block by block (Impl::rescore_graph).
+    if (rescore && n > int64_t(INT32_MAX))
+        throw Error("kNN graph: re-scoring supports at most 2^31 - 1 vectors");
+    std::vector<int32_t> cand(rescore ? size_t(n) * kc : 0);
     std::vector<int64_t> cand_ids;
     std::vector<float> cand_sims;
 
@@ -865,20 +946,13 @@ KnnGraph KnnIndex::self_graph(const RowSource& rows, int k, const ProgressFn& pr
             cand_ids.resize(size_t(nb) * kc);
             cand_sims.resize(size_t(nb) * kc);
             top.emit(nb, cand_ids.data(), cand_sims.data());
-            for (int64_t i0 = 0; i0 < nb; i0 += kFetchBatch) {
-                const int64_t m = std::min(kFetchBatch, nb - i0);
-                // Unreduced, x already holds the queries at full dimension.
-                const float* q = x.data() + i0 * d;
-                if (impl_->pca) {
-                    rows(self.data() + i0, m, full.data());
-                    q = full.data();
-                }
-                impl_->rescore(q, m, cand_ids.data() + i0 * kc, kc, rows, k,
-                               g.ids.data() + (start + i0) * k, g.sims.data() + (start + i0) * k);
-            }
+            std::copy(cand_ids.begin(), cand_ids.end(), cand.begin() + start * kc);
         });
         report(progress, "knn.self_graph", uint64_t(start + nb), uint64_t(n));
     }
+    if (rescore)
+        guarded("kNN re-scoring failed",
+                [&] { impl_->rescore_graph(rows, cand, kc, &g, progress); });
     return g;
 }
 
@@ -903,6 +977,7 @@ KnnIndex KnnIndex::load(const std::string& path, const IndexOptions& opt) {
     }
     auto impl = std::make_unique<Impl>();
     impl->candidates = opt.candidates;
+    impl->rescore_bytes = opt.rescore_bytes;
     set_blas_threads(opt.threads);
     // IO_FLAG_MMAP maps the inverted lists (faiss's OnDiskInvertedLists over the file, read
     // only) instead of reading them: `vislint similar` touches the nprobe lists it scans, not

@@ -324,6 +324,41 @@ TEST(KnnIndex, ReducedIndexRescoresToExactSimilarities) {
     }
 }
 
+// Re-scoring runs in blocks of query rows; each block reads its candidates' rows in ascending id
+// order. Small blocks give the graph one big block gives, and no read ever goes backwards.
+TEST(KnnIndex, ReducedSelfGraphRescoresInBlocksReadInOrder) {
+    const int d = 128, k = 8;
+    const int64_t n = 3500;
+    const auto x = low_rank(n, d, 20, 31);
+    IndexOptions opt;
+    opt.reduce_dim = 24;
+    opt.reduce_min = 1000;
+    opt.exact_max = 1000;
+    opt.nprobe = 16;
+    const KnnIndex one_block = KnnIndex::build(rows_of(x, d), n, d, opt);
+    const KnnGraph want = one_block.self_graph(rows_of(x, d), k);
+    opt.rescore_bytes = 1024 * d * 4; // 1,024 query rows at a time: 4 blocks
+    const KnnIndex blocked = KnnIndex::build(rows_of(x, d), n, d, opt);
+    int64_t calls = 0, backwards = 0, fetched = 0;
+    const vislint::index::RowSource counted = [&](const int64_t* ids, int64_t count, float* out) {
+        ++calls;
+        fetched += count;
+        for (int64_t i = 1; i < count; ++i) backwards += ids[i] <= ids[i - 1];
+        rows_of(x, d)(ids, count, out);
+    };
+    const KnnGraph got = blocked.self_graph(counted, k);
+    EXPECT_EQ(got.ids, want.ids);
+    EXPECT_EQ(got.sims, want.sims);
+    EXPECT_EQ(backwards, 0);
+    // The search pass reads every row once, the re-scoring pass each block's rows and, per
+    // block, each distinct candidate once: at most n + n + 4 n.
+    EXPECT_LE(fetched, 6 * n);
+    EXPECT_GT(calls, 0);
+    for (int64_t r = 0; r < n; ++r)
+        for (int j = 0; j < k; ++j)
+            EXPECT_NEAR(got.row_sims(r)[j], dot(&x[r * d], &x[got.row_ids(r)[j] * d], d), 1e-5);
+}
+
 TEST(KnnIndex, ReductionOnlyWhenLargerThanTheTargets) {
     const auto x = low_rank(600, 64, 8, 12);
     IndexOptions opt;
