@@ -113,14 +113,23 @@ NpyMatrix::~NpyMatrix() {
 void NpyMatrix::read(int64_t first, int64_t count, float* out) const {
     const char* base = static_cast<const char*>(map_) + data_offset_;
     const size_t n = size_t(count) * size_t(cols_);
-    if (dtype_ == "float32") {
-        std::memcpy(out, base + size_t(first) * cols_ * 4, n * 4);
-        return;
+    const size_t item = dtype_ == "float32" ? 4 : 2;
+    const char* begin = base + size_t(first) * cols_ * item;
+    if (item == 4) {
+        std::memcpy(out, begin, n * 4);
+    } else {
+        // Contiguous rows: one conversion (OpenCV uses F16C where the CPU has it).
+        const cv::Mat half(1, int(n), CV_16F, const_cast<char*>(begin));
+        cv::Mat dst(1, int(n), CV_32F, out);
+        half.convertTo(dst, CV_32F);
     }
-    // Contiguous rows: one conversion (OpenCV uses F16C where the CPU has it).
-    const cv::Mat half(1, int(n), CV_16F, const_cast<char*>(base + size_t(first) * cols_ * 2));
-    cv::Mat dst(1, int(n), CV_32F, out);
-    half.convertTo(dst, CV_32F);
+    // Readers stream the file batch by batch: unmap the whole pages just read (MADV_DONTNEED on
+    // a read-only shared mapping; they stay in the page cache), so that a pass over a 25 GB
+    // input does not count 25 GB in this process's RSS. Single rows span no whole page.
+    const uintptr_t page = uintptr_t(::sysconf(_SC_PAGESIZE));
+    const uintptr_t lo = (uintptr_t(begin) + page - 1) / page * page;
+    const uintptr_t hi = (uintptr_t(begin) + n * item) / page * page;
+    if (hi > lo) ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
 }
 
 } // namespace vislint::io

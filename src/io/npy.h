@@ -21,7 +21,8 @@ public:
     int64_t rows() const { return rows_; }
     int cols() const { return cols_; }
     const std::string& dtype() const { return dtype_; } // "float16" or "float32"
-    // Rows [first, first + count) as float32 into out (count x cols).
+    // Rows [first, first + count) as float32 into out (count x cols). The whole pages of the
+    // mapping that the read covered are unmapped again afterwards (they stay in the page cache).
     // REQUIRES: 0 <= first, first + count <= rows().
     void read(int64_t first, int64_t count, float* out) const;
 
