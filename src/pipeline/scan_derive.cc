@@ -14,6 +14,7 @@
 #include "pipeline/scan_steps.h"
 #include "quality/flags.h"
 #include "store/features.h"
+#include "store/issue_writer.h"
 
 namespace fs = std::filesystem;
 
@@ -129,16 +130,12 @@ void derive_issues(store::Db& db, const ScanOptions& o, int threads, Reporter& r
     const Thresholds& t = o.thresholds;
 
     db.exec("BEGIN");
-    db.exec("DELETE FROM issues; DELETE FROM duplicate_groups;");
-    store::Stmt ins(db.handle(), "INSERT INTO issues(type, image_id, other_id, score, threshold, detail) "
-                                 "VALUES(?,?,?,?,?,?)");
+    db.exec("DELETE FROM duplicate_groups");
+    // Every row is derived again; only the difference from the stored rows is written.
+    store::IssueWriter issues(db);
     auto add = [&](const std::string& type, int64_t id, const int64_t* other, double score,
                    const double* threshold, const std::string& detail) {
-        ins.bind(1, type).bind(2, id);
-        if (other) ins.bind(3, *other); else ins.bind_null(3);
-        ins.bind(4, score);
-        if (threshold) ins.bind(5, *threshold); else ins.bind_null(5);
-        ins.bind(6, detail).run();
+        issues.add(type, id, other, score, threshold, detail);
         fault_point("derive");
     };
 
@@ -293,6 +290,7 @@ void derive_issues(store::Db& db, const ScanOptions& o, int threads, Reporter& r
         for (const auto& l : graph::find_leaks(exact, near, split_of))
             add("leak", l.a, &l.b, l.score, &l.threshold, l.detail);
     }
+    issues.finish();
     // Every row's hashes and vector are now in the saved pairs and kNN graph.
     db.exec("UPDATE images SET derived = 1 WHERE derived IS NULL");
     db.set_meta("checksum", store::content_checksum(db));

@@ -141,6 +141,13 @@ std::string write_report(const std::string& work_dir, const ReportOptions& optio
     std::error_code ec;
     fs::create_directories(thumbs_dir, ec);
     if (ec) throw Error("cannot create " + thumbs_dir.string() + ": " + ec.message());
+    // The thumbnails made by earlier reports, listed once (not one stat per shown image).
+    std::set<std::string> present;
+    for (const auto& e : fs::directory_iterator(thumbs_dir, ec))
+        present.insert("thumbs/" + e.path().filename().string());
+    // One read transaction for the report's thousands of small queries: one shared lock instead
+    // of a lock and an unlock per statement.
+    db.exec("BEGIN");
 
     json run = json::object();
     if (std::ifstream in(fs::path(work_dir) / "run.json"); in) {
@@ -345,24 +352,28 @@ std::string write_report(const std::string& work_dir, const ReportOptions& optio
 
     // Thumbnails of the shown items: one per content hash, made once, reused by later reports.
     std::vector<size_t> to_make;
+    std::vector<char> made; // per to_make entry: its thumbnail was written
     std::set<std::string> wanted;
     for (size_t i = 0; i < items.size(); ++i) {
         Item& it = items[i];
         if (it.status != "ok" || it.file_hash.empty()) continue;
         it.thumb = "thumbs/" + it.file_hash + ".jpg";
-        if (wanted.insert(it.thumb).second && !fs::exists(report_dir / it.thumb)) to_make.push_back(i);
+        if (wanted.insert(it.thumb).second && !present.count(it.thumb)) to_make.push_back(i);
     }
+    db.exec("COMMIT");
     {
         const int threads = options.threads > 0 ? options.threads : std::max(1, int(std::thread::hardware_concurrency()));
         std::atomic<size_t> next{0}, done{0};
         std::atomic<bool> stop{false};
         std::vector<std::thread> pool;
+        made.assign(to_make.size(), 0);
         for (int t = 0; t < threads; ++t)
             pool.emplace_back([&] {
                 for (size_t i; !stop && (i = next.fetch_add(1)) < to_make.size(); ++done) {
                     const Item& it = items[to_make[i]];
                     try {
                         make_thumbnail(it, options.thumb_side, box_margin, (report_dir / it.thumb).string());
+                        made[i] = 1;
                     } catch (const std::exception&) {
                         // No thumbnail: the page shows a placeholder.
                     }
@@ -378,12 +389,14 @@ std::string write_report(const std::string& work_dir, const ReportOptions& optio
         if (progress) progress->progress("thumbnails", to_make.size(), to_make.size());
     }
     // Thumbnails no longer shown are removed (the folder is ours).
-    for (const auto& e : fs::directory_iterator(thumbs_dir, ec))
-        if (!wanted.count("thumbs/" + e.path().filename().string())) fs::remove(e.path(), ec);
+    for (const auto& t : present)
+        if (!wanted.count(t)) fs::remove(report_dir / t, ec);
+    for (size_t i = 0; i < to_make.size(); ++i)
+        if (made[i]) present.insert(items[to_make[i]].thumb);
 
     json images = json::array();
     for (const Item& it : items) {
-        bool has_thumb = !it.thumb.empty() && fs::exists(report_dir / it.thumb);
+        bool has_thumb = !it.thumb.empty() && present.count(it.thumb);
         images.push_back({{"path", it.path},
                           {"thumb", has_thumb ? json(it.thumb) : json(nullptr)},
                           {"label", it.label.empty() ? json(nullptr) : json(it.label)},
