@@ -1,18 +1,34 @@
 #include "graph/duplicates.h"
 
 #include <algorithm>
+#include <numeric>
 #include <tuple>
-#include <unordered_map>
 
 #include "common/assert.h"
 #include "graph/union_find.h"
 #include "hash/hamming_index.h"
 
 namespace vislint::graph {
+
 namespace {
 
-struct HashKey {
-    size_t operator()(const hash::Hash128& h) const { return size_t(h.low ^ (h.high * 0x9E3779B97F4A7C15ull)); }
+// Item id -> position in `items`, by binary search over (id, position) sorted by id: 16 bytes
+// per item and no allocation per entry (a hash map of 1 M ids was a second of each re-scan).
+// The scan's items come in id order, so the sort is usually a check.
+class IdIndex {
+public:
+    static constexpr size_t kNone = SIZE_MAX;
+    explicit IdIndex(const std::vector<DupItem>& items) : by_id_(items.size()) {
+        for (size_t i = 0; i < items.size(); ++i) by_id_[i] = {items[i].id, i};
+        if (!std::is_sorted(by_id_.begin(), by_id_.end())) std::sort(by_id_.begin(), by_id_.end());
+    }
+    size_t find(int64_t id) const {
+        auto it = std::lower_bound(by_id_.begin(), by_id_.end(), std::make_pair(id, size_t(0)));
+        return it != by_id_.end() && it->first == id ? it->second : kNone;
+    }
+
+private:
+    std::vector<std::pair<int64_t, size_t>> by_id_;
 };
 
 } // namespace
@@ -20,15 +36,21 @@ struct HashKey {
 ExactResult find_exact(const std::vector<DupItem>& items) {
     const size_t n = items.size();
     UnionFind uf(n);
-    std::unordered_map<hash::Hash128, size_t, HashKey> by_file, by_pixels;
-    by_file.reserve(n);
-    by_pixels.reserve(n);
-    for (size_t i = 0; i < n; ++i) {
-        auto [f, fnew] = by_file.emplace(items[i].file_hash, i);
-        if (!fnew) uf.unite(f->second, i);
-        auto [p, pnew] = by_pixels.emplace(items[i].pixel_hash, i);
-        if (!pnew) uf.unite(p->second, i);
-    }
+    // Items with one file hash, then with one pixel hash, are united: by sorting indices (4 bytes
+    // each) rather than hashing into a map of 1 M nodes.
+    std::vector<uint32_t> order(n);
+    auto unite_equal = [&](hash::Hash128 DupItem::*key) {
+        std::iota(order.begin(), order.end(), 0u);
+        std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+            const hash::Hash128 &x = items[a].*key, &y = items[b].*key;
+            return std::tie(x.high, x.low, a) < std::tie(y.high, y.low, b);
+        });
+        for (size_t j = 1; j < n; ++j)
+            if (items[order[j]].*key == items[order[j - 1]].*key) uf.unite(order[j - 1], order[j]);
+    };
+    VISLINT_ASSERT(n < UINT32_MAX);
+    unite_equal(&DupItem::file_hash);
+    unite_equal(&DupItem::pixel_hash);
     ExactResult out;
     for (const auto& comp : components(uf)) {
         DupGroup g;
@@ -51,12 +73,13 @@ ExactResult find_exact(const std::vector<DupItem>& items) {
 NearResult group_near_pairs(const std::vector<DupItem>& items, const ExactResult& exact,
                             const std::vector<IndexPair>& pairs) {
     const size_t n = items.size();
-    std::unordered_map<int64_t, size_t> index_of;
-    index_of.reserve(n);
-    for (size_t i = 0; i < n; ++i) index_of[items[i].id] = i;
+    // `items` can be a subset of the items `exact` was found in (the embedded ones): members
+    // outside it are left out here.
+    const IdIndex ids(items);
     std::vector<int64_t> exact_group(n, -1);
     for (size_t g = 0; g < exact.groups.size(); ++g)
-        for (int64_t id : exact.groups[g].members) exact_group[index_of[id]] = int64_t(g);
+        for (int64_t id : exact.groups[g].members)
+            if (const size_t i = ids.find(id); i != IdIndex::kNone) exact_group[i] = int64_t(g);
 
     NearResult out;
     UnionFind uf(n);
@@ -76,8 +99,15 @@ NearResult group_near_pairs(const std::vector<DupItem>& items, const ExactResult
         d.threshold = p.threshold;
         out.pairs.push_back(std::move(d));
     }
-    for (const auto& g : exact.groups) // exact copies of a near duplicate belong to its group
-        for (int64_t id : g.members) uf.unite(index_of[g.members.front()], index_of[id]);
+    for (const auto& g : exact.groups) { // exact copies of a near duplicate belong to its group
+        size_t first = IdIndex::kNone;
+        for (int64_t id : g.members) {
+            const size_t i = ids.find(id);
+            if (i == IdIndex::kNone) continue;
+            if (first == IdIndex::kNone) first = i;
+            uf.unite(first, i);
+        }
+    }
     for (const auto& comp : components(uf)) {
         if (std::none_of(comp.begin(), comp.end(), [&](size_t i) { return has_near[i]; })) continue;
         DupGroup g;
@@ -186,14 +216,11 @@ HashPairUpdate update_hash_pairs(const std::vector<DupItem>& items, int radius, 
 std::vector<IndexPair> hash_index_pairs(const std::vector<DupItem>& items,
                                         const std::vector<HashPair>& pairs, int radius,
                                         int dhash_radius) {
-    std::unordered_map<int64_t, size_t> index_of;
-    index_of.reserve(items.size());
-    for (size_t i = 0; i < items.size(); ++i) index_of.emplace(items[i].id, i);
+    const IdIndex ids(items);
     std::vector<IndexPair> out;
     for (const HashPair& p : pairs) {
-        auto ia = index_of.find(p.a), ib = index_of.find(p.b);
-        if (ia == index_of.end() || ib == index_of.end()) continue;
-        const size_t a = ia->second, b = ib->second;
+        const size_t a = ids.find(p.a), b = ids.find(p.b);
+        if (a == IdIndex::kNone || b == IdIndex::kNone) continue;
         const int dd = hash::hamming(items[a].dhash, items[b].dhash);
         if (dd > dhash_radius) continue;
         out.push_back({std::min(a, b), std::max(a, b), 1.0 - p.distance / 64.0,

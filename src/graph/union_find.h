@@ -4,8 +4,8 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <numeric>
-#include <unordered_map>
 #include <vector>
 
 namespace vislint::graph {
@@ -30,17 +30,23 @@ private:
 };
 
 // Components with at least two members, members in index order, components ordered by their
-// smallest member.
+// smallest member. Flat arrays (8 bytes per index): at 10 M items a hash map of roots and a
+// vector per singleton cost seconds and gigabytes.
 inline std::vector<std::vector<size_t>> components(UnionFind& uf) {
-    std::unordered_map<size_t, size_t> slot;
+    constexpr uint32_t kNone = UINT32_MAX;
+    const size_t n = uf.size();
+    std::vector<uint32_t> count(n, 0), slot(n, kNone);
+    for (size_t i = 0; i < n; ++i) ++count[uf.find(i)];
     std::vector<std::vector<size_t>> out;
-    for (size_t i = 0; i < uf.size(); ++i) {
-        auto [it, added] = slot.emplace(uf.find(i), out.size());
-        if (added) out.emplace_back();
-        out[it->second].push_back(i);
+    for (size_t i = 0; i < n; ++i) {
+        const size_t r = uf.find(i);
+        if (count[r] < 2) continue;
+        if (slot[r] == kNone) {
+            slot[r] = uint32_t(out.size());
+            out.emplace_back().reserve(count[r]);
+        }
+        out[slot[r]].push_back(i);
     }
-    out.erase(std::remove_if(out.begin(), out.end(), [](const auto& c) { return c.size() < 2; }),
-              out.end());
     return out;
 }
 

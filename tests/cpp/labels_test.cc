@@ -264,6 +264,27 @@ TEST(Formats, JpegDimensionsFromTheFrameHeader) {
     EXPECT_FALSE(io::read_dimensions(io::Format::kJpeg, jpeg.data(), 20).known);
 }
 
+// The embedded items can be a subset of those the exact groups were found in: members outside
+// it are left out, and never stand in for the item at position 0 (a near pair of that item with
+// an exact copy of an item that has no embedding was once dropped as "inside one exact group").
+TEST(NearGroups, ExactMembersOutsideTheEmbeddedSubsetAreLeftOut) {
+    std::vector<graph::DupItem> sub(3);
+    for (int i = 0; i < 3; ++i) {
+        sub[size_t(i)].id = 10 + i;
+        sub[size_t(i)].width = sub[size_t(i)].height = 100;
+    }
+    graph::ExactResult exact;
+    exact.groups.push_back({"exact", {11, 20}, 11}); // 20 has no embedding
+    exact.groups.push_back({"exact", {21, 22}, 21}); // neither is embedded
+    std::vector<graph::IndexPair> pairs = {{0, 1, 0.97, "", 0.9}};
+    graph::NearResult r = graph::group_near_pairs(sub, exact, pairs);
+    ASSERT_EQ(r.pairs.size(), 1u);
+    EXPECT_EQ(r.pairs[0].a, 10);
+    EXPECT_EQ(r.pairs[0].b, 11);
+    ASSERT_EQ(r.groups.size(), 1u);
+    EXPECT_EQ(r.groups[0].members, (std::vector<int64_t>{10, 11}));
+}
+
 TEST(Keeper, MostCentralMemberOfEqualResolutionWins) {
     // An original (0) and two copies: a noisy one with a bigger file (1) and a flipped one (2).
     // The copies are each close to the original and further from each other.
