@@ -8,9 +8,9 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
-#include <unordered_set>
 #include <utility>
 
+#include "common/string_index.h"
 #include "io/formats.h"
 #include "vislint/status.h"
 
@@ -41,12 +41,16 @@ std::string parent_of(const std::string& path) {
 
 class Walker {
 public:
-    Walker(Discovery* out, std::string exclude) : out_(out), exclude_(std::move(exclude)) {}
+    // `dedupe` false: the caller walks one folder, where every path is found once (each folder is
+    // entered once and names within a folder differ), so the set of paths seen is not kept.
+    Walker(Discovery* out, std::string exclude, bool dedupe)
+        : out_(out), exclude_(std::move(exclude)), dedupe_(dedupe) {}
 
-    void add(const std::string& path, uint32_t root_length = 0) {
-        if (seen_.insert(path).second) {
+    void add(const std::string& path, uint32_t root_length = 0, FileStat stat = {}) {
+        if (!dedupe_ || seen_.insert(path).second) {
             out_->files.push_back(path);
             out_->root_length.push_back(root_length);
+            out_->stat.push_back(stat);
         }
     }
 
@@ -69,16 +73,26 @@ public:
             return;
         }
         // Each entry with its type from the directory itself: only symlinks (and entries of
-        // unknown type) can lead out of an input, and a regular file needs no stat here (the plan
-        // stats it once, for size and mtime: one stat per file instead of two).
+        // unknown type) can lead out of an input. Every image file is stat'ed once, relative to
+        // the open folder (no walk of the whole path per file), for the plan's size and mtime.
         std::vector<std::pair<std::string, unsigned char>> entries;
         while (dirent* e = ::readdir(d)) {
             std::string name = e->d_name;
             if (name == "." || name == "..") continue;
             entries.emplace_back(std::move(name), e->d_type);
         }
-        ::closedir(d);
         std::sort(entries.begin(), entries.end());
+        walk_entries(dir, ::dirfd(d), entries);
+        ::closedir(d);
+    }
+
+private:
+    static FileStat stat_of(const struct stat& st) {
+        return {true, int64_t(st.st_size), int64_t(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec};
+    }
+
+    void walk_entries(const std::string& dir, int dir_fd,
+                      const std::vector<std::pair<std::string, unsigned char>>& entries) {
         for (const auto& [name, type] : entries) {
             std::string path = join(dir, name);
             const bool link = type == DT_LNK || type == DT_UNKNOWN;
@@ -91,7 +105,11 @@ public:
             if (exists && S_ISDIR(es.st_mode)) {
                 walk(path);
             } else if (has_image_extension(name)) {
-                add(path, root_); // includes dangling symlinks: they become `unreadable` rows
+                FileStat file;
+                if (exists) file = stat_of(es);
+                else if (type == DT_REG && ::fstatat(dir_fd, name.c_str(), &es, 0) == 0) file = stat_of(es);
+                else file.known = true; // a dangling symlink (an `unreadable` row) or a vanished file
+                add(path, root_, file);
             } else {
                 ++out_->skipped_files;
                 if (out_->skipped_examples.size() < 5) out_->skipped_examples.push_back(path);
@@ -99,7 +117,6 @@ public:
         }
     }
 
-private:
     bool points_into_exclude(const std::string& path) const {
         char* real = ::realpath(path.c_str(), nullptr);
         if (!real) return false; // dangling: becomes an `unreadable` row
@@ -111,10 +128,29 @@ private:
 
     Discovery* out_;
     std::string exclude_; // real path of the work dir, or empty
-    std::unordered_set<std::string> seen_;
+    bool dedupe_;
+    StringIndex seen_;
     std::set<std::pair<dev_t, ino_t>> visited_;
     uint32_t root_ = 0;
 };
+
+// Whether one path can be found twice: a file given directly or in a list (a list can name one
+// file twice, or a file inside a folder input), or a folder inside another. Paths are spelled
+// from their input (symlinks are not resolved), so folders side by side cannot share a path.
+bool needs_dedupe(const std::vector<std::string>& inputs) {
+    std::vector<std::string> dirs;
+    for (const std::string& given : inputs) {
+        struct stat st;
+        if (::stat(given.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return true;
+        std::string dir = absolute_path(given);
+        if (dir.back() != '/') dir += '/'; // "/" stays "/"
+        dirs.push_back(std::move(dir));
+    }
+    std::sort(dirs.begin(), dirs.end()); // a folder sorts right before the folders inside it
+    for (size_t i = 1; i < dirs.size(); ++i)
+        if (dirs[i].compare(0, dirs[i - 1].size(), dirs[i - 1]) == 0) return true;
+    return false;
+}
 
 } // namespace
 
@@ -159,8 +195,8 @@ Discovery discover(const std::vector<std::string>& inputs, const std::string& ex
         exclude = std::filesystem::weakly_canonical(std::filesystem::absolute(exclude_dir), ec).string();
         while (exclude.size() > 1 && exclude.back() == '/') exclude.pop_back();
     }
-    Walker walker(&out, exclude);
     if (inputs.empty()) throw Error("no input given: pass one or more folders, images or list files");
+    Walker walker(&out, exclude, needs_dedupe(inputs));
     for (const std::string& given : inputs) {
         struct stat st;
         if (given.empty() || ::stat(given.c_str(), &st) != 0)

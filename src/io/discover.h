@@ -7,6 +7,14 @@
 
 namespace vislint::io {
 
+// Size and modification time of a file, read while its folder was walked (one fstatat per
+// entry, relative to the open folder); `known` is false for files given directly or listed.
+struct FileStat {
+    bool known = false;
+    int64_t size = -1; // -1: the stat failed (a dangling symlink, a vanished file)
+    int64_t mtime_ns = 0;
+};
+
 struct Discovery {
     // Image files in a deterministic order: inputs in the order given; inside a folder, entries
     // sorted by name (bytewise) and walked depth-first. Every path is absolute and lexically
@@ -16,6 +24,7 @@ struct Discovery {
     // Per file: length of the input folder prefix it was found under (including the '/'), 0 for
     // files given directly or through a list file. Lets splits be read from the path below it.
     std::vector<uint32_t> root_length;
+    std::vector<FileStat> stat; // per file
     uint64_t skipped_files = 0;             // files without an image extension under folders
     std::vector<std::string> skipped_examples; // the first few of them
     std::vector<std::string> warnings;      // symlink loops, unreadable folders, ...

@@ -105,6 +105,7 @@ ItemPlan build_items(const LabelOptions& o, const io::Discovery& found, io::Anno
             it.label = by_folder ? io::folder_label(file) : (ann ? ann->label : "");
             if (by_folder && ann && !ann->label.empty()) it.label = ann->label;
             it.split = split;
+            it.stat = found.stat[f];
             plan.labelled += !it.label.empty();
             plan.items.push_back(std::move(it));
             continue;
@@ -140,6 +141,7 @@ ItemPlan build_items(const LabelOptions& o, const io::Discovery& found, io::Anno
             it.box = format_box(x, y, w, h);
             it.label = b.label;
             it.split = split;
+            it.stat = found.stat[f];
             plan.labelled += !it.label.empty();
             plan.items.push_back(std::move(it));
         }

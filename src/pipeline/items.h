@@ -18,6 +18,7 @@ struct Item {
     std::string box;    // object crops: "x,y,w,h" in displayed pixels, clipped to the image
     std::string label;  // "" = unlabelled
     std::string split;  // "" = none
+    io::FileStat stat;  // of the file (the source of a crop), when discovery read it
 };
 
 struct ItemPlan {

@@ -118,9 +118,18 @@ ScanSummary finish_scan(store::Db& db, const ScanOptions& options, Reporter& rep
         c.step();
         summary.images = uint64_t(c.int64(0));
     }
+    // The checksum of the committed rows, on read connections in parallel, stored with the run
+    // state: a crash before this commit leaves a run that is "running", which the next scan
+    // resumes (nothing is analysed again).
+    auto t4 = Clock::now();
+    const std::string checksum = store::committed_checksum(summary.db_path, threads);
+    db.exec("BEGIN");
+    db.set_meta("checksum", checksum);
+    run_state.end("complete");
+    db.exec("COMMIT");
+    summary.timings["checksum"] = seconds_since(t4);
     summary.timings["total"] = seconds_since(t0);
     summary.warnings = rep.warnings();
-    run_state.end("complete");
     // One file again (no -wal / -shm), so a copy or a read-only mount of the work dir reads.
     db.leave_wal();
     store::note_verified(options.work_dir);
@@ -184,7 +193,7 @@ ScanSummary scan(const ScanOptions& options, Progress* progress) {
     // (unless this state of the file was verified whole before: vislint.verified).
     const std::string stored = db.meta("checksum");
     if (!verified && (!stored.empty() || db.meta("run_state") == "complete") &&
-        stored != store::content_checksum(db))
+        !store::checksum_matches(db, stored, threads))
         store::throw_damaged(summary.db_path, "its rows do not match the checksum the scan stored");
     RunState run_state(db, rep);
     // Precomputed vectors for images: checked whole before anything is written.

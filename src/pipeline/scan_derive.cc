@@ -15,6 +15,7 @@
 #include "quality/flags.h"
 #include "store/features.h"
 #include "store/issue_writer.h"
+#include "store/overview.h"
 
 namespace fs = std::filesystem;
 
@@ -141,10 +142,16 @@ void derive_issues(store::Db& db, const ScanOptions& o, int threads, Reporter& r
 
     // The image rows are streamed, never held: what is kept per image is its DupItem (hashes,
     // size: ~80 bytes), its area (8), whether it has an embedding and its grey flag (1 bit each).
+    // The report's overview is gathered on the way (store/overview.h).
+    store::OverviewBuilder overview;
     std::vector<double> areas;
     {
-        store::Stmt a(db.handle(), "SELECT width, height FROM images WHERE status = 'ok' AND width IS NOT NULL");
-        while (a.step()) areas.push_back(double(a.int64(0)) * double(a.int64(1)));
+        store::Stmt a(db.handle(), "SELECT width, height, brightness, blur, file_size FROM images "
+                                   "WHERE status = 'ok' AND width IS NOT NULL");
+        while (a.step()) {
+            areas.push_back(double(a.int64(0)) * double(a.int64(1)));
+            overview.range(a.real(0), a.real(1), a.real(2), a.real(3), !a.is_null(4), a.real(4));
+        }
     }
     const double median_area = median(areas);
     std::vector<double>().swap(areas);
@@ -155,6 +162,7 @@ void derive_issues(store::Db& db, const ScanOptions& o, int threads, Reporter& r
     size_t unusable = 0;                        // model runs: decoded but no usable embedding
     std::string unusable_example;
     store::for_each_image(db, [&](store::ImageRecord&& r) {
+        overview.add(r);
         if (!r.status.ok()) {
             add("broken", r.id, nullptr, 1.0, nullptr, r.status.to_string());
             return;
@@ -293,7 +301,8 @@ void derive_issues(store::Db& db, const ScanOptions& o, int threads, Reporter& r
     issues.finish();
     // Every row's hashes and vector are now in the saved pairs and kNN graph.
     db.exec("UPDATE images SET derived = 1 WHERE derived IS NULL");
-    db.set_meta("checksum", store::content_checksum(db));
+    db.set_meta("overview", overview.to_json().dump());
+    // The checksum follows once this is committed (finish_scan: store::committed_checksum).
     fault_point("commit");
     db.exec("COMMIT");
     rep.report("duplicates", 1, 1, true);

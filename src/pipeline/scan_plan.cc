@@ -3,9 +3,9 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <unordered_map>
 #include <unordered_set>
 
+#include "common/string_index.h"
 #include "pipeline/scan_steps.h"
 #include "vislint/status.h"
 
@@ -46,18 +46,25 @@ void check_work_dir(const ScanOptions& o) {
 // `features_path`: with a model, the features file whose rows reused images must have intact.
 Planned plan(store::Db& db, const std::vector<pipeline::Item>& items, bool reuse,
              const std::string& features_path, Reporter& rep) {
+    // The stored rows by path (with the box: a crop of another box is another item). At 1 M
+    // images this lookup is a fixed cost of every re-scan, so paths go to one arena
+    // (StringIndex), not to a node-based map of strings.
     struct Known {
         int64_t id, size, mtime;
-        std::string box;
+        uint32_t box; // in `boxes`
+        bool matched;
     };
-    std::unordered_map<std::string, Known> known;
-    known.reserve(items.size());
+    std::vector<Known> known;
+    StringIndex paths(items.size()), boxes;
     int64_t next_id = 0;
     std::vector<int64_t> embedded;
     {
         store::Stmt s(db.handle(), "SELECT id, path, file_size, mtime_ns, box, has_embedding FROM images");
         while (s.step()) {
-            known[s.text(1)] = {s.int64(0), s.is_null(2) ? -1 : s.int64(2), s.int64(3), s.text(4)};
+            if (!paths.insert(s.view(1)).second) // path is UNIQUE: only outside damage gets here
+                store::throw_damaged(sqlite3_db_filename(db.handle(), "main"), "two rows have the path " + s.text(1));
+            known.push_back({s.int64(0), s.is_null(2) ? -1 : s.int64(2), s.int64(3), boxes.insert(s.view(4)).first,
+                             false});
             next_id = std::max(next_id, s.int64(0) + 1);
             if (s.int64(5) != 0) embedded.push_back(s.int64(0));
         }
@@ -74,32 +81,41 @@ Planned plan(store::Db& db, const std::vector<pipeline::Item>& items, bool reuse
     Planned p;
     for (size_t i = 0; i < items.size(); ++i) {
         if (!rep.report("index", i + 1, items.size())) throw Cancelled("cancelled while indexing");
-        store::ImageRecord r;
-        r.path = items[i].path;
-        r.source = items[i].source;
-        r.box = items[i].box;
-        struct stat st;
-        if (::stat((r.source.empty() ? r.path : r.source).c_str(), &st) == 0) {
-            r.file_size = st.st_size;
-            r.mtime_ns = int64_t(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec;
+        const pipeline::Item& item = items[i];
+        io::FileStat st = item.stat; // from discovery, else stat'ed here
+        if (!st.known) {
+            struct stat s;
+            if (::stat((item.source.empty() ? item.path : item.source).c_str(), &s) == 0)
+                st = {true, int64_t(s.st_size), int64_t(s.st_mtim.tv_sec) * 1'000'000'000 + s.st_mtim.tv_nsec};
         }
-        auto it = known.find(r.path);
-        if (it != known.end()) {
-            r.id = it->second.id;
-            bool unchanged = reuse && r.file_size >= 0 && it->second.size == r.file_size &&
-                             it->second.mtime == r.mtime_ns && it->second.box == r.box &&
-                             !bad.count(r.id);
-            known.erase(it);
+        int64_t id;
+        const uint32_t k = paths.find(item.path);
+        if (k != StringIndex::kNone && !known[k].matched) {
+            Known& row = known[k];
+            row.matched = true;
+            id = row.id;
+            const bool unchanged = reuse && st.size >= 0 && row.size == st.size && row.mtime == st.mtime_ns &&
+                                   boxes.at(row.box) == item.box && !bad.count(id);
             if (unchanged) {
                 ++p.reused;
                 continue;
             }
         } else {
-            r.id = next_id++;
+            id = next_id++;
+        }
+        store::ImageRecord r;
+        r.id = id;
+        r.path = item.path;
+        r.source = item.source;
+        r.box = item.box;
+        if (st.size >= 0) {
+            r.file_size = st.size;
+            r.mtime_ns = st.mtime_ns;
         }
         p.todo.push_back(std::move(r));
     }
-    for (const auto& [path, k] : known) p.removed_ids.push_back(k.id);
+    for (const Known& row : known)
+        if (!row.matched) p.removed_ids.push_back(row.id);
     return p;
 }
 

@@ -14,6 +14,7 @@
 #include <set>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
@@ -23,6 +24,7 @@
 #include "common/fault.h"
 #include "io/decode.h"
 #include "store/db.h"
+#include "store/overview.h"
 #include "store/work_dir.h"
 #include "vislint/issue.h"
 #include "vislint/status.h"
@@ -41,30 +43,6 @@ struct Item {
     std::string path, source, box, status, file_hash, label, split;
     int width = 0, height = 0;
     std::string thumb; // relative to the report folder; "" = none
-};
-
-// Fixed-range histogram filled one value at a time (range from a min/max query first).
-class Histogram {
-public:
-    Histogram(double lo, double hi, int bins) : lo_(lo), hi_(hi > lo ? hi : lo + 1), counts_(size_t(bins), 0) {}
-    void add(double x) {
-        int b = int((x - lo_) / (hi_ - lo_) * double(counts_.size()));
-        ++counts_[size_t(std::clamp(b, 0, int(counts_.size()) - 1))];
-        ++n_;
-    }
-    json to_json() const {
-        json h = {{"edges", json::array()}, {"counts", json::array()}};
-        if (n_ == 0) return h;
-        for (size_t b = 0; b <= counts_.size(); ++b)
-            h["edges"].push_back(lo_ + (hi_ - lo_) * double(b) / double(counts_.size()));
-        h["counts"] = counts_;
-        return h;
-    }
-
-private:
-    double lo_, hi_;
-    std::vector<int64_t> counts_;
-    int64_t n_ = 0;
 };
 
 // A thumbnail (longer side `side`, JPEG) of an item; false when the image cannot be read now.
@@ -142,7 +120,7 @@ std::string write_report(const std::string& work_dir, const ReportOptions& optio
     fs::create_directories(thumbs_dir, ec);
     if (ec) throw Error("cannot create " + thumbs_dir.string() + ": " + ec.message());
     // The thumbnails made by earlier reports, listed once (not one stat per shown image).
-    std::set<std::string> present;
+    std::unordered_set<std::string> present;
     for (const auto& e : fs::directory_iterator(thumbs_dir, ec))
         present.insert("thumbs/" + e.path().filename().string());
     // One read transaction for the report's thousands of small queries: one shared lock instead
@@ -159,17 +137,16 @@ std::string write_report(const std::string& work_dir, const ReportOptions& optio
     }
     double box_margin = run.value("/options/labels/box_margin"_json_pointer, 0.1);
 
-    // Overview and histograms by aggregate queries and one streaming pass: memory stays flat
-    // whatever the number of images.
-    json overview = {{"formats", json::object()}, {"splits", json::object()}, {"labels", json::object()}};
+    // Overview and histograms from the aggregates the scan stored (store/overview.h), splits and
+    // labels by aggregate queries: memory stays flat whatever the number of images.
+    json stored = store::read_overview(db);
+    json overview = {{"images", stored["images"]},
+                     {"broken", stored["broken"]},
+                     {"formats", stored["formats"]},
+                     {"splits", json::object()},
+                     {"labels", json::object()}};
+    json histograms = stored["histograms"];
     {
-        store::Stmt c(db.handle(), "SELECT count(*), coalesce(sum(status != 'ok'), 0) FROM images");
-        c.step();
-        overview["images"] = c.int64(0);
-        overview["broken"] = c.int64(1);
-        store::Stmt f(db.handle(), "SELECT format, count(*) FROM images WHERE coalesce(format, '') != '' "
-                                   "GROUP BY format ORDER BY count(*) DESC");
-        while (f.step()) overview["formats"][f.text(0)] = f.int64(1);
         store::Stmt sp(db.handle(), "SELECT split, count(*) FROM labels WHERE split IS NOT NULL GROUP BY split");
         while (sp.step()) overview["splits"][sp.text(0)] = sp.int64(1);
         store::Stmt lb(db.handle(), "SELECT label, count(*) FROM labels WHERE label IS NOT NULL GROUP BY label");
@@ -179,31 +156,6 @@ std::string write_report(const std::string& work_dir, const ReportOptions& optio
             labelled += lb.int64(1);
         }
         overview["labelled"] = labelled;
-    }
-    json histograms;
-    {
-        // width, height, brightness, log10 sharpness, log10 file size of the decoded images
-        const char* kOk = " FROM images WHERE status = 'ok' AND width IS NOT NULL";
-        store::Stmt mm(db.handle(), std::string("SELECT min(width), max(width), min(height), max(height), "
-                                                "min(brightness), max(brightness), min(blur), max(blur), "
-                                                "min(file_size), max(file_size)") + kOk);
-        mm.step();
-        auto lg = [](double v) { return std::log10(std::max(v, 1e-6)); };
-        std::vector<Histogram> h = {{mm.real(0), mm.real(1), 30},
-                                    {mm.real(2), mm.real(3), 30},
-                                    {mm.real(4), mm.real(5), 32},
-                                    {lg(mm.real(6)), lg(mm.real(7)), 30},
-                                    {lg(mm.real(8)), lg(mm.real(9)), 30}};
-        store::Stmt s(db.handle(), std::string("SELECT width, height, brightness, blur, file_size") + kOk);
-        while (s.step()) {
-            h[0].add(s.real(0));
-            h[1].add(s.real(1));
-            h[2].add(s.real(2));
-            h[3].add(lg(s.real(3)));
-            if (s.real(4) > 0) h[4].add(lg(s.real(4)));
-        }
-        histograms = {{"width", h[0].to_json()}, {"height", h[1].to_json()}, {"brightness", h[2].to_json()},
-                      {"blur", h[3].to_json()}, {"file_size", h[4].to_json()}};
     }
 
     // What the page shows, by item index into `shown`.
@@ -353,7 +305,7 @@ std::string write_report(const std::string& work_dir, const ReportOptions& optio
     // Thumbnails of the shown items: one per content hash, made once, reused by later reports.
     std::vector<size_t> to_make;
     std::vector<char> made; // per to_make entry: its thumbnail was written
-    std::set<std::string> wanted;
+    std::unordered_set<std::string> wanted;
     for (size_t i = 0; i < items.size(); ++i) {
         Item& it = items[i];
         if (it.status != "ok" || it.file_hash.empty()) continue;

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <sqlite3.h>
@@ -30,6 +31,8 @@ public:
     int64_t int64(int col) const { return sqlite3_column_int64(stmt_, col); }
     double real(int col) const { return sqlite3_column_double(stmt_, col); }
     std::string text(int col) const;
+    // The same without a copy: valid until the next step() or reset() ("" for NULL).
+    std::string_view view(int col) const;
     bool is_null(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
     bool is_real(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_FLOAT; }
     int columns() const { return sqlite3_column_count(stmt_); }
@@ -88,6 +91,12 @@ void for_each_image(Db& db, const std::function<void(ImageRecord&&)>& f);
 // `checksum` and `run_state`, in a fixed order. A complete scan stores it as meta `checksum`;
 // readers recompute it, which catches damage inside row payloads that quick_check cannot see.
 std::string content_checksum(Db& db);
+// The same rows as committed in the database at `db_path`, hashed in four parts on up to
+// `threads` read connections ("2:" + hex: another value than content_checksum()). What a scan
+// stores, once its results are committed.
+std::string committed_checksum(const std::string& db_path, int threads);
+// Whether the rows match a stored checksum of either kind. `db` must have no uncommitted writes.
+bool checksum_matches(Db& db, const std::string& stored, int threads);
 // The schema this version writes and reads ("4"); a read-only open of another is refused.
 std::string schema_version();
 

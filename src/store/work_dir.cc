@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <thread>
 #include <fstream>
 #include <map>
 #include <mutex>
@@ -171,7 +172,7 @@ std::unique_ptr<Db> open_results(const std::string& work_dir, std::string* warni
         const std::string run = db->meta("run_state"), stored = db->meta("checksum");
         // A scan deletes the checksum when it starts and stores it in its last transaction, so
         // it is verified whatever run_state says (which damage could have changed too).
-        if (!stored.empty() && stored != content_checksum(*db))
+        if (!stored.empty() && !checksum_matches(*db, stored, int(std::thread::hardware_concurrency())))
             throw_damaged(p.string(), "its rows do not match the checksum the scan stored");
         if (run == "complete" && stored.empty()) throw_damaged(p.string(), "its checksum is missing");
         if (run.empty() && !stored.empty()) throw_damaged(p.string(), "its run state is missing");

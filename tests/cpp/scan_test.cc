@@ -10,6 +10,8 @@
 #include <opencv2/imgproc.hpp>
 
 #include "io/discover.h"
+#include "store/db.h"
+#include "store/overview.h"
 #include "test_util.h"
 #include "vislint/results.h"
 #include "vislint/scan.h"
@@ -77,6 +79,62 @@ TEST_F(ScanTest, FindsCopiesBrokenFilesAndResumes) {
     EXPECT_EQ(read_issues(opt_.work_dir).size(), rows.size());
 }
 
+// The checksum a scan stores (version 2, hashed in parts on parallel read connections) is the
+// same on any number of threads, catches a changed value inside a row, and a work dir that holds
+// the checksum of an earlier version (one serial hash) still opens.
+TEST_F(ScanTest, StoredChecksumVerifiesInEitherVersionAndCatchesAChangedRow) {
+    scan(opt_, nullptr);
+    const size_t rows = read_issues(opt_.work_dir).size();
+    ASSERT_GE(rows, 3u);
+    const std::string db_path = opt_.work_dir + "/vislint.db";
+    std::string v1, stored;
+    {
+        store::Db db(db_path, false);
+        stored = db.meta("checksum");
+        EXPECT_EQ(stored.rfind("2:", 0), 0u) << stored;
+        EXPECT_EQ(store::committed_checksum(db_path, 1), stored);
+        EXPECT_EQ(store::committed_checksum(db_path, 4), stored);
+        EXPECT_TRUE(store::checksum_matches(db, stored, 2));
+        v1 = store::content_checksum(db);
+        EXPECT_TRUE(store::checksum_matches(db, v1, 2));
+        db.set_meta("checksum", v1); // as an earlier version stored it
+    }
+    fs::remove(opt_.work_dir + "/vislint.verified"); // verified again by the next reader
+    EXPECT_EQ(read_issues(opt_.work_dir).size(), rows);
+    {
+        store::Db db(db_path, false);
+        db.exec("UPDATE images SET blur = blur + 1 WHERE id = (SELECT max(id) FROM images)");
+        EXPECT_FALSE(store::checksum_matches(db, v1, 2));
+        EXPECT_FALSE(store::checksum_matches(db, stored, 2));
+    }
+    fs::remove(opt_.work_dir + "/vislint.verified");
+    try {
+        read_issues(opt_.work_dir);
+        FAIL() << "a changed row was read";
+    } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("checksum"), std::string::npos) << e.what();
+    }
+}
+
+// The overview the derivation gathers on its passes (meta `overview`) is what the SQL fallback
+// computes from the rows, after a first scan and after a re-scan that added and removed files.
+TEST_F(ScanTest, StoredOverviewEqualsTheOneComputedFromTheRows) {
+    auto check = [&] {
+        store::Db db(opt_.work_dir + "/vislint.db", true);
+        ASSERT_FALSE(db.meta("overview").empty());
+        const nlohmann::json stored = store::read_overview(db), computed = store::compute_overview(db);
+        EXPECT_EQ(stored.dump(), computed.dump());
+        EXPECT_GT(stored["images"].get<int64_t>(), 0);
+        EXPECT_FALSE(stored["histograms"]["width"]["counts"].empty());
+    };
+    scan(opt_, nullptr);
+    check();
+    fs::copy_file(data_ + "/tux.jpg", data_ + "/tux_again.jpg");
+    fs::remove(data_ + "/sub/tux_small.jpg");
+    scan(opt_, nullptr);
+    check();
+}
+
 TEST_F(ScanTest, OneFileHoweverSpelledAndResumeAcrossSpellings) {
     // Relative spellings: from the test's own working directory to the data folder.
     const std::string rel = fs::relative(data_, fs::current_path()).string();
@@ -94,6 +152,34 @@ TEST_F(ScanTest, OneFileHoweverSpelledAndResumeAcrossSpellings) {
     EXPECT_EQ(again.analysed, 0u);
     EXPECT_EQ(again.reused, 5u);
     EXPECT_EQ(again.removed, 0u);
+}
+
+// A folder inside another folder input, or given twice, yields each file once; folders side by
+// side yield all their files. Each file comes with the size and mtime its folder walk read.
+TEST_F(ScanTest, NestedOrRepeatedFoldersYieldEachFileOnceWithItsStat) {
+    fs::create_directories(root_ + "/other");
+    fs::copy_file(data_ + "/tux.jpg", root_ + "/other/tux.jpg");
+    const size_t in_data = io::discover({data_}).files.size();
+    ASSERT_EQ(in_data, 5u);
+    for (const auto& inputs : std::vector<std::vector<std::string>>{
+             {data_, data_ + "/sub"}, {data_ + "/sub", data_}, {data_, data_ + "/./"}, {data_ + "/sub/..", data_}}) {
+        io::Discovery d = io::discover(inputs);
+        EXPECT_EQ(d.files.size(), in_data) << inputs[0] << " " << inputs[1];
+    }
+    io::Discovery d = io::discover({data_, root_ + "/other"});
+    ASSERT_EQ(d.files.size(), in_data + 1);
+    ASSERT_EQ(d.stat.size(), d.files.size());
+    for (size_t i = 0; i < d.files.size(); ++i) {
+        ASSERT_TRUE(d.stat[i].known) << d.files[i];
+        EXPECT_EQ(d.stat[i].size, int64_t(fs::file_size(d.files[i]))) << d.files[i];
+        EXPECT_GT(d.stat[i].mtime_ns, 0) << d.files[i];
+    }
+    // A dangling symlink is found (it becomes a broken row) with no size.
+    fs::create_symlink(root_ + "/nowhere.png", root_ + "/other/gone.png");
+    d = io::discover({root_ + "/other"});
+    ASSERT_EQ(d.files.size(), 2u);
+    EXPECT_EQ(d.files[0], root_ + "/other/gone.png");
+    EXPECT_EQ(d.stat[0].size, -1);
 }
 
 TEST_F(ScanTest, WorkDirInsideInputIsRefused) {

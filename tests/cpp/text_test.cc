@@ -2,9 +2,11 @@
 
 #include <filesystem>
 #include <random>
+#include <unordered_map>
 
 #include <nlohmann/json.hpp>
 
+#include "common/string_index.h"
 #include "common/text.h"
 #include "store/db.h"
 #include "test_util.h"
@@ -112,6 +114,33 @@ TEST(Text, StoredStatusMessageIsSanitised) {
         EXPECT_EQ(read[0].status.to_string(), e); // the broken row's detail is this text
     }
     fs::remove_all(dir);
+}
+
+// StringIndex against std::unordered_map on 200 k strings that share long prefixes, with
+// repeats, empty strings and embedded NUL bytes, through several table growths.
+TEST(StringIndex, NumbersEachDistinctStringOnceInInsertionOrder) {
+    std::mt19937_64 rng(7);
+    StringIndex index; // grows from the default size
+    std::unordered_map<std::string, uint32_t> expected;
+    std::vector<std::string> order;
+    for (int i = 0; i < 200000; ++i) {
+        std::string s = "/data/set/d" + std::to_string(rng() % 500) + "/img_" + std::to_string(rng() % 150000);
+        if (i % 1000 == 0) s = "";
+        if (i % 777 == 0) s += std::string(1, '\0') + "x";
+        auto [it, added] = expected.emplace(s, uint32_t(order.size()));
+        if (added) order.push_back(s);
+        auto [n, inserted] = index.insert(s);
+        ASSERT_EQ(inserted, added) << s;
+        ASSERT_EQ(n, it->second) << s;
+    }
+    ASSERT_EQ(index.size(), order.size());
+    ASSERT_GT(order.size(), 100000u);
+    for (uint32_t i = 0; i < order.size(); ++i) {
+        ASSERT_EQ(index.at(i), order[i]);
+        ASSERT_EQ(index.find(order[i]), i);
+    }
+    EXPECT_EQ(index.find("/data/set/d1/img_150000"), StringIndex::kNone); // never generated
+    EXPECT_EQ(index.find(order[5] + "/"), StringIndex::kNone);
 }
 
 } // namespace
