@@ -246,7 +246,7 @@ def generate(n: int, out: Path, side: int = 128, procs: int = 2, seed: int = 0,
     params = {"n": n, "side": side, "seed": seed, "exact_fraction": exact,
               "near_fraction": near, "pool": pool}
     add_n = int(round(n * add_fraction)) if add_out else 0
-    add_params = {**params, "add_of": str(out), "add_n": add_n}
+    add_params = {**params, "add_of": str(Path(out).resolve()), "add_n": add_n}  # however `out` is spelled
     need_main = (read_marker(out) or {}).get("params") != params
     need_add = add_n > 0 and (read_marker(add_out) or {}).get("params") != add_params
     if need_main or need_add:

@@ -339,7 +339,9 @@ class Scan:
         """Exact and near duplicate pairs: path_a, path_b, score, kind, group (and keeper).
 
         ``kind`` is "exact" or "near"; ``group`` is the duplicate group both belong to and
-        ``keeper`` that group's suggested image to keep.
+        ``keeper`` that group's suggested image to keep. Near groups are stars (every member is a
+        near duplicate of its keeper), so a near pair whose sides went to different groups, or
+        to none, has no group (NA).
         """
         return self._query(
             "SELECT a.path AS path_a, b.path AS path_b, i.score, "
@@ -348,6 +350,8 @@ class Scan:
             "FROM issues i JOIN images a ON a.id = i.image_id JOIN images b ON b.id = i.other_id "
             "LEFT JOIN duplicate_groups g ON g.image_id = i.image_id AND g.kind = "
             "  CASE i.type WHEN 'exact_duplicate' THEN 'exact' ELSE 'near' END "
+            "  AND EXISTS (SELECT 1 FROM duplicate_groups o WHERE o.group_id = g.group_id "
+            "              AND o.image_id = i.other_id) "
             "LEFT JOIN duplicate_groups gk ON gk.group_id = g.group_id AND gk.is_keeper = 1 "
             "LEFT JOIN images k ON k.id = gk.image_id "
             "WHERE i.type IN ('exact_duplicate', 'near_duplicate') "

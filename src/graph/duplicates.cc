@@ -73,24 +73,33 @@ ExactResult find_exact(const std::vector<DupItem>& items) {
 NearResult group_near_pairs(const std::vector<DupItem>& items, const ExactResult& exact,
                             const std::vector<IndexPair>& pairs) {
     const size_t n = items.size();
-    // `items` can be a subset of the items `exact` was found in (the embedded ones): members
-    // outside it are left out here.
+    // Exact copies are one unit (identical content: a near duplicate of one is a near duplicate
+    // of all), named by its first member's index. `items` can be a subset of the items `exact`
+    // was found in (the embedded ones): members outside it are left out here.
     const IdIndex ids(items);
-    std::vector<int64_t> exact_group(n, -1);
-    for (size_t g = 0; g < exact.groups.size(); ++g)
-        for (int64_t id : exact.groups[g].members)
-            if (const size_t i = ids.find(id); i != IdIndex::kNone) exact_group[i] = int64_t(g);
+    std::vector<size_t> unit(n);
+    std::iota(unit.begin(), unit.end(), size_t(0));
+    for (const auto& g : exact.groups) {
+        size_t first = IdIndex::kNone;
+        for (int64_t id : g.members) {
+            const size_t i = ids.find(id);
+            if (i == IdIndex::kNone) continue;
+            if (first == IdIndex::kNone) first = i;
+            unit[i] = first;
+        }
+    }
 
     NearResult out;
-    UnionFind uf(n);
-    std::vector<bool> has_near(n, false);
-    std::vector<double> centrality(n, 0.0); // sum of evidence over a member's pairs
+    std::vector<double> centrality(n, 0.0); // per item: sum of evidence over its pairs
+    std::vector<std::pair<size_t, size_t>> edges; // between units, both directions
     for (const auto& p : pairs) {
-        if (exact_group[p.a] >= 0 && exact_group[p.a] == exact_group[p.b]) continue;
-        uf.unite(p.a, p.b);
-        has_near[p.a] = has_near[p.b] = true;
-        centrality[p.a] += evidence_margin(p.score, p.threshold);
-        centrality[p.b] += evidence_margin(p.score, p.threshold);
+        const size_t ua = unit[p.a], ub = unit[p.b];
+        if (ua == ub) continue; // inside one exact group
+        const double e = evidence_margin(p.score, p.threshold);
+        centrality[p.a] += e;
+        centrality[p.b] += e;
+        edges.emplace_back(ua, ub);
+        edges.emplace_back(ub, ua);
         DupPair d;
         d.a = items[std::min(p.a, p.b)].id;
         d.b = items[std::max(p.a, p.b)].id;
@@ -99,33 +108,73 @@ NearResult group_near_pairs(const std::vector<DupItem>& items, const ExactResult
         d.threshold = p.threshold;
         out.pairs.push_back(std::move(d));
     }
-    for (const auto& g : exact.groups) { // exact copies of a near duplicate belong to its group
-        size_t first = IdIndex::kNone;
-        for (int64_t id : g.members) {
-            const size_t i = ids.find(id);
-            if (i == IdIndex::kNone) continue;
-            if (first == IdIndex::kNone) first = i;
-            uf.unite(first, i);
+    if (edges.empty()) return out;
+    std::sort(edges.begin(), edges.end());
+    edges.erase(std::unique(edges.begin(), edges.end()), edges.end());
+
+    // Members of each unit that has a pair, and the unit's keeper: largest resolution; then the
+    // most central member (copies derive from their original, so it is the one closest to all of
+    // them: a noisy copy is a bigger PNG but further from the rest); then the largest file; then
+    // the first discovered.
+    auto better = [&](size_t c, size_t k) {
+        return std::make_tuple(items[c].width * items[c].height, centrality[c], items[c].file_size) >
+               std::make_tuple(items[k].width * items[k].height, centrality[k], items[k].file_size);
+    };
+    std::vector<uint32_t> slot(n, UINT32_MAX); // unit -> its entry below
+    std::vector<size_t> unit_of_slot;
+    for (const auto& e : edges)
+        if (slot[e.first] == UINT32_MAX) {
+            slot[e.first] = uint32_t(unit_of_slot.size());
+            unit_of_slot.push_back(e.first);
         }
+    const size_t m = unit_of_slot.size();
+    std::vector<std::vector<size_t>> members(m);
+    std::vector<size_t> best(m);
+    std::vector<double> unit_centrality(m, 0.0);
+    for (size_t i = 0; i < n; ++i) {
+        const uint32_t s = slot[unit[i]];
+        if (s == UINT32_MAX) continue;
+        if (members[s].empty() || better(i, best[s])) best[s] = i;
+        members[s].push_back(i);
+        unit_centrality[s] += centrality[i];
     }
-    for (const auto& comp : components(uf)) {
-        if (std::none_of(comp.begin(), comp.end(), [&](size_t i) { return has_near[i]; })) continue;
+
+    // Star linkage: the most keeper-like unit not yet in a group takes every unit it is paired
+    // with that is not in a group either, and so on down. Every member of a group is then a near
+    // duplicate (or an exact copy of one) of the group's keeper: a chain A~B~C of distinct A and
+    // C never puts A and C in one group on the strength of B. Left-over pairs stay pairs.
+    std::vector<uint32_t> order(m);
+    std::iota(order.begin(), order.end(), 0u);
+    std::sort(order.begin(), order.end(), [&](uint32_t x, uint32_t y) {
+        const DupItem &a = items[best[x]], &b = items[best[y]];
+        return std::make_tuple(a.width * a.height, unit_centrality[x], a.file_size, -int64_t(best[x])) >
+               std::make_tuple(b.width * b.height, unit_centrality[y], b.file_size, -int64_t(best[y]));
+    });
+    std::vector<char> grouped(m, 0);
+    for (uint32_t s : order) {
+        if (grouped[s]) continue;
+        const size_t u = unit_of_slot[s];
+        auto first = std::lower_bound(edges.begin(), edges.end(), std::make_pair(u, size_t(0)));
+        std::vector<size_t> group_items;
+        for (auto e = first; e != edges.end() && e->first == u; ++e) {
+            const uint32_t t = slot[e->second];
+            if (grouped[t]) continue;
+            grouped[t] = 1;
+            group_items.insert(group_items.end(), members[t].begin(), members[t].end());
+        }
+        if (group_items.empty()) continue; // every unit it is paired with has a keeper already
+        grouped[s] = 1;
+        group_items.insert(group_items.end(), members[s].begin(), members[s].end());
+        std::sort(group_items.begin(), group_items.end());
         DupGroup g;
         g.kind = "near";
-        size_t best = comp.front();
-        for (size_t i : comp) {
-            g.members.push_back(items[i].id);
-            const DupItem &c = items[i], &k = items[best];
-            // Largest resolution; then the most central member (copies derive from their
-            // original, so it is the one closest to all of them: a noisy copy is a bigger PNG
-            // but further from the rest); then the largest file.
-            if (std::make_tuple(c.width * c.height, centrality[i], c.file_size) >
-                std::make_tuple(k.width * k.height, centrality[best], k.file_size))
-                best = i;
-        }
-        g.keeper = items[best].id;
+        g.keeper = items[best[s]].id;
+        for (size_t i : group_items) g.members.push_back(items[i].id);
+        std::sort(g.members.begin(), g.members.end());
         out.groups.push_back(std::move(g));
     }
+    std::sort(out.groups.begin(), out.groups.end(),
+              [](const DupGroup& a, const DupGroup& b) { return a.members.front() < b.members.front(); });
     return out;
 }
 

@@ -53,10 +53,13 @@ struct NearResult {
     std::vector<DupGroup> groups;
 };
 
-// Groups candidate near pairs (indices into `items`, a < b) into connected components: drops
-// pairs inside one exact group, links exact copies into their group, picks keepers (largest
-// resolution, then the most central member -- largest sum of evidence_margin over its pairs --,
-// then largest file, then first discovered). Used by the hash and embedding paths.
+// Groups candidate near pairs (indices into `items`, a < b) by star linkage: drops pairs inside
+// one exact group and treats exact copies as one unit; then the most keeper-like unit not yet in
+// a group (largest resolution, then the most central -- largest sum of evidence_margin over its
+// pairs --, then largest file, then first discovered) takes every ungrouped unit it is paired
+// with, and so on. Every member of a group is thus a near duplicate (or an exact copy of one) of
+// its keeper; pairs whose two sides ended in other groups stay pairs. Used by the hash and
+// embedding paths.
 struct IndexPair {
     size_t a, b;
     double score;

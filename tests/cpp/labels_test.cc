@@ -1,4 +1,5 @@
 // Label sources: CSV, COCO, YOLO, splits from paths; and the leak rule.
+#include <set>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -283,6 +284,72 @@ TEST(NearGroups, ExactMembersOutsideTheEmbeddedSubsetAreLeftOut) {
     EXPECT_EQ(r.pairs[0].b, 11);
     ASSERT_EQ(r.groups.size(), 1u);
     EXPECT_EQ(r.groups[0].members, (std::vector<int64_t>{10, 11}));
+}
+
+// Near-duplicate groups are stars: every member is paired with the keeper itself. A chain
+// A~B~C of distinct A and C (no A~C pair) never puts C in A's group, nor A in C's.
+TEST(NearGroups, AChainIsNotOneGroup) {
+    auto make = [](int count) {
+        std::vector<graph::DupItem> items;
+        items.resize(size_t(count));
+        for (int i = 0; i < count; ++i) {
+            items[size_t(i)].id = 10 + i;
+            items[size_t(i)].width = items[size_t(i)].height = 400;
+            items[size_t(i)].file_hash.low = items[size_t(i)].pixel_hash.low = uint64_t(i + 1);
+            items[size_t(i)].file_size = 1000;
+        }
+        return items;
+    };
+    // Every non-keeper member is paired with its keeper; no item is in two groups.
+    auto check_stars = [](const graph::NearResult& r) {
+        std::set<std::pair<int64_t, int64_t>> paired;
+        for (const auto& p : r.pairs) paired.insert({p.a, p.b});
+        std::set<int64_t> seen;
+        for (const auto& g : r.groups) {
+            EXPECT_TRUE(std::is_sorted(g.members.begin(), g.members.end()));
+            for (int64_t m : g.members) {
+                EXPECT_TRUE(seen.insert(m).second) << m << " is in two groups";
+                if (m != g.keeper)
+                    EXPECT_TRUE(paired.count({std::min(m, g.keeper), std::max(m, g.keeper)}))
+                        << m << " is grouped under " << g.keeper << " without being its near duplicate";
+            }
+        }
+    };
+    std::vector<graph::DupItem> items = make(3);
+    const std::vector<graph::IndexPair> chain = {{0, 1, 0.95, "", 0.9}, {1, 2, 0.95, "", 0.9}};
+    items[0].width = items[0].height = 800; // A is the keeper: B joins it, C is left out
+    graph::NearResult r = graph::group_near_pairs(items, graph::find_exact(items), chain);
+    EXPECT_EQ(r.pairs.size(), 2u); // pairs stay pairs
+    ASSERT_EQ(r.groups.size(), 1u);
+    EXPECT_EQ(r.groups[0].keeper, 10);
+    EXPECT_EQ(r.groups[0].members, (std::vector<int64_t>{10, 11}));
+    check_stars(r);
+    items[0].width = items[0].height = 400; // B is the largest: A and C are both its near copies
+    items[1].width = items[1].height = 800;
+    r = graph::group_near_pairs(items, graph::find_exact(items), chain);
+    ASSERT_EQ(r.groups.size(), 1u);
+    EXPECT_EQ(r.groups[0].keeper, 11);
+    EXPECT_EQ(r.groups[0].members, (std::vector<int64_t>{10, 11, 12}));
+    check_stars(r);
+    // Seven look-alikes in a chain, as road signs of one clip-art set: no group holds two items
+    // further apart than one link, so no group spans more than three of them.
+    items = make(7);
+    std::vector<graph::IndexPair> seven;
+    for (size_t i = 0; i + 1 < 7; ++i) seven.push_back({i, i + 1, 0.93 + 0.005 * double(i), "", 0.9});
+    r = graph::group_near_pairs(items, graph::find_exact(items), seven);
+    EXPECT_EQ(r.pairs.size(), 6u);
+    ASSERT_GE(r.groups.size(), 2u);
+    for (const auto& g : r.groups) EXPECT_LE(g.members.size(), 3u);
+    check_stars(r);
+    // An exact copy of a member is grouped with it (one unit): C' = C joins B's group with C.
+    items = make(4);
+    items[3].file_hash = items[2].file_hash;
+    items[3].pixel_hash = items[2].pixel_hash;
+    items[1].width = items[1].height = 800;
+    r = graph::group_near_pairs(items, graph::find_exact(items), chain);
+    ASSERT_EQ(r.groups.size(), 1u);
+    EXPECT_EQ(r.groups[0].keeper, 11);
+    EXPECT_EQ(r.groups[0].members, (std::vector<int64_t>{10, 11, 12, 13}));
 }
 
 TEST(Keeper, MostCentralMemberOfEqualResolutionWins) {

@@ -29,6 +29,10 @@ def test_scan_returns_dataframes(corpus, tmp_path):
     exact = dups[dups.kind == "exact"]
     assert len(exact) == len(truth["exact_duplicates"]) + len(truth["pixel_duplicates"])
     assert exact["group"].notna().all() and exact["keeper"].notna().all()
+    # A pair's group holds both of its images (near groups are stars: a pair can have none).
+    members = scan.duplicate_groups().groupby("group")["path"].apply(set)
+    for r in dups[dups["group"].notna()].itertuples():
+        assert {r.path_a, r.path_b} <= members[r.group], (r.path_a, r.path_b)
 
     broken = scan.broken()
     assert set(broken["reason"]) >= {"empty", "truncated", "unsupported", "corrupt"}
