@@ -146,11 +146,10 @@ void derive_issues(store::Db& db, const ScanOptions& o, int threads, Reporter& r
     store::OverviewBuilder overview;
     std::vector<double> areas;
     {
-        store::Stmt a(db.handle(), "SELECT width, height, brightness, blur, file_size FROM images "
-                                   "WHERE status = 'ok' AND width IS NOT NULL");
+        store::Stmt a(db.handle(), store::OverviewBuilder::kRangeQuery);
         while (a.step()) {
-            areas.push_back(double(a.int64(0)) * double(a.int64(1)));
-            overview.range(a.real(0), a.real(1), a.real(2), a.real(3), !a.is_null(4), a.real(4));
+            areas.push_back(double(a.int64(0)) * double(a.int64(1))); // width x height
+            overview.range(a);
         }
     }
     const double median_area = median(areas);

@@ -346,6 +346,12 @@ void hash_rows(Stmt& s, XXH3_state_t* state) {
         if (n > sizeof(buf)) XXH3_128bits_update(state, p, n);
         else std::memcpy(buf + used, p, n), used += n;
     };
+    // A tag byte and 8 value bytes (an integer, a double or a text length).
+    auto feed_tagged = [&](char tag, const void* value8) {
+        unsigned char v[9] = {static_cast<unsigned char>(tag)};
+        std::memcpy(v + 1, value8, 8);
+        feed(v, 9);
+    };
     sqlite3_stmt* st = s.handle();
     const int nc = s.columns();
     while (s.step()) {
@@ -355,25 +361,19 @@ void hash_rows(Stmt& s, XXH3_state_t* state) {
                 feed("n", 1);
                 break;
             case SQLITE_INTEGER: {
-                unsigned char v[9] = {'i'};
                 const int64_t x = sqlite3_column_int64(st, c);
-                std::memcpy(v + 1, &x, 8);
-                feed(v, 9);
+                feed_tagged('i', &x);
                 break;
             }
             case SQLITE_FLOAT: {
-                unsigned char v[9] = {'r'};
                 const double x = sqlite3_column_double(st, c);
-                std::memcpy(v + 1, &x, 8);
-                feed(v, 9);
+                feed_tagged('r', &x);
                 break;
             }
             default: {
                 const void* p = sqlite3_column_blob(st, c);
                 const uint64_t n = uint64_t(sqlite3_column_bytes(st, c));
-                unsigned char v[9] = {'t'};
-                std::memcpy(v + 1, &n, 8);
-                feed(v, 9);
+                feed_tagged('t', &n);
                 if (n) feed(p, n);
             }
             }

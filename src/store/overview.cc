@@ -33,13 +33,9 @@ nlohmann::json OverviewBuilder::Histogram::to_json() const {
     return h;
 }
 
-void OverviewBuilder::range(double width, double height, double brightness, double blur, bool has_size,
-                            double file_size) {
-    ranges_[0].add(width);
-    ranges_[1].add(height);
-    ranges_[2].add(brightness);
-    ranges_[3].add(blur);
-    if (has_size) ranges_[4].add(file_size);
+void OverviewBuilder::range(const Stmt& row) {
+    for (int i = 0; i < 4; ++i) ranges_[i].add(row.real(i));
+    if (!row.is_null(4)) ranges_[4].add(row.real(4));
 }
 
 void OverviewBuilder::start_histograms() {
@@ -77,9 +73,8 @@ nlohmann::json OverviewBuilder::to_json() const {
 nlohmann::json compute_overview(Db& db) {
     OverviewBuilder b;
     {
-        Stmt s(db.handle(), "SELECT width, height, brightness, blur, file_size FROM images "
-                            "WHERE status = 'ok' AND width IS NOT NULL");
-        while (s.step()) b.range(s.real(0), s.real(1), s.real(2), s.real(3), !s.is_null(4), s.real(4));
+        Stmt s(db.handle(), OverviewBuilder::kRangeQuery);
+        while (s.step()) b.range(s);
     }
     for_each_image(db, [&](ImageRecord&& r) { b.add(r); });
     return b.to_json();

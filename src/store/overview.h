@@ -17,8 +17,11 @@ namespace vislint::store {
 
 class OverviewBuilder {
 public:
-    // Pass 1, each decoded row (status ok, width known): the histograms' ranges.
-    void range(double width, double height, double brightness, double blur, bool has_size, double file_size);
+    // Pass 1 reads kRangeQuery: each decoded row (status ok, width known) widens the histograms'
+    // ranges. Its columns are width, height, brightness, blur, file_size (callers may read them).
+    static constexpr const char* kRangeQuery = "SELECT width, height, brightness, blur, file_size FROM images "
+                                               "WHERE status = 'ok' AND width IS NOT NULL";
+    void range(const Stmt& row);
     // Pass 2, every row; a decoded row (r.has_pixels) enters the histograms.
     void add(const ImageRecord& r);
     // {"images", "broken", "formats": {format: rows}, "histograms": {name: {edges, counts}}}
