@@ -9,6 +9,8 @@ wrong extensions) plus planted outliers from another domain (Fashion-MNIST items
 dataset-fashion-mnist, upscaled to 112 px).
 
 Metrics:
+Every figure comes from `vislint eval`'s scorer (vislint._core.score_findings), for vislint and
+for its peers alike:
 - duplicates: precision / recall / F1 on pairs. Ground-truth groups (an original with all its
   copies) and predicted pairs are both closed transitively and expanded to pairs. Files under
   quality/ and broken/ are left out of duplicate scoring (a darkened copy is neither required nor
@@ -45,7 +47,6 @@ import shutil
 import subprocess
 import sys
 import time
-from itertools import combinations
 from pathlib import Path
 
 import numpy as np
@@ -100,32 +101,17 @@ def build_corpus(scale: float, seed: int = DEFAULT_SEED):
 
 # ---------------------------------------------------------------------------- metrics
 
-def prf(pred: set, true: set):
-    tp = len(pred & true)
-    p = tp / len(pred) if pred else (1.0 if not true else 0.0)
-    r = tp / len(true) if true else 1.0
-    f = 2 * p * r / (p + r) if p + r else 0.0
-    return {"precision": round(p, 4), "recall": round(r, 4), "f1": round(f, 4),
-            "tp": tp, "fp": len(pred - true), "fn": len(true - pred)}
+def score(predicted: list, truth: list) -> dict:
+    """`vislint eval`'s scorer (the core's graph::score_findings, so every tool is scored by the
+    rules users get) on (type, name, other_name) rows: per type precision, recall, f1 and the
+    predicted / true / matched counts (pairs of images sharing a group for duplicates)."""
+    from vislint import _core
 
-
-def closure_pairs(pairs, universe):
-    parent = {}
-
-    def find(x):
-        parent.setdefault(x, x)
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for a, b in pairs:
-        if a in universe and b in universe:
-            parent[find(a)] = find(b)
-    groups = {}
-    for x in list(parent):
-        groups.setdefault(find(x), []).append(x)
-    return {frozenset(p) for g in groups.values() for p in combinations(sorted(g), 2)}
+    out = {}
+    for t, (p, r, f, n_pred, n_true, matched) in _core.score_findings(predicted, truth).items():
+        out[t] = {"precision": round(p, 4), "recall": round(r, 4), "f1": round(f, 4),
+                  "predicted": n_pred, "true": n_true, "matched": matched}
+    return out
 
 
 def auroc(scores: dict, positives: set):
@@ -146,42 +132,48 @@ def auroc(scores: dict, positives: set):
 
 def score_tool(findings: dict, supported: dict, truth: dict, files: set):
     dup_universe = {f for f in files if not f.startswith(("quality/", "broken/"))}
-    true_dup_pairs = [tuple(p[:2]) for p in truth["exact_duplicates"] + truth["pixel_duplicates"]
-                      + truth["near_duplicates"]]
-    true_exact = closure_pairs([tuple(p[:2]) for p in truth["exact_duplicates"] + truth["pixel_duplicates"]],
-                               dup_universe)
-    true_any = closure_pairs(true_dup_pairs, dup_universe)
+
+    def pairs(kind, rows):
+        return [(kind, a, b) for a, b, *_ in rows if a in dup_universe and b in dup_universe]
+
+    true_exact = pairs("exact_duplicate", truth["exact_duplicates"] + truth["pixel_duplicates"])
+    true_near = pairs("near_duplicate", truth["near_duplicates"])
+    pred_exact = pairs("exact_duplicate", findings.get("exact_duplicate", []))
+    pred_near = pairs("near_duplicate", findings.get("near_duplicate", []))
     out = {}
     if supported.get("exact_duplicate"):
-        out["exact_duplicate"] = prf(closure_pairs(findings.get("exact_duplicate", []), dup_universe), true_exact)
+        out["exact_duplicate"] = score(pred_exact, true_exact).get("exact_duplicate", "none")
     else:
         out["exact_duplicate"] = "not supported"
     if supported.get("near_duplicate") or supported.get("exact_duplicate"):
-        pred = closure_pairs(findings.get("exact_duplicate", []) + findings.get("near_duplicate", []),
-                             dup_universe)
-        out["duplicates (any)"] = prf(pred, true_any)
+        out["duplicates (any)"] = score(pred_exact + pred_near, true_exact + true_near)["duplicate"]
         per_t = {}
         for a, b, tr in truth["near_duplicates"]:
-            per_t.setdefault(tr, []).append(frozenset((a, b)) in pred)
-        out["near_duplicate recall by transform"] = {k: f"{sum(v)}/{len(v)}" for k, v in sorted(per_t.items())}
+            per_t.setdefault(tr, []).append(("near_duplicate", a, b))
+        # A transform's recall: its planted pairs found in the predicted groups.
+        out["near_duplicate recall by transform"] = {
+            k: f"{score(pred_exact + pred_near, v)['duplicate']['matched']}/{len(v)}" for k, v in sorted(per_t.items())}
     else:
         out["duplicates (any)"] = "not supported"
+    # The planted outliers (upscaled grey 28 px items) are ground truth only for `outlier`.
+    scored = {f for f in files if f not in set(truth["outlier"])}
     for t in PER_IMAGE:
         if not supported.get(t):
             out[t] = "not supported"
             continue
-        true = set(truth["broken"]) if t == "broken" else set(truth.get(t, []))
-        # The planted outliers (upscaled grey 28 px items) are ground truth only for `outlier`.
-        scored = {f for f in files if f not in set(truth["outlier"])}
-        out[t] = prf(set(findings.get(t, [])) & scored, true)
+        true = sorted(truth["broken"]) if t == "broken" else truth.get(t, [])
+        s = score([(t, p, "") for p in findings.get(t, []) if p in scored], [(t, p, "") for p in true])
+        out[t] = s.get(t, "none")
     if supported.get("outlier"):
         scores = {p: s for p, s in findings.get("outlier_scores", {}).items() if p in files}
         pos = set(truth["outlier"])
         k = len(pos)
         top = [p for p, _ in sorted(scores.items(), key=lambda kv: -kv[1])[:k]]
+        flagged = score([("outlier", p, "") for p in findings.get("outlier", []) if p in files],
+                        [("outlier", p, "") for p in sorted(pos)])
         out["outlier"] = {"auroc": auroc(scores, pos),
                           "precision@K": round(len(set(top) & pos) / k, 4) if k else None,
-                          "K": k, "flagged": prf(set(findings.get("outlier", [])) & files, pos)}
+                          "K": k, "flagged": flagged["outlier"]}
     else:
         out["outlier"] = "not supported"
     return out

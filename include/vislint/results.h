@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -51,6 +52,35 @@ Table read_classes(const std::string& work_dir);
 
 // The class pairs most often confused: given, suggested, label_issue rows; most first.
 Table read_confusions(const std::string& work_dir);
+
+// Ground truth for evaluate(): one row per finding; other_path is empty for single-image types
+// (and ignored for them: outlier and label_issue rows of `vislint issues` carry a neighbour).
+struct TruthRow {
+    std::string type; // an issue type
+    std::string path, other_path;
+};
+
+// TRUTH.csv: a header naming `type` and `path` (and `other_path` for pair types), any case and
+// order, other columns ignored -- so `vislint issues --format csv` output reads as truth. Throws
+// vislint::Error naming the file and line for a missing column, an unknown type, an empty path,
+// or a pair type (exact_duplicate, near_duplicate, leak) without other_path.
+std::vector<TruthRow> read_truth_csv(const std::string& csv_path);
+
+struct TypeScore {
+    double precision = 0, recall = 0, f1 = 0; // 0 where undefined (nothing predicted / nothing true)
+    uint64_t predicted = 0, truth = 0, matched = 0;
+};
+
+// Precision, recall and F1 of the work dir's issue rows against `truth`, one entry per type
+// present in either (graph/evaluate.h has the rules: single-image types as sets of items, leak
+// as unordered pairs, duplicates as the pairs of items in one group after closing both sides
+// transitively -- "duplicate" for exact and near together, "exact_duplicate" for exact alone).
+// Truth names match items as written, else resolved against `base_dir` (the CSV's folder; ""
+// = the current directory) to the absolute form scans store. `warnings` gets one line when
+// some truth names are no item of the work dir (they count as missed).
+std::map<std::string, TypeScore> evaluate(const std::string& work_dir, const std::vector<TruthRow>& truth,
+                                          const std::string& base_dir = "",
+                                          std::vector<std::string>* warnings = nullptr);
 
 struct SimilarHit {
     std::string path;

@@ -477,6 +477,37 @@ class Scan:
         df["flagged"] = df["flagged"].astype(bool)
         return df if all else df[df["flagged"]].reset_index(drop=True)
 
+    def evaluate(self, truth) -> pd.DataFrame:
+        """Precision, recall and F1 per issue type against a ground truth: a DataFrame (or a path
+        to a CSV) with columns type, path, other_path (empty / NaN for single-image types).
+
+        Single-image types compare as sets of images, ``leak`` as unordered pairs; exact and
+        near duplicate pairs are closed transitively into groups on both sides and compared as
+        pairs of images sharing a group: "duplicate" for both kinds together, "exact_duplicate"
+        for exact alone. Relative paths resolve against the current directory (a CSV's: its
+        folder). Returns one row per type present in either side, indexed by type: precision,
+        recall, f1, predicted, true, matched (for duplicates these count pairs)."""
+        base = ""
+        if isinstance(truth, (str, os.PathLike)):
+            base = os.fspath(Path(truth).absolute().parent)
+            truth = pd.read_csv(truth, dtype=str, keep_default_na=False)
+        missing = {"type", "path"} - set(truth.columns)
+        if missing:
+            raise VislintError(f"truth needs the columns type, path, other_path (missing: {', '.join(sorted(missing))})")
+        others = truth["other_path"] if "other_path" in truth.columns else [None] * len(truth)
+
+        def name(v) -> bytes:
+            return b"" if v is None or (isinstance(v, float) and v != v) else _name_bytes(v)
+
+        rows = [(str(t), name(p), name(o)) for t, p, o in zip(truth["type"], truth["path"], others)]
+        self._verify()
+        scores, notes = _core.evaluate(_name_bytes(self.work_dir), rows, _name_bytes(base))
+        for note in notes:
+            warnings.warn(note, stacklevel=2)
+        cols = ["precision", "recall", "f1", "predicted", "true", "matched"]
+        df = pd.DataFrame([scores[t] for t in scores], index=pd.Index(list(scores), name="type"), columns=cols)
+        return df.astype({"predicted": "int64", "true": "int64", "matched": "int64"})
+
     def features(self):
         """The embeddings: a read-only memory map of features.npy (float16, row = image id;
         rows of broken images are zero). None for a hash-only scan."""

@@ -12,6 +12,7 @@
 #include <pybind11/numpy.h>
 
 #include "common/text.h"
+#include "graph/evaluate.h"
 #include "vislint/embed.h"
 #include "vislint/issue.h"
 #include "vislint/report.h"
@@ -346,6 +347,38 @@ PYBIND11_MODULE(_core, m) {
         }
         return hits_to_list(hits);
     }, py::arg("work_dir"), py::arg("bgr"), py::arg("k") = 10);
+
+    using Rows = std::vector<std::tuple<std::string, std::string, std::string>>;
+    auto scores_to_dict = [](const std::map<std::string, vislint::TypeScore>& scores) {
+        py::dict out;
+        for (const auto& [type, sc] : scores)
+            out[py::str(type)] = py::make_tuple(sc.precision, sc.recall, sc.f1, sc.predicted, sc.truth, sc.matched);
+        return out;
+    };
+    m.def("evaluate", [scores_to_dict](const std::string& work_dir, const Rows& rows, const std::string& base_dir) {
+        std::vector<vislint::TruthRow> truth;
+        for (const auto& [type, path, other] : rows) truth.push_back({type, path, other});
+        std::map<std::string, vislint::TypeScore> scores;
+        std::vector<std::string> warnings;
+        {
+            py::gil_scoped_release release;
+            scores = vislint::evaluate(work_dir, truth, base_dir, &warnings);
+        }
+        py::list w;
+        for (const auto& line : warnings) w.append(fs_str(line));
+        return py::make_tuple(scores_to_dict(scores), w);
+    }, py::arg("work_dir"), py::arg("rows"), py::arg("base_dir") = "",
+    "Score the work dir's issue rows against (type, path, other_path) rows: {type: (precision, recall, "
+    "f1, predicted, true, matched)}, warnings.");
+    m.def("score_findings", [scores_to_dict](const Rows& predicted, const Rows& truth) {
+        auto findings = [](const Rows& rows) {
+            std::vector<vislint::graph::Finding> out;
+            for (const auto& [type, a, b] : rows) out.push_back({type, a, b});
+            return out;
+        };
+        return scores_to_dict(vislint::graph::score_findings(findings(predicted), findings(truth)));
+    }, py::arg("predicted"), py::arg("truth"),
+    "The scoring rules of evaluate() on two lists of (type, name, other_name) rows (any tool's findings).");
 
     // None = the core's default cap.
     auto report_options = [](py::object max_rows) {

@@ -50,6 +50,7 @@ __all__ = [
     "clipart_paths",
     "load_rgb",
     "make_dataset",
+    "truth_rows",
     "make_throughput_corpus",
     "make_fashion_corpus",
     "FASHION_ROOT",
@@ -804,6 +805,21 @@ def _build_dataset(root: Path, n_base: int, seed: int) -> dict:
         "files": files,
     }
     return truth
+
+
+def truth_rows(truth: dict, prefix: str = "") -> list:
+    """The planted issues of a :func:`make_dataset` truth as ``(type, path, other_path)`` rows
+    (``vislint eval`` / ``Scan.evaluate``'s ground truth): byte and pixel copies as
+    ``exact_duplicate`` (vislint reports identical pixels as exact), transformed copies as
+    ``near_duplicate``, then every single-image type with an empty other_path. Paths are the
+    truth's (relative to the corpus folder) with *prefix* in front."""
+    rows = [("exact_duplicate", prefix + a, prefix + b) for a, b in truth["exact_duplicates"] + truth["pixel_duplicates"]]
+    rows += [("near_duplicate", prefix + a, prefix + b) for a, b, _ in truth["near_duplicates"]]
+    rows += [("broken", prefix + p, "") for p in sorted(truth["broken"])]
+    for t in ("wrong_extension", "dark", "bright", "blurry", "grayscale", "odd_aspect_ratio", "odd_size",
+              "low_information"):
+        rows += [(t, prefix + p, "") for p in truth.get(t, [])]
+    return rows
 
 
 # ---------------------------------------------------------------------------

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <sstream>
 
@@ -235,6 +236,38 @@ int cmd_similar(const std::string& work_dir, const std::string& image, int k, co
     return 0;
 }
 
+// Precision / recall / F1 per type against TRUTH.csv (relative names resolve against its folder).
+int cmd_eval(const std::string& work_dir, const std::string& truth_csv, const std::string& format) {
+    warn_if_incomplete(work_dir);
+    std::vector<std::string> warnings;
+    const std::string base = std::filesystem::path(truth_csv).parent_path().string();
+    const auto scores = vislint::evaluate(work_dir, vislint::read_truth_csv(truth_csv), base.empty() ? "." : base,
+                                          &warnings);
+    for (const auto& w : warnings) std::cerr << "vislint: warning: " << vislint::printable(w) << "\n";
+    if (format == "json") {
+        nlohmann::json j = nlohmann::json::object();
+        for (const auto& [type, s] : scores)
+            j[type] = {{"precision", s.precision}, {"recall", s.recall}, {"f1", s.f1},
+                       {"predicted", s.predicted}, {"true", s.truth}};
+        std::cout << j.dump(2) << "\n";
+        return 0;
+    }
+    auto fixed = [](double v) {
+        char buf[16];
+        std::snprintf(buf, sizeof(buf), "%.3f", v);
+        return std::string(buf);
+    };
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& [type, s] : scores)
+        rows.push_back({type, fixed(s.precision), fixed(s.recall), fixed(s.f1), std::to_string(s.predicted),
+                        std::to_string(s.truth), std::to_string(s.matched)});
+    print_table({"type", "precision", "recall", "f1", "predicted", "true", "matched"}, rows);
+    if (scores.count("duplicate"))
+        std::cout << "(duplicate, exact_duplicate: pairs of images in one group, after closing exact and near "
+                     "pairs transitively on both sides)\n";
+    return 0;
+}
+
 // --max-pixels as a whole number, also written 1e8 or 2.5e7. CLI11 refuses "1e8" for an integer
 // and saturates "99999999999999999999" silently, so the text is read here and checked against
 // the same range as the library's own check.
@@ -342,6 +375,12 @@ int main(int argc, char** argv) {
     stats->add_option("work_dir", work_dir, "work dir of a scan")->required();
     stats->add_option("--format", stats_format, "csv or json")->check(CLI::IsMember({"csv", "json"}));
 
+    std::string truth_csv, eval_format = "table";
+    CLI::App* eval = app.add_subcommand("eval", "precision, recall and F1 per issue type against a ground truth");
+    eval->add_option("work_dir", work_dir, "work dir of a scan")->required();
+    eval->add_option("truth", truth_csv, "CSV with columns type,path,other_path (other_path empty for single-image types)")->required();
+    eval->add_option("--format", eval_format, "table or json")->check(CLI::IsMember({"table", "json"}));
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::CallForHelp& e) {
@@ -365,6 +404,7 @@ int main(int argc, char** argv) {
         if (*report) return cmd_report(work_dir, report_options, open_report, quiet);
         if (*classes) return cmd_classes(work_dir, classes_format);
         if (*similar) return cmd_similar(work_dir, query, top_k, similar_format);
+        if (*eval) return cmd_eval(work_dir, truth_csv, eval_format);
     } catch (const vislint::Error& e) {
         std::cerr << "vislint: error: " << vislint::printable(e.what()) << "\n";
         return 2;
