@@ -61,11 +61,14 @@ void make_printable(nlohmann::json& j) {
     } else if (j.is_array()) {
         for (auto& v : j) make_printable(v);
     } else if (j.is_object()) {
-        nlohmann::json out = nlohmann::json::object();
+        bool keys_ok = true;
         for (auto it = j.begin(); it != j.end(); ++it) {
             make_printable(it.value());
-            out[printable(it.key())] = std::move(it.value());
+            keys_ok = keys_ok && is_utf8(it.key());
         }
+        if (keys_ok) return; // rebuilt only when a key must change (the map is keyed by them)
+        nlohmann::json out = nlohmann::json::object();
+        for (auto it = j.begin(); it != j.end(); ++it) out[printable(it.key())] = std::move(it.value());
         j = std::move(out);
     }
 }
@@ -96,9 +99,13 @@ std::string sanitize_message(std::string_view s, size_t max_bytes) {
 
 std::string dump_printable(const nlohmann::json& j, int indent) {
     nlohmann::json copy = j;
-    make_printable(copy);
+    return dump_printable(std::move(copy), indent);
+}
+
+std::string dump_printable(nlohmann::json&& j, int indent) {
+    make_printable(j);
     // replace: a last line of defence, nothing invalid is left after make_printable.
-    return copy.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
+    return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 } // namespace vislint

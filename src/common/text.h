@@ -27,5 +27,7 @@ std::string sanitize_message(std::string_view s, size_t max_bytes = kMaxMessageB
 // `j` serialised (nlohmann's dump(indent)) with every string value and object key passed through
 // printable() first; never throws on invalid UTF-8.
 std::string dump_printable(const nlohmann::json& j, int indent = -1);
+// The same, rewriting `j` in place instead of copying it (the report's tree of ~100 k values).
+std::string dump_printable(nlohmann::json&& j, int indent = -1);
 
 } // namespace vislint

@@ -27,6 +27,10 @@ std::vector<Chunk> make_chunks(int m) {
     return chunks;
 }
 
+// Chunks of up to this many bits are looked up in a table indexed by the chunk's value (CSR:
+// 2^bits + 1 offsets, 4 bytes each: 64 MB at 24 bits); wider ones by binary search.
+constexpr int kDirectBits = 24;
+
 double binom_sum(int n, int k) {
     double sum = 0, c = 1;
     for (int i = 0; i <= k; ++i) {
@@ -43,7 +47,13 @@ int choose_chunks(size_t n, int radius) {
         int bits = 64 / m, sub = radius / m;
         if (bits > 40) continue; // a chunk this wide only works for tiny radius via lookups below
         double lookups = m * binom_sum(bits, sub);
-        double cost = lookups * (std::log2(double(n) + 2) + double(n) / std::ldexp(1.0, bits));
+        // A direct-addressed chunk (bits <= kDirectBits) costs one cache miss per lookup and its
+        // bucket is a contiguous run of codes (a miss per ~8 candidates); a sorted one costs a
+        // binary search and a miss per candidate (its code is read from the keys).
+        const bool direct = bits <= kDirectBits;
+        double find = direct ? 1.0 : std::log2(double(n) + 2);
+        double per_candidate = direct ? 0.125 : 1.0;
+        double cost = lookups * (find + per_candidate * double(n) / std::ldexp(1.0, bits));
         if (cost < best_cost) {
             best_cost = cost;
             best = m;
@@ -59,43 +69,75 @@ template <typename F> void enumerate_flips(uint64_t v, int bits, int budget, int
     for (int i = from; i < bits; ++i) enumerate_flips(v ^ (1ull << i), bits, budget - 1, i + 1, f);
 }
 
-// The chunk tables of multi-index hashing over `keys` (distinct codes): tables[j] holds
-// (chunk j's value, index into keys), sorted. within() calls f(index, distance) for every key
-// within `radius` of a code, possibly more than once for one index.
+// The chunk tables of multi-index hashing over `keys` (distinct codes): for chunk j, the indices
+// into keys (with their codes beside them, so a bucket is checked in one sequential read)
+// ordered by chunk j's value, found by that value through a table of offsets (chunks of up to
+// kDirectBits bits; one read per lookup, where a binary search over 1 M entries took ~20 cache
+// misses) or by binary search over (value, index) pairs (wider chunks). within() calls
+// f(index, distance) for every key within `radius` of a code, possibly more than once for one
+// index.
 class ChunkTables {
 public:
     ChunkTables(std::vector<uint64_t> keys, int radius)
         : keys_(std::move(keys)), radius_(radius), m_(choose_chunks(keys_.size(), radius)),
           chunks_(make_chunks(m_)), sub_(radius / m_), tables_(size_t(m_)) {
         for (int j = 0; j < m_; ++j) {
-            auto& t = tables_[size_t(j)];
-            t.resize(keys_.size());
-            for (uint32_t u = 0; u < keys_.size(); ++u)
-                t[u] = {(keys_[u] >> chunks_[size_t(j)].shift) & chunks_[size_t(j)].mask(), u};
-            std::sort(t.begin(), t.end());
+            const Chunk& c = chunks_[size_t(j)];
+            Table& t = tables_[size_t(j)];
+            if (c.bits <= kDirectBits) {
+                t.offsets.assign((size_t(1) << c.bits) + 1, 0);
+                for (uint64_t k : keys_) ++t.offsets[((k >> c.shift) & c.mask()) + 1];
+                for (size_t v = 1; v < t.offsets.size(); ++v) t.offsets[v] += t.offsets[v - 1];
+                t.ids.resize(keys_.size());
+                t.codes.resize(keys_.size());
+                std::vector<uint32_t> fill(t.offsets.begin(), t.offsets.end() - 1);
+                for (uint32_t u = 0; u < keys_.size(); ++u) {
+                    const uint32_t at = fill[(keys_[u] >> c.shift) & c.mask()]++;
+                    t.ids[at] = u;
+                    t.codes[at] = keys_[u];
+                }
+            } else {
+                t.sorted.resize(keys_.size());
+                for (uint32_t u = 0; u < keys_.size(); ++u) t.sorted[u] = {(keys_[u] >> c.shift) & c.mask(), u};
+                std::sort(t.sorted.begin(), t.sorted.end());
+            }
         }
     }
     template <typename F> void within(uint64_t code, F&& f) const {
         for (int j = 0; j < m_; ++j) {
-            const auto& table = tables_[size_t(j)];
-            auto lookup = [&](uint64_t key) {
-                auto it = std::lower_bound(table.begin(), table.end(), std::make_pair(key, uint32_t(0)));
-                for (; it != table.end() && it->first == key; ++it) {
-                    const int d = hamming(code, keys_[it->second]);
-                    if (d <= radius_) f(it->second, d);
+            const Table& table = tables_[size_t(j)];
+            auto check = [&](uint32_t u) {
+                const int d = hamming(code, keys_[u]);
+                if (d <= radius_) f(u, d);
+            };
+            auto direct = [&](uint64_t key) {
+                for (uint32_t i = table.offsets[key], e = table.offsets[key + 1]; i < e; ++i) {
+                    const int d = hamming(code, table.codes[i]);
+                    if (d <= radius_) f(table.ids[i], d);
                 }
             };
+            auto sorted = [&](uint64_t key) {
+                auto it = std::lower_bound(table.sorted.begin(), table.sorted.end(), std::make_pair(key, uint32_t(0)));
+                for (; it != table.sorted.end() && it->first == key; ++it) check(it->second);
+            };
             const Chunk& c = chunks_[size_t(j)];
-            enumerate_flips((code >> c.shift) & c.mask(), c.bits, sub_, 0, lookup);
+            const uint64_t value = (code >> c.shift) & c.mask();
+            if (table.offsets.empty()) enumerate_flips(value, c.bits, sub_, 0, sorted);
+            else enumerate_flips(value, c.bits, sub_, 0, direct);
         }
     }
 
 private:
+    struct Table {
+        std::vector<uint32_t> offsets, ids;                 // direct: ids[offsets[v] .. offsets[v + 1])
+        std::vector<uint64_t> codes;                        // ... and their codes, in the same order
+        std::vector<std::pair<uint64_t, uint32_t>> sorted;  // wider chunks
+    };
     std::vector<uint64_t> keys_;
     int radius_, m_;
     std::vector<Chunk> chunks_;
     int sub_;
-    std::vector<std::vector<std::pair<uint64_t, uint32_t>>> tables_;
+    std::vector<Table> tables_;
 };
 
 // The codes grouped by value: `order` holds the indices sorted by (code, index); distinct code u

@@ -110,6 +110,7 @@ ScanSummary finish_scan(store::Db& db, const ScanOptions& options, Reporter& rep
     derive_issues(db, options, threads, rep, &summary.timings, &summary.index);
     summary.timings["issues"] = seconds_since(t3);
 
+    auto t7 = Clock::now();
     for (const auto& type : issue_types()) summary.issue_counts[type] = 0;
     {
         store::Stmt s(db.handle(), "SELECT type, count(*) FROM issues GROUP BY type");
@@ -118,6 +119,7 @@ ScanSummary finish_scan(store::Db& db, const ScanOptions& options, Reporter& rep
         c.step();
         summary.images = uint64_t(c.int64(0));
     }
+    summary.timings["counts"] = seconds_since(t7);
     // The checksum of the committed rows, on read connections in parallel, stored with the run
     // state: a crash before this commit leaves a run that is "running", which the next scan
     // resumes (nothing is analysed again).
@@ -128,10 +130,12 @@ ScanSummary finish_scan(store::Db& db, const ScanOptions& options, Reporter& rep
     run_state.end("complete");
     db.exec("COMMIT");
     summary.timings["checksum"] = seconds_since(t4);
+    // One file again (no -wal / -shm), so a copy or a read-only mount of the work dir reads.
+    auto t6 = Clock::now();
+    db.leave_wal();
+    summary.timings["wal_checkpoint"] = seconds_since(t6);
     summary.timings["total"] = seconds_since(t0);
     summary.warnings = rep.warnings();
-    // One file again (no -wal / -shm), so a copy or a read-only mount of the work dir reads.
-    db.leave_wal();
     store::note_verified(options.work_dir);
     write_run_json(options, summary, threads, "complete", started, model);
     store::remove_tmp_files(options.work_dir);
@@ -305,7 +309,9 @@ ScanSummary scan(const ScanOptions& options, Progress* progress) {
                         " images are saved in " + options.work_dir + " and a re-run resumes from there");
     }
 
+    auto t5 = Clock::now();
     write_labels(db, items.items);
+    summary.timings["labels"] = seconds_since(t5);
     std::vector<pipeline::Item>().swap(items.items);
     return finish_scan(db, options, rep, threads, started, t0, run_state, model.get(), &summary);
 }

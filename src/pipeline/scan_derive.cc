@@ -110,6 +110,10 @@ void write_labels(store::Db& db, const std::vector<pipeline::Item>& items) {
     std::unordered_map<std::string, const pipeline::Item*> by_path;
     for (const auto& it : items)
         if (!it.label.empty() || !it.split.empty()) by_path.emplace(it.path, &it);
+    if (by_path.empty()) { // nothing to match: no pass over every image row
+        db.exec("DELETE FROM labels");
+        return;
+    }
     db.exec("BEGIN; DELETE FROM labels;");
     store::Stmt sel(db.handle(), "SELECT id, path FROM images");
     store::Stmt ins(db.handle(), "INSERT INTO labels(image_id, label, split) VALUES(?,?,?)");

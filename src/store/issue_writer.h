@@ -16,7 +16,7 @@ namespace vislint::store {
 
 class IssueWriter {
 public:
-    // Reads the key of every row in `issues` (24 bytes each are kept). Call inside the
+    // Reads the key of every row in `issues` (24 bytes each are kept, plus 8-16 bytes of table). Call inside the
     // transaction the rows are written in.
     explicit IssueWriter(Db& db);
 
@@ -37,13 +37,12 @@ private:
     struct Entry {
         uint64_t hi, lo; // XXH3-128 of the row's columns
         int64_t rowid;
-        bool operator<(const Entry& o) const {
-            return hi != o.hi ? hi < o.hi : lo != o.lo ? lo < o.lo : rowid < o.rowid;
-        }
     };
+    static constexpr uint32_t kEmpty = UINT32_MAX;
     Db& db_;
-    std::vector<Entry> old_; // sorted
+    std::vector<Entry> old_;      // in table order
     std::vector<bool> claimed_;
+    std::vector<uint32_t> slots_; // hash table of indices into old_ (kEmpty = free)
     Stmt ins_;
     std::string buf_; // add()'s key buffer, reused
     uint64_t kept_ = 0, inserted_ = 0, deleted_ = 0;

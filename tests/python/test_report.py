@@ -52,7 +52,10 @@ def page_data(work: Path) -> dict:
     text = (work / "report" / "index.html").read_text(encoding="utf-8")
     m = re.search(r'<script type="application/json" id="vislint-data">(.*?)</script>', text, re.S)
     assert m, "data element missing"
-    return json.loads(m.group(1))
+    data = json.loads(m.group(1))
+    # Images are rows of the fields named in image_columns (the page turns them into objects).
+    data["images"] = [dict(zip(data["image_columns"], row)) for row in data["images"]]
+    return data
 
 
 def test_scan_writes_a_self_contained_report(reported):
