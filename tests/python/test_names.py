@@ -95,7 +95,7 @@ def test_run_json_and_report_are_valid_utf8_json(odd):
         html = (w / "report" / "index.html").read_bytes().decode("utf-8")
         m = re.search(r'<script type="application/json" id="vislint-data">(.*?)</script>', html, re.S)
         data = json.loads(m.group(1))
-        paths = {i["path"] for i in data["images"]}
+        paths = {row[data["image_columns"].index("path")] for row in data["images"]}
         assert {spelled(root, "caf\\xe9.png"), spelled(root, "caf\\xe9s/copie\\xff.png"),
                 spelled(root, "tronqu\\xe9.png")} <= paths
         assert data["overview"]["labels"] == {"chat\\xe9": 1, "dog": 2}
