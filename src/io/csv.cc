@@ -18,6 +18,19 @@ std::string read_text(const std::string& path, const char* what) {
     return s;
 }
 
+std::string record_place(const std::string& name, const CsvRecord& rec, size_t width) {
+    std::string where = name + ":" + std::to_string(rec.line);
+    if (rec.fields.size() != width)
+        throw Error(where + ": expected " + std::to_string(width) + " fields like the header, found " +
+                    std::to_string(rec.fields.size()));
+    return where;
+}
+
+std::string lower(std::string s) {
+    for (char& c : s) c = char(std::tolower((unsigned char)c));
+    return s;
+}
+
 std::string trim(const std::string& s) {
     size_t b = 0, e = s.size();
     while (b < e && std::isspace((unsigned char)s[b])) ++b;

@@ -20,7 +20,12 @@ struct CsvRecord {
 // naming `name` and the line for a quoted field that is never closed.
 std::vector<CsvRecord> parse_csv(const std::string& text, const std::string& name);
 
-// `s` without leading and trailing white space.
+// "NAME:LINE" of `rec`, after checking that it has `width` fields like the header (throws
+// vislint::Error "NAME:LINE: expected W fields like the header, found N" otherwise).
+std::string record_place(const std::string& name, const CsvRecord& rec, size_t width);
+
+// `s` without leading and trailing white space; `s` in lower case (ASCII).
 std::string trim(const std::string& s);
+std::string lower(std::string s);
 
 } // namespace vislint::io

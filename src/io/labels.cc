@@ -28,11 +28,6 @@ bool file_exists(const std::string& path) {
     return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
-std::string lower(std::string s) {
-    for (char& c : s) c = char(std::tolower((unsigned char)c));
-    return s;
-}
-
 std::string resolve(const std::string& base_dir, const std::string& path) {
     if (!path.empty() && path[0] == '/') return absolute_path(path);
     return absolute_path((fs::path(base_dir) / path).string());
@@ -295,10 +290,7 @@ Annotations read_labels_csv(const std::string& csv_path, bool verbatim) {
     uint64_t repeated = 0;
     for (size_t r = 1; r < recs.size(); ++r) {
         const auto& f = recs[r].fields;
-        const std::string where = csv_path + ":" + std::to_string(recs[r].line);
-        if (f.size() != head.size())
-            throw Error(where + ": expected " + std::to_string(head.size()) + " fields like the header, found " +
-                        std::to_string(f.size()));
+        const std::string where = record_place(csv_path, recs[r], head.size());
         std::string p = trim(f[size_t(col_path)]);
         if (p.empty()) throw Error(where + ": empty path");
         if (verbatim) {

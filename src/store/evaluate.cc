@@ -22,11 +22,6 @@ bool is_pair_type(const std::string& type) {
     return type == "exact_duplicate" || type == "near_duplicate" || type == "leak";
 }
 
-std::string lower(std::string s) {
-    for (char& c : s) c = char(std::tolower((unsigned char)c));
-    return s;
-}
-
 } // namespace
 
 std::vector<TruthRow> read_truth_csv(const std::string& csv_path) {
@@ -35,7 +30,7 @@ std::vector<TruthRow> read_truth_csv(const std::string& csv_path) {
     int col_type = -1, col_path = -1, col_other = -1;
     const auto& head = recs[0].fields;
     for (size_t c = 0; c < head.size(); ++c) {
-        const std::string h = lower(io::trim(head[c]));
+        const std::string h = io::lower(io::trim(head[c]));
         if (h == "type" && col_type < 0) col_type = int(c);
         else if (h == "path" && col_path < 0) col_path = int(c);
         else if (h == "other_path" && col_other < 0) col_other = int(c);
@@ -46,10 +41,7 @@ std::vector<TruthRow> read_truth_csv(const std::string& csv_path) {
     std::vector<TruthRow> out;
     for (size_t r = 1; r < recs.size(); ++r) {
         const auto& f = recs[r].fields;
-        const std::string where = csv_path + ":" + std::to_string(recs[r].line);
-        if (f.size() != head.size())
-            throw Error(where + ": expected " + std::to_string(head.size()) + " fields like the header, found " +
-                        std::to_string(f.size()));
+        const std::string where = io::record_place(csv_path, recs[r], head.size());
         TruthRow row{io::trim(f[size_t(col_type)]), f[size_t(col_path)], col_other >= 0 ? f[size_t(col_other)] : ""};
         if (!is_issue_type(row.type)) {
             std::string known;
