@@ -82,6 +82,10 @@ std::map<std::string, TypeScore> evaluate(const std::string& work_dir, const std
                                           const std::string& base_dir = "",
                                           std::vector<std::string>* warnings = nullptr);
 
+// evaluate() against read_truth_csv(csv_path), its relative names taken against the CSV's folder.
+std::map<std::string, TypeScore> evaluate_csv(const std::string& work_dir, const std::string& csv_path,
+                                              std::vector<std::string>* warnings = nullptr);
+
 struct SimilarHit {
     std::string path;
     double score = 0; // cosine similarity

@@ -487,21 +487,21 @@ class Scan:
         for exact alone. Relative paths resolve against the current directory (a CSV's: its
         folder). Returns one row per type present in either side, indexed by type: precision,
         recall, f1, predicted, true, matched (for duplicates these count pairs)."""
-        base = ""
-        if isinstance(truth, (str, os.PathLike)):
-            base = os.fspath(Path(truth).absolute().parent)
-            truth = pd.read_csv(truth, dtype=str, keep_default_na=False)
-        missing = {"type", "path"} - set(truth.columns)
-        if missing:
-            raise VislintError(f"truth needs the columns type, path, other_path (missing: {', '.join(sorted(missing))})")
-        others = truth["other_path"] if "other_path" in truth.columns else [None] * len(truth)
-
-        def name(v) -> bytes:
-            return b"" if v is None or (isinstance(v, float) and v != v) else _name_bytes(v)
-
-        rows = [(str(t), name(p), name(o)) for t, p, o in zip(truth["type"], truth["path"], others)]
         self._verify()
-        scores, notes = _core.evaluate(_name_bytes(self.work_dir), rows, _name_bytes(base))
+        if isinstance(truth, (str, os.PathLike)):  # read and checked as `vislint eval` does
+            scores, notes = _core.evaluate_csv(_name_bytes(self.work_dir), _name_bytes(truth))
+        else:
+            missing = {"type", "path"} - set(truth.columns)
+            if missing:
+                raise VislintError("truth needs the columns type, path, other_path "
+                                   f"(missing: {', '.join(sorted(missing))})")
+            others = truth["other_path"] if "other_path" in truth.columns else [None] * len(truth)
+
+            def name(v) -> bytes:
+                return b"" if v is None or (isinstance(v, float) and v != v) else _name_bytes(v)
+
+            rows = [(str(t), name(p), name(o)) for t, p, o in zip(truth["type"], truth["path"], others)]
+            scores, notes = _core.evaluate(_name_bytes(self.work_dir), rows, b"")
         for note in notes:
             warnings.warn(note, stacklevel=2)
         cols = ["precision", "recall", "f1", "predicted", "true", "matched"]

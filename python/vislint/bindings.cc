@@ -370,6 +370,18 @@ PYBIND11_MODULE(_core, m) {
     }, py::arg("work_dir"), py::arg("rows"), py::arg("base_dir") = "",
     "Score the work dir's issue rows against (type, path, other_path) rows: {type: (precision, recall, "
     "f1, predicted, true, matched)}, warnings.");
+    m.def("evaluate_csv", [scores_to_dict](const std::string& work_dir, const std::string& csv_path) {
+        std::map<std::string, vislint::TypeScore> scores;
+        std::vector<std::string> warnings;
+        {
+            py::gil_scoped_release release;
+            scores = vislint::evaluate_csv(work_dir, csv_path, &warnings);
+        }
+        py::list w;
+        for (const auto& line : warnings) w.append(fs_str(line));
+        return py::make_tuple(scores_to_dict(scores), w);
+    }, py::arg("work_dir"), py::arg("csv_path"),
+    "evaluate() against a TRUTH.csv (read and checked as `vislint eval` does).");
     m.def("score_findings", [scores_to_dict](const Rows& predicted, const Rows& truth) {
         auto findings = [](const Rows& rows) {
             std::vector<vislint::graph::Finding> out;

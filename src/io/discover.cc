@@ -162,6 +162,11 @@ std::string absolute_path(const std::string& path) {
     return s;
 }
 
+std::string resolve_path(const std::string& base_dir, const std::string& path) {
+    if (base_dir.empty() || (!path.empty() && path[0] == '/')) return absolute_path(path);
+    return absolute_path((fs::path(base_dir) / path).string());
+}
+
 bool has_image_extension(const std::string& path) {
     return format_from_extension(path) != Format::kUnknown;
 }

@@ -43,6 +43,9 @@ Discovery discover(const std::vector<std::string>& inputs, const std::string& ex
 // components and repeated or trailing slashes removed), without resolving symlinks.
 std::string absolute_path(const std::string& path);
 
+// absolute_path() of `path`, a relative one taken against `base_dir` ("" = the current directory).
+std::string resolve_path(const std::string& base_dir, const std::string& path);
+
 // True when the file name has an extension vislint decodes.
 bool has_image_extension(const std::string& path);
 

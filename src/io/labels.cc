@@ -8,7 +8,6 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <sstream>
 
@@ -26,11 +25,6 @@ namespace {
 bool file_exists(const std::string& path) {
     struct stat st;
     return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
-}
-
-std::string resolve(const std::string& base_dir, const std::string& path) {
-    if (!path.empty() && path[0] == '/') return absolute_path(path);
-    return absolute_path((fs::path(base_dir) / path).string());
 }
 
 void note_missing(Annotations* a, const std::string& path) {
@@ -299,7 +293,7 @@ Annotations read_labels_csv(const std::string& csv_path, bool verbatim) {
                 ++repeated;
             continue;
         }
-        std::string path = resolve(base, p);
+        std::string path = resolve_path(base, p);
         if (!file_exists(path)) {
             note_missing(&a, path);
             continue;

@@ -1,6 +1,5 @@
 // vislint eval: the work dir's issue rows against a user's ground truth (scoring rules in
 // graph/evaluate.h).
-#include <cctype>
 #include <filesystem>
 #include <unordered_set>
 
@@ -13,13 +12,24 @@
 #include "vislint/results.h"
 #include "vislint/status.h"
 
-namespace fs = std::filesystem;
-
 namespace vislint {
 namespace {
 
 bool is_pair_type(const std::string& type) {
     return type == "exact_duplicate" || type == "near_duplicate" || type == "leak";
+}
+
+// Throws vislint::Error "WHERE: ..." for an unknown type, an empty path or a pair without its
+// other image: the checks of a CSV row and of an in-memory one.
+void check_truth_row(const TruthRow& row, const std::string& where) {
+    if (!is_issue_type(row.type)) {
+        std::string known;
+        for (const auto& t : issue_types()) known += (known.empty() ? "" : ", ") + t;
+        throw Error(where + ": unknown issue type '" + row.type + "'; known types: " + known);
+    }
+    if (io::trim(row.path).empty()) throw Error(where + ": empty path");
+    if (is_pair_type(row.type) && io::trim(row.other_path).empty())
+        throw Error(where + ": a " + row.type + " row needs other_path (the other image of the pair)");
 }
 
 } // namespace
@@ -43,14 +53,7 @@ std::vector<TruthRow> read_truth_csv(const std::string& csv_path) {
         const auto& f = recs[r].fields;
         const std::string where = io::record_place(csv_path, recs[r], head.size());
         TruthRow row{io::trim(f[size_t(col_type)]), f[size_t(col_path)], col_other >= 0 ? f[size_t(col_other)] : ""};
-        if (!is_issue_type(row.type)) {
-            std::string known;
-            for (const auto& t : issue_types()) known += (known.empty() ? "" : ", ") + t;
-            throw Error(where + ": unknown issue type '" + row.type + "'; known types: " + known);
-        }
-        if (io::trim(row.path).empty()) throw Error(where + ": empty path");
-        if (is_pair_type(row.type) && io::trim(row.other_path).empty())
-            throw Error(where + ": a " + row.type + " row needs other_path (the other image of the pair)");
+        check_truth_row(row, where);
         out.push_back(std::move(row));
     }
     return out;
@@ -58,12 +61,7 @@ std::vector<TruthRow> read_truth_csv(const std::string& csv_path) {
 
 std::map<std::string, TypeScore> evaluate(const std::string& work_dir, const std::vector<TruthRow>& truth,
                                           const std::string& base_dir, std::vector<std::string>* warnings) {
-    for (const TruthRow& r : truth) {
-        if (!is_issue_type(r.type)) throw Error("ground truth: unknown issue type '" + r.type + "'");
-        if (r.path.empty()) throw Error("ground truth: a " + r.type + " row has an empty path");
-        if (is_pair_type(r.type) && r.other_path.empty())
-            throw Error("ground truth: a " + r.type + " row needs other_path (" + r.path + ")");
-    }
+    for (size_t i = 0; i < truth.size(); ++i) check_truth_row(truth[i], "ground truth row " + std::to_string(i + 1));
     std::unique_ptr<store::Db> opened = store::open_results(work_dir);
     store::Db& db = *opened;
     std::unordered_set<std::string> names;
@@ -81,8 +79,7 @@ std::map<std::string, TypeScore> evaluate(const std::string& work_dir, const std
     std::string example;
     auto name_of = [&](const std::string& name) {
         if (names.count(name)) return name;
-        const std::string resolved =
-            io::absolute_path(name[0] == '/' || base_dir.empty() ? name : (fs::path(base_dir) / name).string());
+        const std::string resolved = io::resolve_path(base_dir, name);
         if (names.count(resolved)) return resolved;
         if (unknown++ == 0) example = name;
         return name;
@@ -94,6 +91,12 @@ std::map<std::string, TypeScore> evaluate(const std::string& work_dir, const std
         warnings->push_back(std::to_string(unknown) + " ground-truth name(s) are no item of " + work_dir +
                             " (counted as missed), e.g. " + example);
     return graph::score_findings(predicted, expected);
+}
+
+std::map<std::string, TypeScore> evaluate_csv(const std::string& work_dir, const std::string& csv_path,
+                                              std::vector<std::string>* warnings) {
+    const std::string folder = std::filesystem::path(csv_path).parent_path().string();
+    return evaluate(work_dir, read_truth_csv(csv_path), folder.empty() ? "." : folder, warnings);
 }
 
 } // namespace vislint

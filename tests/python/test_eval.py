@@ -96,6 +96,10 @@ def test_eval_against_planted_truth(scanned, tmp_path):
     for t, s in got.items():
         assert frame.loc[t, "f1"] == pytest.approx(s["f1"]), t
         assert int(frame.loc[t, "true"]) == s["true"], t
+    # ... and from the CSV itself, whose relative names resolve against its folder as in the CLI.
+    from_csv = scan.evaluate(truth_csv)
+    for t, s in got.items():
+        assert (from_csv.loc[t, "precision"], from_csv.loc[t, "recall"]) == (s["precision"], s["recall"]), t
 
 
 def test_eval_table_and_errors(scanned, tmp_path):
@@ -117,5 +121,10 @@ def test_eval_table_and_errors(scanned, tmp_path):
     fields = next(l for l in proc.stdout.splitlines() if l.startswith("broken")).split()
     n_broken = len(vislint.load(work).issues("broken"))
     assert fields[1:3] == [f"{1 / n_broken:.3f}", "0.500"]  # precision, recall
+    write_truth(bad, [("broken", "a.png", ""), ("blury", "x.png", "")])
+    with pytest.raises(vislint.VislintError, match="bad.csv:3: unknown issue type 'blury'"):
+        vislint.load(work).evaluate(bad)
+    with pytest.raises(vislint.VislintError, match="ground truth row 1: a leak row needs other_path"):
+        vislint.load(work).evaluate(pd.DataFrame({"type": ["leak"], "path": ["a.png"], "other_path": [""]}))
     with pytest.raises(vislint.VislintError, match="missing: type"):
         vislint.load(work).evaluate(pd.DataFrame({"path": ["a"]}))

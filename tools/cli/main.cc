@@ -5,7 +5,6 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
 #include <iostream>
 #include <sstream>
 
@@ -240,9 +239,7 @@ int cmd_similar(const std::string& work_dir, const std::string& image, int k, co
 int cmd_eval(const std::string& work_dir, const std::string& truth_csv, const std::string& format) {
     warn_if_incomplete(work_dir);
     std::vector<std::string> warnings;
-    const std::string base = std::filesystem::path(truth_csv).parent_path().string();
-    const auto scores = vislint::evaluate(work_dir, vislint::read_truth_csv(truth_csv), base.empty() ? "." : base,
-                                          &warnings);
+    const auto scores = vislint::evaluate_csv(work_dir, truth_csv, &warnings);
     for (const auto& w : warnings) std::cerr << "vislint: warning: " << vislint::printable(w) << "\n";
     if (format == "json") {
         nlohmann::json j = nlohmann::json::object();
