@@ -129,7 +129,7 @@ def scan(inputs: Union[None, PathLike, Iterable[PathLike]] = None, work_dir: Opt
     Options (all optional; same meaning as the CLI flags with dashes): ``model`` ("none"),
     ``threads``, ``max_pixels``, ``max_image_memory_mb``, ``blurry_threshold``, ``dark_threshold``, ``bright_threshold``,
     ``low_information_threshold``, ``grayscale_threshold``, ``aspect_ratio_threshold``,
-    ``odd_size_ratio``, ``min_side``, ``hash_radius``, ``dhash_radius``; with an embedding model
+    ``odd_size_ratio``, ``min_side``, ``hash_radius``, ``dhash_radius``, ``small_copy_threshold``; with an embedding model
     (``model="default"``, the default, or a path to an ONNX file or an OpenVINO IR .xml):
     ``model_size``, ``model_mean``, ``model_std`` (lists of 1 or 3 numbers), ``model_output``,
     ``batch_size``, ``precision`` ("auto", the default: bf16 where the CPU has it, else f32;

@@ -196,6 +196,15 @@ bool sorted_by_id(const std::vector<DupItem>& items) {
 
 } // namespace
 
+std::vector<IndexPair> checked_pairs(std::vector<IndexPair> pairs, const PairCheck& check) {
+    if (!check) return pairs;
+    size_t kept = 0;
+    for (auto& p : pairs)
+        if (check(&p) != Verdict::kNotCopy) pairs[kept++] = std::move(p);
+    pairs.resize(kept);
+    return pairs;
+}
+
 HashPairUpdate update_hash_pairs(const std::vector<DupItem>& items, int radius, int dhash_radius,
                                  int threads, const std::vector<HashPair>* saved) {
     VISLINT_ASSERT(sorted_by_id(items));

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -68,6 +69,14 @@ struct IndexPair {
 };
 NearResult group_near_pairs(const std::vector<DupItem>& items, const ExactResult& exact,
                             const std::vector<IndexPair>& pairs);
+
+// A second test of a candidate near pair (positions in `items`): whether the two are copies, or
+// that the test does not apply to them. A copy may carry the evidence appended to its detail.
+enum class Verdict { kNotApplicable, kCopy, kNotCopy };
+using PairCheck = std::function<Verdict(IndexPair* pair)>;
+// The pairs `check` does not find to be look-alikes (kNotCopy), in their order; all of them when
+// it is empty.
+std::vector<IndexPair> checked_pairs(std::vector<IndexPair> pairs, const PairCheck& check);
 
 // pHash pairs by image id (a < b), kept in the work dir between scans so that a re-scan searches
 // only for the pairs of its new and changed images.

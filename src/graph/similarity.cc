@@ -11,36 +11,60 @@ namespace vislint::graph {
 
 SimilarityResult analyse_similarity(const Neighbours& nn, const std::vector<DupItem>& items,
                                     const ExactResult& exact, const Thresholds& t,
-                                    const std::vector<IndexPair>& extra_pairs) {
+                                    const std::vector<IndexPair>& extra_pairs, const PairCheck& check) {
     SimilarityResult out;
     const size_t n = size_t(nn.n);
     const int k = nn.k;
 
-    // Near duplicates: each undirected edge once.
-    std::vector<IndexPair> pairs;
+    // Near duplicates: each undirected edge once. With a check, edges down to the cluster level
+    // are candidates too, and become near duplicates only when the check finds a copy.
+    const double floor = check ? std::min(t.cluster, t.near_duplicate) : t.near_duplicate;
+    std::vector<IndexPair> pairs, below; // `below`: under t.near_duplicate, kept as copies only
     for (size_t i = 0; i < n; ++i)
         for (int j = 0; j < k; ++j) {
             int64_t other = nn.ids[i * k + j];
             float sim = nn.sims[i * k + j];
-            if (other < 0 || sim < t.near_duplicate) continue;
+            if (other < 0 || sim < floor) continue;
             size_t a = std::min(i, size_t(other)), b = std::max(i, size_t(other));
             if (a == b) continue;
+            const bool above = sim >= t.near_duplicate;
             char detail[96];
-            std::snprintf(detail, sizeof(detail), "cosine similarity %.4f >= %.4f", sim, t.near_duplicate);
-            pairs.push_back({a, b, double(sim), detail, t.near_duplicate});
+            std::snprintf(detail, sizeof(detail), "cosine similarity %.4f %s %.4f", sim, above ? ">=" : "<",
+                          t.near_duplicate);
+            (above ? pairs : below).push_back({a, b, double(sim), detail, above ? t.near_duplicate : floor});
         }
     for (const auto& p : extra_pairs)
         pairs.push_back({std::min(p.a, p.b), std::max(p.a, p.b), p.score, p.detail, p.threshold});
     // A pair found by both rules keeps its strongest evidence: the larger margin over its own
     // rule's threshold (cosine and hash scores are on different scales).
-    std::sort(pairs.begin(), pairs.end(), [](const IndexPair& x, const IndexPair& y) {
-        if (x.a != y.a) return x.a < y.a;
-        if (x.b != y.b) return x.b < y.b;
-        return evidence_margin(x.score, x.threshold) > evidence_margin(y.score, y.threshold);
-    });
-    pairs.erase(std::unique(pairs.begin(), pairs.end(),
-                            [](const IndexPair& x, const IndexPair& y) { return x.a == y.a && x.b == y.b; }),
-                pairs.end());
+    auto unique_pairs = [](std::vector<IndexPair>* v) {
+        std::sort(v->begin(), v->end(), [](const IndexPair& x, const IndexPair& y) {
+            if (x.a != y.a) return x.a < y.a;
+            if (x.b != y.b) return x.b < y.b;
+            return evidence_margin(x.score, x.threshold) > evidence_margin(y.score, y.threshold);
+        });
+        v->erase(std::unique(v->begin(), v->end(),
+                             [](const IndexPair& x, const IndexPair& y) { return x.a == y.a && x.b == y.b; }),
+                 v->end());
+    };
+    unique_pairs(&pairs);
+    // A look-alike by the check is no near duplicate whatever its similarity; under
+    // t.near_duplicate only a copy by the check is one. Each pair is checked once.
+    if (check) {
+        unique_pairs(&below);
+        auto before = [](const IndexPair& x, const IndexPair& y) { return x.a < y.a || (x.a == y.a && x.b < y.b); };
+        std::vector<IndexPair> copies;
+        size_t i = 0;
+        for (auto& p : below) {
+            while (i < pairs.size() && before(pairs[i], p)) ++i;
+            if (i < pairs.size() && pairs[i].a == p.a && pairs[i].b == p.b) continue; // checked there
+            if (check(&p) == Verdict::kCopy) copies.push_back(std::move(p));
+        }
+        std::vector<IndexPair>().swap(below);
+        pairs = checked_pairs(std::move(pairs), check);
+        for (auto& p : copies) pairs.push_back(std::move(p));
+        std::sort(pairs.begin(), pairs.end(), before);
+    }
     out.near = group_near_pairs(items, exact, pairs);
 
     // Clusters.

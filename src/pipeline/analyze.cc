@@ -27,6 +27,7 @@ void analyze_decoded(const AnalyzeOptions& options, const io::DecodedImage& imag
     const hash::PerceptualHashes ph = hash::perceptual_hashes(gray);
     r->phash = ph.phash;
     r->dhash = ph.dhash;
+    r->small_thumb = hash::small_thumb(gray);
     if (model_input && options.model_size > 0) *model_input = embed::model_input(work, options.model_size);
     r->has_pixels = true;
 }

@@ -47,6 +47,7 @@ void write_run_json(const ScanOptions& o, const ScanSummary& s, int threads, con
                       {"odd_size_min_side", t.odd_size_min_side},
                       {"hash_radius", t.hash_radius},
                       {"dhash_radius", t.dhash_radius},
+                      {"small_copy", t.small_copy},
                       {"near_duplicate", t.near_duplicate},
                       {"cluster", t.cluster},
                       {"outlier_z", t.outlier_z},

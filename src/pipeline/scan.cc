@@ -97,6 +97,7 @@ void validate(const ScanOptions& o) {
     need(t.odd_size_min_side >= 0, "--min-side must be >= 0");
     need(t.hash_radius >= 0 && t.hash_radius <= 32, "--hash-radius must be between 0 and 32");
     need(t.dhash_radius >= 0 && t.dhash_radius <= 64, "--dhash-radius must be between 0 and 64");
+    need(t.small_copy >= 0 && t.small_copy <= 1, "--small-copy-threshold must be between 0 and 1");
 }
 
 namespace {
@@ -288,7 +289,11 @@ ScanSummary scan(const ScanOptions& options, Progress* progress) {
         if (!planned.removed_ids.empty()) {
             db.exec("BEGIN");
             store::Stmt del(db.handle(), "DELETE FROM images WHERE id = ?");
-            for (int64_t id : planned.removed_ids) del.bind(1, id).run();
+            store::SmallThumbWriter thumbs(db);
+            for (int64_t id : planned.removed_ids) {
+                del.bind(1, id).run();
+                thumbs.remove(id);
+            }
             db.exec("COMMIT");
         }
         analyse_all(db, planned.todo, ctx, rep, &cancelled);

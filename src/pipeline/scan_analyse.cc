@@ -142,6 +142,7 @@ void analyse_all(store::Db& db, std::vector<store::ImageRecord>& todo, AnalyseCo
 
     std::vector<float> given_row(ctx.given ? size_t(ctx.given->dim()) : 0);
     store::Stmt upsert(db.handle(), store::image_upsert_sql());
+    store::SmallThumbWriter thumbs(db);
     // The rows of a transaction say has_embedding = 1 only once their vectors are on disk.
     auto commit = [&] {
         if (ctx.features) ctx.features->sync();
@@ -173,6 +174,7 @@ void analyse_all(store::Db& db, std::vector<store::ImageRecord>& todo, AnalyseCo
             }
             store::bind_image(upsert, r);
             upsert.run();
+            thumbs.write(r);
             fault_point("analyse");
             r = store::ImageRecord{}; // drop the record: memory stays flat
             if (!embedding.empty()) std::vector<float>().swap(embedding[*i]);

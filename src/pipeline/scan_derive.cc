@@ -10,6 +10,7 @@
 #include "graph/duplicates.h"
 #include "graph/labels.h"
 #include "graph/similarity.h"
+#include "hash/small_copy.h"
 #include "index/knn_index.h"
 #include "pipeline/scan_steps.h"
 #include "quality/flags.h"
@@ -102,6 +103,58 @@ void warn_if_not_discriminative(size_t pairs, size_t images, bool hash_only, Rep
                   hash_only ? "" : "--near-duplicate-threshold 0.95 ");
     rep.log("warning", msg);
 }
+
+// Near duplicates of two small images must also be copies pixel for pixel (hash/small_copy.h):
+// the second test of every candidate pair. Thumbnails are read by id when a pair needs them and
+// cached (at most kMaxCached, up to 4 KB each; the cache starts again when full).
+class SmallCopyCheck {
+public:
+    SmallCopyCheck(store::Db& db, double threshold) : reader_(db), threshold_(threshold) {}
+
+    // The check over `items` (positions of pairs index it); empty when the threshold is 0.
+    graph::PairCheck over(const std::vector<graph::DupItem>& items) {
+        if (threshold_ <= 0) return {};
+        return [this, &items](graph::IndexPair* p) { return verdict(items[p->a], items[p->b], p); };
+    }
+    size_t checked() const { return checked_; }
+    size_t dropped() const { return dropped_; }
+
+private:
+    static constexpr size_t kMaxCached = 1 << 18;
+
+    static bool small(const graph::DupItem& it) {
+        return it.width > 0 && it.height > 0 && std::max(it.width, it.height) <= hash::kSmallImageSide;
+    }
+    const hash::SmallThumb* thumb(int64_t id) {
+        auto found = cache_.find(id);
+        if (found != cache_.end()) return &found->second;
+        if (cache_.size() >= kMaxCached) cache_.clear();
+        hash::SmallThumb t;
+        reader_.get(id, &t);
+        return &cache_.emplace(id, std::move(t)).first->second;
+    }
+    graph::Verdict verdict(const graph::DupItem& a, const graph::DupItem& b, graph::IndexPair* p) {
+        if (!small(a) || !small(b)) return graph::Verdict::kNotApplicable;
+        const hash::SmallThumb* ta = thumb(a.id);
+        const hash::SmallThumb* tb = thumb(b.id);
+        if (ta->empty() || tb->empty()) return graph::Verdict::kNotApplicable; // damaged row
+        ++checked_;
+        const double r = hash::small_copy_correlation(*ta, *tb);
+        if (r < threshold_) {
+            ++dropped_;
+            return graph::Verdict::kNotCopy;
+        }
+        char detail[96];
+        std::snprintf(detail, sizeof(detail), "; small images: pixel correlation %.4f >= %.4f", r, threshold_);
+        p->detail += detail;
+        return graph::Verdict::kCopy;
+    }
+
+    store::SmallThumbReader reader_;
+    double threshold_;
+    std::unordered_map<int64_t, hash::SmallThumb> cache_;
+    size_t checked_ = 0, dropped_ = 0;
+};
 
 } // namespace
 
@@ -252,13 +305,16 @@ void derive_issues(store::Db& db, const ScanOptions& o, int threads, Reporter& r
     }
     db.exec("UPDATE labels SET label_score = NULL, suggested = NULL; DELETE FROM label_votes;");
     graph::NearResult near;
+    SmallCopyCheck small_copies(db, t.small_copy);
     // Without pixels there are no perceptual hashes (embeddings-only items).
     const std::vector<graph::HashPair> hash_pairs =
         embeddings_only(o) ? std::vector<graph::HashPair>{}
                            : saved_hash_pairs(db, items, t.hash_radius, t.dhash_radius, threads, timings).pairs;
     if (!has_vectors(o)) {
-        near = graph::group_near_pairs(items, exact,
-                                       graph::hash_index_pairs(items, hash_pairs, t.hash_radius, t.dhash_radius));
+        near = graph::group_near_pairs(
+            items, exact,
+            graph::checked_pairs(graph::hash_index_pairs(items, hash_pairs, t.hash_radius, t.dhash_radius),
+                                 small_copies.over(items)));
         for (const auto& p : near.pairs) add("near_duplicate", p.a, &p.b, p.score, &p.threshold, p.detail);
         write_groups(near.groups);
     } else {
@@ -270,7 +326,7 @@ void derive_issues(store::Db& db, const ScanOptions& o, int threads, Reporter& r
         graph::Neighbours nn{int64_t(sub.size()), e.k, e.ids.data(), e.sims.data()};
         // Perceptual-hash matches count too (scored on the hash scale, 1 - pHash distance / 64).
         std::vector<graph::IndexPair> hp = graph::hash_index_pairs(sub, hash_pairs, t.hash_radius, t.dhash_radius);
-        graph::SimilarityResult res = graph::analyse_similarity(nn, sub, exact, t, hp);
+        graph::SimilarityResult res = graph::analyse_similarity(nn, sub, exact, t, hp, small_copies.over(sub));
         for (const auto& p : res.near.pairs) add("near_duplicate", p.a, &p.b, p.score, &p.threshold, p.detail);
         write_groups(res.near.groups);
         store::Stmt cl(db.handle(), "INSERT INTO clusters(cluster_id, image_id) VALUES(?, ?)");
@@ -296,6 +352,12 @@ void derive_issues(store::Db& db, const ScanOptions& o, int threads, Reporter& r
         near = std::move(res.near);
     }
     (*timings)["similarity"] = seconds_since(t2);
+    if (small_copies.dropped())
+        rep.log("info", "near_duplicate: " + std::to_string(small_copies.dropped()) + " of " +
+                            std::to_string(small_copies.checked()) +
+                            " candidate pairs of small images (at most 64 px; embedding similarity from the cluster "
+                            "threshold up, or a hash match) are look-alikes, not pixel copies, and are not reported "
+                            "(--small-copy-threshold)");
     warn_if_not_discriminative(near.pairs.size(), items.size(), !has_vectors(o), rep);
     if (!split_of.empty()) {
         for (const auto& l : graph::find_leaks(exact, near, split_of))

@@ -144,7 +144,8 @@ uint64_t import_embeddings(store::Db& db, const ScanOptions& o, bool reuse, Repo
     db.exec("BEGIN");
     db.set_meta("analysis_signature", ""); // until the import is complete
     db.exec("DELETE FROM images; DELETE FROM labels; DELETE FROM label_votes; DELETE FROM issues; "
-            "DELETE FROM duplicate_groups; DELETE FROM clusters; DELETE FROM embedding_index;");
+            "DELETE FROM duplicate_groups; DELETE FROM clusters; DELETE FROM embedding_index; "
+            "DELETE FROM small_thumbs;");
     db.exec("COMMIT");
     store::FeatureFile features(features_path, emb.cols(), true);
     store::Stmt upsert(db.handle(), store::image_upsert_sql());

@@ -18,7 +18,7 @@ namespace fs = std::filesystem;
 namespace vislint::store {
 namespace {
 
-const char* kSchemaVersion = "4";
+const char* kSchemaVersion = "5";
 
 const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
@@ -38,6 +38,10 @@ CREATE TABLE IF NOT EXISTS images(
   has_embedding INTEGER, outlier_score REAL, outlier_z REAL, nn_id INTEGER, nn_sim REAL,
   source_path TEXT, box TEXT,
   derived INTEGER);
+CREATE TABLE IF NOT EXISTS small_thumbs(
+  image_id INTEGER PRIMARY KEY,
+  width INTEGER NOT NULL, height INTEGER NOT NULL,
+  pixels BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS issues(
   id INTEGER PRIMARY KEY,
   type TEXT NOT NULL,
@@ -208,7 +212,7 @@ Db::Db(const std::string& path, bool read_only, bool check) {
             exec("DROP TABLE IF EXISTS images; DROP TABLE IF EXISTS issues; "
                  "DROP TABLE IF EXISTS clusters; DROP TABLE IF EXISTS embedding_index; "
                  "DROP TABLE IF EXISTS duplicate_groups; DROP TABLE IF EXISTS labels; "
-                 "DROP TABLE IF EXISTS label_votes; DROP TABLE IF EXISTS hash_pairs; DELETE FROM meta;");
+                 "DROP TABLE IF EXISTS label_votes; DROP TABLE IF EXISTS hash_pairs; DROP TABLE IF EXISTS small_thumbs; DELETE FROM meta;");
         }
         exec(kSchema);
         set_meta("schema_version", kSchemaVersion);
@@ -329,6 +333,46 @@ std::vector<ImageRecord> read_images(Db& db) {
 
 std::string schema_version() { return kSchemaVersion; }
 
+SmallThumbWriter::SmallThumbWriter(Db& db)
+    : put_(db.handle(), "INSERT OR REPLACE INTO small_thumbs(image_id, width, height, pixels) VALUES(?,?,?,?)"),
+      del_(db.handle(), "DELETE FROM small_thumbs WHERE image_id = ?") {}
+
+void SmallThumbWriter::write(const ImageRecord& r) {
+    if (!r.has_pixels || r.small_thumb.empty()) {
+        remove(r.id);
+        return;
+    }
+    const auto& t = r.small_thumb;
+    put_.bind(1, r.id).bind(2, int64_t(t.width)).bind(3, int64_t(t.height));
+    sqlite3_bind_blob(put_.handle(), 4, t.pixels.data(), int(t.pixels.size()), SQLITE_TRANSIENT);
+    put_.run();
+}
+
+void SmallThumbWriter::remove(int64_t id) { del_.bind(1, id).run(); }
+
+SmallThumbReader::SmallThumbReader(Db& db)
+    : get_(db.handle(), "SELECT width, height, pixels FROM small_thumbs WHERE image_id = ?") {}
+
+bool SmallThumbReader::get(int64_t id, hash::SmallThumb* out) {
+    get_.bind(1, id);
+    bool found = false;
+    if (get_.step()) {
+        const int64_t w = get_.int64(0), h = get_.int64(1);
+        const auto* data = static_cast<const uint8_t*>(sqlite3_column_blob(get_.handle(), 2));
+        const size_t n = size_t(sqlite3_column_bytes(get_.handle(), 2));
+        // A row whose sizes disagree with its bytes is damage: treated as no thumbnail.
+        if (w > 0 && h > 0 && w <= hash::kSmallImageSide && h <= hash::kSmallImageSide &&
+            data && n == size_t(w * h)) {
+            out->width = int(w);
+            out->height = int(h);
+            out->pixels.assign(data, data + n);
+            found = true;
+        }
+    }
+    get_.reset();
+    return found;
+}
+
 namespace {
 
 // Feeds every value of every row of `s` to `state`, each as type tag + bytes (so that NULL, 0
@@ -417,7 +461,8 @@ std::string content_checksum(Db& db) {
                                  "SELECT * FROM embedding_index ORDER BY pos",
                                  "SELECT * FROM labels ORDER BY image_id",
                                  "SELECT * FROM label_votes ORDER BY image_id, rank",
-                                 "SELECT * FROM hash_pairs ORDER BY a, b", kMetaRows}));
+                                 "SELECT * FROM hash_pairs ORDER BY a, b",
+                                 "SELECT * FROM small_thumbs ORDER BY image_id", kMetaRows}));
 }
 
 std::string committed_checksum(const std::string& db_path, int threads) {
@@ -435,7 +480,7 @@ std::string committed_checksum(const std::string& db_path, int threads) {
         {"SELECT * FROM duplicate_groups ORDER BY group_id, image_id",
          "SELECT * FROM clusters ORDER BY cluster_id, image_id", "SELECT * FROM embedding_index ORDER BY pos",
          "SELECT * FROM labels ORDER BY image_id", "SELECT * FROM label_votes ORDER BY image_id, rank",
-         "SELECT * FROM hash_pairs ORDER BY a, b", kMetaRows}};
+         "SELECT * FROM hash_pairs ORDER BY a, b", "SELECT * FROM small_thumbs ORDER BY image_id", kMetaRows}};
     std::vector<XXH128_hash_t> digests(parts.size());
     std::vector<std::exception_ptr> errors(parts.size());
     std::atomic<size_t> next{0};

@@ -81,6 +81,29 @@ inline const char* kDbName = "vislint.db";
 void bind_image(Stmt& stmt, const ImageRecord& r);
 const std::string& image_upsert_sql();
 
+// The small_thumbs row of an image (hash/small_copy.h): written when the record has a
+// thumbnail, deleted when it has none (a row rewritten after its file changed must not keep the
+// old thumbnail), deleted with the image.
+class SmallThumbWriter {
+public:
+    explicit SmallThumbWriter(Db& db);
+    void write(const ImageRecord& r);
+    void remove(int64_t image_id);
+
+private:
+    Stmt put_, del_;
+};
+
+// Thumbnails by image id (point lookups on the primary key).
+class SmallThumbReader {
+public:
+    explicit SmallThumbReader(Db& db);
+    bool get(int64_t image_id, hash::SmallThumb* out); // false: the image has none
+
+private:
+    Stmt get_;
+};
+
 // Reads every image row, ordered by id.
 std::vector<ImageRecord> read_images(Db& db);
 // The same, one row at a time (memory independent of the number of rows). `f` must not write
@@ -97,7 +120,7 @@ std::string content_checksum(Db& db);
 std::string committed_checksum(const std::string& db_path, int threads);
 // Whether the rows match a stored checksum of either kind. `db` must have no uncommitted writes.
 bool checksum_matches(Db& db, const std::string& stored, int threads);
-// The schema this version writes and reads ("4"); a read-only open of another is refused.
+// The schema this version writes and reads ("5"); a read-only open of another is refused.
 std::string schema_version();
 
 // The error for a damaged database: names the file and the fix.

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "hash/hashes.h"
+#include "hash/small_copy.h"
 #include "quality/stats.h"
 #include "vislint/status.h"
 
@@ -24,6 +25,7 @@ struct ImageRecord {
     quality::ImageStats stats;
     hash::Hash128 file_hash, pixel_hash;
     uint64_t phash = 0, dhash = 0;
+    hash::SmallThumb small_thumb; // small images only (hash/small_copy.h); its own table
     bool has_pixels = false; // decoded: stats and hashes are valid
     bool has_embedding = false; // its row in features.npy holds its embedding
     // Its hashes and vector are in the saved hash pairs and kNN graph (images.derived, set by the

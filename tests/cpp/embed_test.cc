@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -100,6 +102,44 @@ TEST(Similarity, NearPairsClustersAndTheIsolatedImage) {
     EXPECT_EQ(r.outliers.front(), 10u);
     EXPECT_NEAR(r.isolation[10].score, 0.9, 1e-6);
     EXPECT_EQ(r.outliers.size(), 1u);
+}
+
+TEST(Similarity, ACheckDropsLookAlikesAndAdmitsCopiesBelowTheThreshold) {
+    // A chain of 6 images: 0-1 at 0.97, 2-3 at 0.95, 4-5 at 0.85 (under the 0.90 near threshold,
+    // over the 0.80 cluster level), 1-2 at 0.5. The check calls 0-1 look-alikes, 2-3 "does not
+    // apply" and 4-5 copies.
+    const int n = 6, k = 1;
+    std::vector<graph::DupItem> items(n);
+    for (int i = 0; i < n; ++i) {
+        items[i].id = i;
+        items[i].file_hash.low = items[i].pixel_hash.low = uint64_t(i);
+        items[i].width = items[i].height = 28;
+    }
+    std::vector<int64_t> ids = {1, 0, 3, 2, 5, 4};
+    std::vector<float> sims = {0.97f, 0.97f, 0.95f, 0.95f, 0.85f, 0.85f};
+    graph::Neighbours nn{n, k, ids.data(), sims.data()};
+    Thresholds t;
+    std::map<std::pair<size_t, size_t>, int> calls;
+    graph::PairCheck check = [&](graph::IndexPair* p) {
+        ++calls[{p->a, p->b}];
+        if (p->a == 0) return graph::Verdict::kNotCopy;
+        if (p->a == 2) return graph::Verdict::kNotApplicable;
+        p->detail += "; copy";
+        return graph::Verdict::kCopy;
+    };
+    graph::SimilarityResult r = graph::analyse_similarity(nn, items, graph::find_exact(items), t, {}, check);
+    ASSERT_EQ(r.near.pairs.size(), 2u);
+    EXPECT_EQ(r.near.pairs[0].a + r.near.pairs[0].b, 5); // 2-3, kept without evidence of a copy
+    EXPECT_EQ(r.near.pairs[1].a + r.near.pairs[1].b, 9); // 4-5, a copy under the threshold
+    EXPECT_FLOAT_EQ(float(r.near.pairs[1].score), 0.85f);
+    EXPECT_DOUBLE_EQ(r.near.pairs[1].threshold, t.cluster);
+    EXPECT_NE(r.near.pairs[1].detail.find("0.8500 < 0.9000; copy"), std::string::npos) << r.near.pairs[1].detail;
+    for (const auto& [pair, count] : calls) EXPECT_EQ(count, 1) << pair.first << "-" << pair.second;
+    EXPECT_EQ(calls.size(), 3u);
+    // Without the check, 4-5 is no near duplicate and 0-1 is one.
+    graph::SimilarityResult plain = graph::analyse_similarity(nn, items, graph::find_exact(items), t);
+    ASSERT_EQ(plain.near.pairs.size(), 2u);
+    EXPECT_EQ(plain.near.pairs[0].a + plain.near.pairs[0].b, 1);
 }
 
 TEST(Embedder, MatchesTheTorchReference) {

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <random>
 #include <set>
 #include <tuple>
@@ -12,6 +13,7 @@
 #include "graph/duplicates.h"
 #include "hash/hamming_index.h"
 #include "hash/hashes.h"
+#include "hash/small_copy.h"
 #include "io/decode.h"
 #include "quality/stats.h"
 #include "test_util.h"
@@ -67,6 +69,53 @@ TEST(Hash, PerceptualHashesSurviveMildTransformsOnly) {
     cv::Mat flipped;
     cv::flip(img, flipped, 1);
     EXPECT_GT(hash::hamming(h, phash_of(flipped)), 10); // pHash is not flip-invariant
+}
+
+// A real image as a small grey item (28 x 28, Fashion-MNIST's size).
+cv::Mat small_grey(const char* path, int side = 28) {
+    cv::Mat g = quality::to_gray(testing::load_bgr(path)), out;
+    cv::resize(g, out, cv::Size(side, side), 0, 0, cv::INTER_AREA);
+    return out;
+}
+
+TEST(SmallCopy, OnlySmallImagesKeepTheirPixels) {
+    const cv::Mat item = small_grey(testing::kTuxPng);
+    const hash::SmallThumb t = hash::small_thumb(item);
+    ASSERT_EQ(t.width, 28);
+    ASSERT_EQ(t.height, 28);
+    EXPECT_EQ(0, std::memcmp(t.pixels.data(), item.data, item.total()));
+    EXPECT_FALSE(hash::small_thumb(small_grey(testing::kTuxPng, 64)).empty());
+    EXPECT_TRUE(hash::small_thumb(small_grey(testing::kTuxPng, 65)).empty());
+}
+
+TEST(SmallCopy, CopiesCorrelateAndOtherItemsDoNot) {
+    const cv::Mat item = small_grey(testing::kTuxPng);
+    const hash::SmallThumb t = hash::small_thumb(item);
+    auto corr = [&](const cv::Mat& other) { return hash::small_copy_correlation(t, hash::small_thumb(other)); };
+    EXPECT_DOUBLE_EQ(corr(item), 1.0);
+    cv::Mat shifted = cv::Mat::zeros(item.size(), item.type()), mirrored, brighter, upscaled, jpeg;
+    item(cv::Rect(0, 0, 27, 28)).copyTo(shifted(cv::Rect(1, 0, 27, 28)));
+    cv::flip(item, mirrored, 1);
+    item.convertTo(brighter, -1, 1.0, 25.0); // saturates at 255
+    cv::resize(item, upscaled, cv::Size(56, 56), 0, 0, cv::INTER_LINEAR);
+    jpeg = quality::to_gray(roundtrip_jpeg(item, 80));
+    EXPECT_GE(corr(shifted), 0.99);
+    EXPECT_GE(corr(mirrored), 0.99);
+    EXPECT_GE(corr(brighter), 0.99);
+    EXPECT_GE(corr(upscaled), 0.99);
+    EXPECT_GE(corr(jpeg), 0.97);
+    // Symmetric in its arguments' sizes: the larger is resized to the smaller.
+    EXPECT_NEAR(corr(upscaled), hash::small_copy_correlation(hash::small_thumb(upscaled), t), 1e-9);
+    // Other pictures, and the same one shifted by 3 px, are no copies.
+    EXPECT_LT(corr(small_grey(testing::kLizardPng)), 0.9);
+    EXPECT_LT(corr(small_grey(testing::kArmadilloPng)), 0.9);
+    cv::Mat far = cv::Mat::zeros(item.size(), item.type());
+    item(cv::Rect(0, 0, 25, 28)).copyTo(far(cv::Rect(3, 0, 25, 28)));
+    EXPECT_LT(corr(far), corr(shifted));
+    // A flat image has nothing to compare: 0, also against itself.
+    const cv::Mat flat(28, 28, CV_8UC1, cv::Scalar(128));
+    EXPECT_EQ(hash::small_copy_correlation(hash::small_thumb(flat), hash::small_thumb(flat)), 0.0);
+    EXPECT_EQ(corr(flat), 0.0);
 }
 
 TEST(Hash, PerceptualHashesFromOneThumbnailMatchTheSingleOnes) {

@@ -2,6 +2,7 @@
 import json
 import os
 import shutil
+import sqlite3
 
 import numpy as np
 import pandas as pd
@@ -72,6 +73,58 @@ def test_leaks_cross_splits_only(fashion):
     assert not within & set(rel(leaks["path"], root)) and not within & set(rel(leaks["other_path"], root))
     dups = scan.duplicates()
     assert any(os.path.basename(p).startswith("copy_") for p in dups["path_a"].tolist() + dups["path_b"].tolist())
+
+
+def test_small_look_alikes_are_no_duplicates_but_small_copies_are(fashion, tmp_path):
+    """28-px product silhouettes: embeddings and hashes pair different sneakers as readily as
+    copies; the pixel check of small images keeps the copies (re-encodes, 1-px shifts,
+    brightness, 2x upscales) and drops the look-alikes, without analysing anything again."""
+    root, truth, scan = fashion
+    # Byte copies ("copy" leaks, copies within train) are exact_duplicate rows; the others near.
+    planted = {tuple(sorted((a, b))) for a, b, t in truth["leaks"] if t != "copy"}
+    assert len(planted) == 16
+    near = scan.issues("near_duplicate")
+    pairs = {tuple(sorted(p)) for p in zip(rel(near["path"], root), rel(near["other_path"], root))}
+    assert len(pairs & planted) >= 15
+    assert len(pairs - planted) <= 2
+    assert near["detail"].str.contains("small images: pixel correlation").all()
+    leaks = scan.leaks()
+    found = set(zip(rel(leaks["path"], root), rel(leaks["other_path"], root)))
+    assert len(found & {(a, b) for a, b, _ in truth["leaks"]}) >= 19
+    assert len(found - {(a, b) for a, b, _ in truth["leaks"]}) <= 1
+    # Each small image keeps its grey pixels in the work dir, so the check is re-derived alone.
+    with sqlite3.connect(f"file:{scan.work_dir}/vislint.db?mode=ro", uri=True) as db:
+        assert db.execute("SELECT count(*) FROM small_thumbs").fetchone()[0] == truth["n_items"]
+    work = tmp_path / "w"
+    shutil.copytree(scan.work_dir, work)
+    off = vislint.scan(root, work, labels=root / "labels.csv", small_copy_threshold=0, progress=False,
+                       report=False)
+    assert off.run["counts"]["analysed"] == 0
+    assert off.run["options"]["thresholds"]["small_copy"] == 0
+    loose = off.issues("near_duplicate")
+    assert len(loose) > 3 * len(near)
+    assert not loose["detail"].str.contains("pixel correlation").any()
+
+
+def test_small_pixels_follow_their_file(tmp_path):
+    """A small image's stored pixels go when it grows past 64 px or is deleted."""
+    data = tmp_path / "data"
+    data.mkdir()
+    arr = vt.load_fashion("train")[0][:3]
+    for i, a in enumerate(arr):
+        Image.fromarray(a).save(data / f"item{i}.png")
+    work = tmp_path / "w"
+
+    def thumbs():
+        vislint.scan(data, work, model="none", progress=False, report=False)
+        with sqlite3.connect(f"file:{work}/vislint.db?mode=ro", uri=True) as db:
+            return [r[0] for r in db.execute("SELECT image_id FROM small_thumbs ORDER BY image_id")]
+
+    assert len(thumbs()) == 3
+    Image.fromarray(arr[0]).resize((100, 100)).save(data / "item0.png")
+    assert len(thumbs()) == 2
+    (data / "item1.png").unlink()
+    assert len(thumbs()) == 1
 
 
 def test_same_picture_labelled_twice_is_a_conflict(fashion):
@@ -223,8 +276,9 @@ def test_warns_when_near_duplicates_are_not_discriminative(fashion, tmp_path, ca
     root, truth, scan = fashion
     work = tmp_path / "w"
     shutil.copytree(scan.work_dir, work)  # the same analysis: thresholds are re-derived only
+    # Without the pixel check of small images, looser similarity pairs look-alike products.
     loose = vislint.scan(root, work, labels=root / "labels.csv", near_duplicate_threshold=0.6,
-                         progress=False, report=False)
+                         small_copy_threshold=0, progress=False, report=False)
     assert loose.run["counts"]["analysed"] == 0
     pairs = loose.summary().set_index("type")["count"]["near_duplicate"]
     assert pairs > truth["n_items"]
