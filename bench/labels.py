@@ -55,9 +55,20 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.dont_write_bytecode = True  # no bench/__pycache__ from importing quality.py
 import quality as Q  # noqa: E402  (bench/quality.py: corpus builder and metric helpers)
-from quality import BENCH, DOCS, REPO, auroc, prf, rel  # noqa: E402
+from quality import BENCH, DOCS, REPO, auroc, rel  # noqa: E402
 
 BEGIN, END = "<!-- labels:begin -->", "<!-- labels:end -->"
+
+
+def prf(pred: set, true: set) -> dict:
+    """Precision / recall / F1 of a flagged set of images against the planted set."""
+    tp = len(pred & true)
+    p = tp / len(pred) if pred else (1.0 if not true else 0.0)
+    r = tp / len(true) if true else 1.0
+    f = 2 * p * r / (p + r) if p + r else 0.0
+    return {"precision": round(p, 4), "recall": round(r, 4), "f1": round(f, 4),
+            "tp": tp, "fp": len(pred - true), "fn": len(true - pred)}
+
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 CLEANLAB_PY = REPO / "build" / "peers" / "cleanlab-venv" / "bin" / "python"
 CLEANLAB_ADAPTER = REPO / "bench" / "peers" / "run_cleanlab.py"

@@ -375,3 +375,48 @@ def test_openvino_ir_model_gives_the_onnx_features(small_set, tmp_path):
     xml.with_suffix(".bin").unlink()
     with pytest.raises(vislint.VislintError, match="needs its weights next to it"):
         vislint.embed(small_set / "img1.png", model=str(xml), **opts)
+
+
+def star_violations(scan) -> list:
+    """Members of near-duplicate groups that are neither an exact copy of the keeper nor paired
+    with it (themselves or through an exact copy): a chain, which "keep one, remove the rest" must
+    not act on."""
+    groups = scan.duplicate_groups()
+    near = scan.issues("near_duplicate")
+    exact = scan.issues("exact_duplicate")
+    paired = {frozenset(p) for p in zip(near["path"], near["other_path"])}
+    copy_of = {}
+    for a, b in zip(exact["path"], exact["other_path"]):
+        copy_of.setdefault(a, set()).add(b)
+        copy_of.setdefault(b, set()).add(a)
+    bad = []
+    for _, g in groups[groups["kind"] == "near"].groupby("group"):
+        keeper = g.loc[g["is_keeper"], "path"].iloc[0]
+        keeper_side = {keeper} | copy_of.get(keeper, set())
+        for m in g.loc[~g["is_keeper"], "path"]:
+            sides = {m} | copy_of.get(m, set())
+            if sides & keeper_side:
+                continue  # an exact copy of the keeper
+            if not any(frozenset((x, k)) in paired for x in sides for k in keeper_side):
+                bad.append((keeper, m))
+    return bad
+
+
+def test_near_groups_on_real_clip_art_never_chain(model_scan, tmp_path):
+    root, work, truth, scan = model_scan
+    groups = scan.duplicate_groups()
+    assert (groups["kind"] == "near").any()
+    assert star_violations(scan) == []
+    # At a loose threshold pairs chain distinct pictures; the groups still are stars, and pairs
+    # whose two sides are not in one group (other groups, or none) stay pairs.
+    loose_dir = tmp_path / "w"
+    shutil.copytree(work, loose_dir)
+    loose = vislint.scan(root, loose_dir, near_duplicate_threshold=0.6, progress=False, report=False)
+    assert loose.run["counts"]["analysed"] == 0
+    assert star_violations(loose) == []
+    g = loose.duplicate_groups()
+    group_of = dict(zip(g.loc[g["kind"] == "near", "path"], g.loc[g["kind"] == "near", "group"]))
+    near = loose.issues("near_duplicate")
+    across = [(a, b) for a, b in zip(near["path"], near["other_path"])
+              if group_of.get(a, a) != group_of.get(b, b)]
+    assert len(across) > 0
