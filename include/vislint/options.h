@@ -27,6 +27,12 @@ struct Thresholds {
     // 0.99: on Fashion-MNIST every planted copy (re-encode, 1-px shift, brightness, 2x upscale,
     // JPEG 80) scores >= 0.986 at native size, and 0 of 6,000 sampled look-alike pairs >= 0.99.
     double small_copy = 0.99;
+    // With a model: kNN edges from this similarity up are near duplicates too when a copy check
+    // confirms them: the pixel check above for small images, and for the others a hash of a
+    // transformed view (mirror image, 80-90 % centre crop, +-5 / +-10 degree rotation) within
+    // hash_radius / dhash_radius of the other image's hashes. A crop or a rotation of clip art
+    // can sit far under near_duplicate (cosine 0.3-0.9).
+    double copy_candidate = 0.5;
     // With an embedding model (cosine similarity of L2-normalised embeddings):
     double near_duplicate = 0.90;   // near_duplicate pairs: similarity >= this (or a hash match)
     double cluster = 0.80;          // clusters: connected components of kNN edges >= this

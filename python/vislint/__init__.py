@@ -134,7 +134,7 @@ def scan(inputs: Union[None, PathLike, Iterable[PathLike]] = None, work_dir: Opt
     ``model_size``, ``model_mean``, ``model_std`` (lists of 1 or 3 numbers), ``model_output``,
     ``batch_size``, ``precision`` ("auto", the default: bf16 where the CPU has it, else f32;
     "f32", "bf16" or "int8"; the one that ran is in ``Scan.run["inference"]``), ``k``, ``index_dim`` (kNN index: -1 = PCA to
-    256 above 8,192 images, 0 = never, N = PCA to N; similarities stay exact), ``near_duplicate_threshold``, ``cluster_threshold``, ``outlier_z``.
+    256 above 8,192 images, 0 = never, N = PCA to N; similarities stay exact), ``near_duplicate_threshold``, ``cluster_threshold``, ``outlier_z``, ``copy_candidate_threshold``.
 
     Labels and splits: ``labels`` is "folder" (parent folder names), the path of a CSV file
     (``path,label`` and optionally ``split`` columns; paths relative to the CSV) or a pandas

@@ -268,6 +268,7 @@ PYBIND11_MODULE(_core, m) {
             take(opts, "hash_radius", &t.hash_radius);
             take(opts, "dhash_radius", &t.dhash_radius);
             take(opts, "small_copy_threshold", &t.small_copy);
+            take(opts, "copy_candidate_threshold", &t.copy_candidate);
             take(opts, "label_issue_threshold", &t.label_issue);
             vislint::LabelOptions& lo = o.labels;
             take(opts, "labels", &lo.labels);

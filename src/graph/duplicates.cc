@@ -200,7 +200,7 @@ std::vector<IndexPair> checked_pairs(std::vector<IndexPair> pairs, const PairChe
     if (!check) return pairs;
     size_t kept = 0;
     for (auto& p : pairs)
-        if (check(&p) != Verdict::kNotCopy) pairs[kept++] = std::move(p);
+        if (check(&p, false) != Verdict::kNotCopy) pairs[kept++] = std::move(p);
     pairs.resize(kept);
     return pairs;
 }

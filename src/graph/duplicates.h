@@ -71,9 +71,11 @@ NearResult group_near_pairs(const std::vector<DupItem>& items, const ExactResult
                             const std::vector<IndexPair>& pairs);
 
 // A second test of a candidate near pair (positions in `items`): whether the two are copies, or
-// that the test does not apply to them. A copy may carry the evidence appended to its detail.
+// that the test does not apply to them. `confirm`: the pair is a near duplicate only if the test
+// finds a copy (otherwise it is one unless the test finds look-alikes). A copy may carry the
+// evidence appended to its detail.
 enum class Verdict { kNotApplicable, kCopy, kNotCopy };
-using PairCheck = std::function<Verdict(IndexPair* pair)>;
+using PairCheck = std::function<Verdict(IndexPair* pair, bool confirm)>;
 // The pairs `check` does not find to be look-alikes (kNotCopy), in their order; all of them when
 // it is empty.
 std::vector<IndexPair> checked_pairs(std::vector<IndexPair> pairs, const PairCheck& check);

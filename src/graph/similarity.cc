@@ -16,9 +16,9 @@ SimilarityResult analyse_similarity(const Neighbours& nn, const std::vector<DupI
     const size_t n = size_t(nn.n);
     const int k = nn.k;
 
-    // Near duplicates: each undirected edge once. With a check, edges down to the cluster level
+    // Near duplicates: each undirected edge once. With a check, edges down to t.copy_candidate
     // are candidates too, and become near duplicates only when the check finds a copy.
-    const double floor = check ? std::min(t.cluster, t.near_duplicate) : t.near_duplicate;
+    const double floor = check ? std::min(t.copy_candidate, t.near_duplicate) : t.near_duplicate;
     std::vector<IndexPair> pairs, below; // `below`: under t.near_duplicate, kept as copies only
     for (size_t i = 0; i < n; ++i)
         for (int j = 0; j < k; ++j) {
@@ -58,7 +58,7 @@ SimilarityResult analyse_similarity(const Neighbours& nn, const std::vector<DupI
         for (auto& p : below) {
             while (i < pairs.size() && before(pairs[i], p)) ++i;
             if (i < pairs.size() && pairs[i].a == p.a && pairs[i].b == p.b) continue; // checked there
-            if (check(&p) == Verdict::kCopy) copies.push_back(std::move(p));
+            if (check(&p, true) == Verdict::kCopy) copies.push_back(std::move(p));
         }
         std::vector<IndexPair>().swap(below);
         pairs = checked_pairs(std::move(pairs), check);

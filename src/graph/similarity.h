@@ -42,9 +42,9 @@ struct SimilarityResult {
 // `extra_pairs` (positions in `items`, e.g. perceptual-hash matches) join the near duplicates:
 // hashes catch what embeddings miss (text overlays) and the reverse (crops, flips, rotations).
 // With `check`, a candidate it finds a look-alike (kNotCopy) is no near duplicate, and the kNN
-// edges from min(t.cluster, t.near_duplicate) up to t.near_duplicate are candidates too, kept
-// only where it finds a copy (kCopy): for small images the pixel check, not the embedding,
-// decides (a JPEG-80 copy of a 28 px item can sit at cosine 0.89).
+// edges from min(t.copy_candidate, t.near_duplicate) up to t.near_duplicate are candidates too,
+// kept only where it finds a copy (kCopy): a JPEG-80 copy of a 28 px item can sit at cosine
+// 0.89, a 7 degree rotation of clip art at 0.31.
 SimilarityResult analyse_similarity(const Neighbours& nn, const std::vector<DupItem>& items,
                                     const ExactResult& exact, const Thresholds& t,
                                     const std::vector<IndexPair>& extra_pairs = {},

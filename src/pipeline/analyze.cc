@@ -28,6 +28,10 @@ void analyze_decoded(const AnalyzeOptions& options, const io::DecodedImage& imag
     r->phash = ph.phash;
     r->dhash = ph.dhash;
     r->small_thumb = hash::small_thumb(gray);
+    if (options.variant_hashes) {
+        r->variants = hash::variant_hashes(gray);
+        r->has_variants = true;
+    }
     if (model_input && options.model_size > 0) *model_input = embed::model_input(work, options.model_size);
     r->has_pixels = true;
 }

@@ -17,6 +17,9 @@ struct AnalyzeOptions {
     int64_t max_bytes = int64_t(512) << 20; // per-image memory limit (io::DecodeOptions::max_bytes)
     int working_side = 256; // longer side of the working image that stats and hashes see
     int model_size = 0;     // > 0: also produce the model input (model_size^2 BGR, squashed)
+    // The hashes of transformed views (hash::variant_hashes, ~0.3 ms an image): only the kNN
+    // candidates of runs with embeddings use them.
+    bool variant_hashes = false;
     double box_margin = 0.1; // object crops: margin on each side, as a fraction of the box side
 };
 

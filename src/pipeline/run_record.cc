@@ -48,6 +48,7 @@ void write_run_json(const ScanOptions& o, const ScanSummary& s, int threads, con
                       {"hash_radius", t.hash_radius},
                       {"dhash_radius", t.dhash_radius},
                       {"small_copy", t.small_copy},
+                      {"copy_candidate", t.copy_candidate},
                       {"near_duplicate", t.near_duplicate},
                       {"cluster", t.cluster},
                       {"outlier_z", t.outlier_z},

@@ -98,6 +98,7 @@ void validate(const ScanOptions& o) {
     need(t.hash_radius >= 0 && t.hash_radius <= 32, "--hash-radius must be between 0 and 32");
     need(t.dhash_radius >= 0 && t.dhash_radius <= 64, "--dhash-radius must be between 0 and 64");
     need(t.small_copy >= 0 && t.small_copy <= 1, "--small-copy-threshold must be between 0 and 1");
+    need(t.copy_candidate >= -1 && t.copy_candidate <= 1, "--copy-candidate-threshold must be between -1 and 1");
 }
 
 namespace {

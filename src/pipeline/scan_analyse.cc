@@ -29,6 +29,7 @@ void analyse_all(store::Db& db, std::vector<store::ImageRecord>& todo, AnalyseCo
     aopt.max_bytes = ctx.max_image_bytes;
     aopt.working_side = kWorkingSide;
     aopt.model_size = ctx.model ? ctx.model->input_size : 0;
+    aopt.variant_hashes = ctx.model || ctx.given;
     aopt.box_margin = ctx.box_margin;
 
     struct Job {

@@ -104,20 +104,36 @@ void warn_if_not_discriminative(size_t pairs, size_t images, bool hash_only, Rep
     rep.log("warning", msg);
 }
 
-// Near duplicates of two small images must also be copies pixel for pixel (hash/small_copy.h):
-// the second test of every candidate pair. Thumbnails are read by id when a pair needs them and
-// cached (at most kMaxCached, up to 4 KB each; the cache starts again when full).
-class SmallCopyCheck {
+// The second test of candidate near pairs (graph::PairCheck): whether two images are copies.
+// - Two small images (longer side <= 64 px) must be copies pixel for pixel
+//   (hash/small_copy.h): a look-alike is dropped whatever its similarity. Their pixels are read
+//   by id when a pair needs them and cached (at most kMaxCached, up to 4 KB each; the cache
+//   starts again when full).
+// - Other images are copies when a transformed view of one (hash::variant_hashes: mirror image,
+//   centre crop, small rotation) hashes like the other; otherwise the test does not apply.
+class CopyCheck {
 public:
-    SmallCopyCheck(store::Db& db, double threshold) : reader_(db), threshold_(threshold) {}
+    CopyCheck(store::Db& db, const Thresholds& t) : reader_(db), t_(t) {}
 
-    // The check over `items` (positions of pairs index it); empty when the threshold is 0.
-    graph::PairCheck over(const std::vector<graph::DupItem>& items) {
-        if (threshold_ <= 0) return {};
-        return [this, &items](graph::IndexPair* p) { return verdict(items[p->a], items[p->b], p); };
+    // The image's views (kept by id; flat images, whose hashes mean nothing, are left out).
+    void add_views(const store::ImageRecord& r) {
+        if (!r.has_pixels || !r.has_variants || r.stats.contrast < 1.0) return;
+        if (size_t(r.id) >= views_.size()) {
+            views_.resize(size_t(r.id) + 1);
+            has_views_.resize(size_t(r.id) + 1);
+        }
+        views_[size_t(r.id)] = r.variants;
+        has_views_[size_t(r.id)] = true;
     }
-    size_t checked() const { return checked_; }
-    size_t dropped() const { return dropped_; }
+    // The check over `items` (positions of pairs index it).
+    graph::PairCheck over(const std::vector<graph::DupItem>& items) {
+        return [this, &items](graph::IndexPair* p, bool confirm) {
+            return verdict(items[p->a], items[p->b], confirm, p);
+        };
+    }
+    size_t small_checked() const { return small_checked_; }
+    size_t small_dropped() const { return small_dropped_; }
+    size_t view_matches() const { return view_matches_; }
 
 private:
     static constexpr size_t kMaxCached = 1 << 18;
@@ -133,27 +149,47 @@ private:
         reader_.get(id, &t);
         return &cache_.emplace(id, std::move(t)).first->second;
     }
-    graph::Verdict verdict(const graph::DupItem& a, const graph::DupItem& b, graph::IndexPair* p) {
-        if (!small(a) || !small(b)) return graph::Verdict::kNotApplicable;
-        const hash::SmallThumb* ta = thumb(a.id);
-        const hash::SmallThumb* tb = thumb(b.id);
-        if (ta->empty() || tb->empty()) return graph::Verdict::kNotApplicable; // damaged row
-        ++checked_;
-        const double r = hash::small_copy_correlation(*ta, *tb);
-        if (r < threshold_) {
-            ++dropped_;
-            return graph::Verdict::kNotCopy;
+    const hash::VariantHashes* views(int64_t id) const {
+        return size_t(id) < views_.size() && has_views_[size_t(id)] ? &views_[size_t(id)] : nullptr;
+    }
+    graph::Verdict verdict(const graph::DupItem& a, const graph::DupItem& b, bool confirm, graph::IndexPair* p) {
+        char detail[128];
+        if (small(a) && small(b) && t_.small_copy > 0) {
+            const hash::SmallThumb* ta = thumb(a.id);
+            const hash::SmallThumb* tb = thumb(b.id);
+            if (ta->empty() || tb->empty()) return graph::Verdict::kNotApplicable; // damaged row
+            ++small_checked_;
+            const double r = hash::small_copy_correlation(*ta, *tb);
+            if (r < t_.small_copy) {
+                ++small_dropped_;
+                return graph::Verdict::kNotCopy;
+            }
+            std::snprintf(detail, sizeof(detail), "; small images: pixel correlation %.4f >= %.4f", r, t_.small_copy);
+            p->detail += detail;
+            return graph::Verdict::kCopy;
         }
-        char detail[96];
-        std::snprintf(detail, sizeof(detail), "; small images: pixel correlation %.4f >= %.4f", r, threshold_);
+        if (!confirm) return graph::Verdict::kNotApplicable; // a near duplicate by its own rule
+        const hash::VariantHashes* va = views(a.id);
+        const hash::VariantHashes* vb = views(b.id);
+        if (!va || !vb) return graph::Verdict::kNotApplicable;
+        int distance = 0;
+        int v = hash::variant_match(*va, {b.phash, b.dhash}, t_.hash_radius, t_.dhash_radius, &distance);
+        if (v < 0) v = hash::variant_match(*vb, {a.phash, a.dhash}, t_.hash_radius, t_.dhash_radius, &distance);
+        if (v < 0) return graph::Verdict::kNotApplicable;
+        ++view_matches_;
+        // Which side was transformed is left out: image ids are no part of a row's content.
+        std::snprintf(detail, sizeof(detail), "; the %s of one hashes like the other (pHash distance %d <= %d)",
+                      hash::variant_name(v), distance, t_.hash_radius);
         p->detail += detail;
         return graph::Verdict::kCopy;
     }
 
     store::SmallThumbReader reader_;
-    double threshold_;
+    const Thresholds& t_;
     std::unordered_map<int64_t, hash::SmallThumb> cache_;
-    size_t checked_ = 0, dropped_ = 0;
+    std::vector<hash::VariantHashes> views_;
+    std::vector<bool> has_views_;
+    size_t small_checked_ = 0, small_dropped_ = 0, view_matches_ = 0;
 };
 
 } // namespace
@@ -198,7 +234,8 @@ void derive_issues(store::Db& db, const ScanOptions& o, int threads, Reporter& r
     };
 
     // The image rows are streamed, never held: what is kept per image is its DupItem (hashes,
-    // size: ~80 bytes), its area (8), whether it has an embedding and its grey flag (1 bit each).
+    // size: ~80 bytes), its area (8), whether it has an embedding and its grey flag (1 bit each),
+    // and with a model the hashes of its transformed views (128 bytes, CopyCheck).
     // The report's overview is gathered on the way (store/overview.h).
     store::OverviewBuilder overview;
     std::vector<double> areas;
@@ -217,8 +254,11 @@ void derive_issues(store::Db& db, const ScanOptions& o, int threads, Reporter& r
     std::vector<std::pair<int64_t, bool>> grey; // written after the read: the cursor is on images
     size_t unusable = 0;                        // model runs: decoded but no usable embedding
     std::string unusable_example;
+    CopyCheck copies(db, t); // the transformed views matter only for kNN candidates
+    const bool keep_views = has_vectors(o) && !embeddings_only(o);
     store::for_each_image(db, [&](store::ImageRecord&& r) {
         overview.add(r);
+        if (keep_views) copies.add_views(r);
         if (!r.status.ok()) {
             add("broken", r.id, nullptr, 1.0, nullptr, r.status.to_string());
             return;
@@ -305,7 +345,6 @@ void derive_issues(store::Db& db, const ScanOptions& o, int threads, Reporter& r
     }
     db.exec("UPDATE labels SET label_score = NULL, suggested = NULL; DELETE FROM label_votes;");
     graph::NearResult near;
-    SmallCopyCheck small_copies(db, t.small_copy);
     // Without pixels there are no perceptual hashes (embeddings-only items).
     const std::vector<graph::HashPair> hash_pairs =
         embeddings_only(o) ? std::vector<graph::HashPair>{}
@@ -314,7 +353,7 @@ void derive_issues(store::Db& db, const ScanOptions& o, int threads, Reporter& r
         near = graph::group_near_pairs(
             items, exact,
             graph::checked_pairs(graph::hash_index_pairs(items, hash_pairs, t.hash_radius, t.dhash_radius),
-                                 small_copies.over(items)));
+                                 copies.over(items)));
         for (const auto& p : near.pairs) add("near_duplicate", p.a, &p.b, p.score, &p.threshold, p.detail);
         write_groups(near.groups);
     } else {
@@ -326,7 +365,7 @@ void derive_issues(store::Db& db, const ScanOptions& o, int threads, Reporter& r
         graph::Neighbours nn{int64_t(sub.size()), e.k, e.ids.data(), e.sims.data()};
         // Perceptual-hash matches count too (scored on the hash scale, 1 - pHash distance / 64).
         std::vector<graph::IndexPair> hp = graph::hash_index_pairs(sub, hash_pairs, t.hash_radius, t.dhash_radius);
-        graph::SimilarityResult res = graph::analyse_similarity(nn, sub, exact, t, hp, small_copies.over(sub));
+        graph::SimilarityResult res = graph::analyse_similarity(nn, sub, exact, t, hp, copies.over(sub));
         for (const auto& p : res.near.pairs) add("near_duplicate", p.a, &p.b, p.score, &p.threshold, p.detail);
         write_groups(res.near.groups);
         store::Stmt cl(db.handle(), "INSERT INTO clusters(cluster_id, image_id) VALUES(?, ?)");
@@ -352,12 +391,11 @@ void derive_issues(store::Db& db, const ScanOptions& o, int threads, Reporter& r
         near = std::move(res.near);
     }
     (*timings)["similarity"] = seconds_since(t2);
-    if (small_copies.dropped())
-        rep.log("info", "near_duplicate: " + std::to_string(small_copies.dropped()) + " of " +
-                            std::to_string(small_copies.checked()) +
-                            " candidate pairs of small images (at most 64 px; embedding similarity from the cluster "
-                            "threshold up, or a hash match) are look-alikes, not pixel copies, and are not reported "
-                            "(--small-copy-threshold)");
+    if (copies.small_dropped())
+        rep.log("info", "near_duplicate: " + std::to_string(copies.small_dropped()) + " of " +
+                            std::to_string(copies.small_checked()) +
+                            " candidate pairs of small images (at most 64 px) are look-alikes, not pixel copies, and "
+                            "are not reported (--small-copy-threshold)");
     warn_if_not_discriminative(near.pairs.size(), items.size(), !has_vectors(o), rep);
     if (!split_of.empty()) {
         for (const auto& l : graph::find_leaks(exact, near, split_of))

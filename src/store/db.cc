@@ -37,7 +37,8 @@ CREATE TABLE IF NOT EXISTS images(
   file_hash TEXT, pixel_hash TEXT, phash INTEGER, dhash INTEGER,
   has_embedding INTEGER, outlier_score REAL, outlier_z REAL, nn_id INTEGER, nn_sim REAL,
   source_path TEXT, box TEXT,
-  derived INTEGER);
+  derived INTEGER,
+  variant_hashes BLOB);
 CREATE TABLE IF NOT EXISTS small_thumbs(
   image_id INTEGER PRIMARY KEY,
   width INTEGER NOT NULL, height INTEGER NOT NULL,
@@ -248,8 +249,8 @@ const std::string& image_upsert_sql() {
         "INSERT OR REPLACE INTO images(id, path, file_size, mtime_ns, status, error, format, "
         "ext_format, width, height, channels, bit_depth, orientation, brightness, brightness_p01, "
         "brightness_p99, contrast, blur, entropy, saturation, colour_fraction, is_grayscale, "
-        "file_hash, pixel_hash, phash, dhash, has_embedding, source_path, box) "
-        "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
+        "file_hash, pixel_hash, phash, dhash, has_embedding, source_path, box, variant_hashes) "
+        "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)";
     return kSql;
 }
 
@@ -265,6 +266,7 @@ void bind_image(Stmt& s, const ImageRecord& r) {
     s.bind(7, r.format).bind(8, r.ext_format);
     if (!r.has_pixels) {
         for (int i = 9; i <= 26; ++i) s.bind_null(i);
+        s.bind_null(30);
         if (r.file_size > 0) s.bind(23, r.file_hash.hex());
         return;
     }
@@ -276,6 +278,19 @@ void bind_image(Stmt& s, const ImageRecord& r) {
     s.bind_null(22); // is_grayscale depends on a threshold: set when issues are derived
     s.bind(23, r.file_hash.hex()).bind(24, r.pixel_hash.hex());
     s.bind(25, int64_t(r.phash)).bind(26, int64_t(r.dhash));
+    if (!r.has_variants) {
+        s.bind_null(30);
+        return;
+    }
+    // Little-endian pairs (pHash, dHash) per view, 16 bytes each.
+    unsigned char blob[sizeof(uint64_t) * 2 * hash::kVariantCount];
+    for (int i = 0; i < hash::kVariantCount; ++i) {
+        for (int b = 0; b < 8; ++b) {
+            blob[16 * i + b] = (unsigned char)(r.variants.views[i].phash >> (8 * b));
+            blob[16 * i + 8 + b] = (unsigned char)(r.variants.views[i].dhash >> (8 * b));
+        }
+    }
+    sqlite3_bind_blob(s.handle(), 30, blob, int(sizeof(blob)), SQLITE_TRANSIENT);
 }
 
 void for_each_image(Db& db, const std::function<void(ImageRecord&&)>& f) {
@@ -283,7 +298,7 @@ void for_each_image(Db& db, const std::function<void(ImageRecord&&)>& f) {
            "SELECT id, path, file_size, mtime_ns, status, error, format, ext_format, width, height, "
            "channels, bit_depth, orientation, brightness, brightness_p01, brightness_p99, contrast, "
            "blur, entropy, saturation, colour_fraction, file_hash, pixel_hash, phash, dhash, "
-           "has_embedding, derived, is_grayscale FROM images ORDER BY id");
+           "has_embedding, derived, is_grayscale, variant_hashes FROM images ORDER BY id");
     while (s.step()) {
         ImageRecord r;
         r.id = s.int64(0);
@@ -317,6 +332,18 @@ void for_each_image(Db& db, const std::function<void(ImageRecord&&)>& f) {
             r.pixel_hash = parse_hash(s.view(22));
             r.phash = uint64_t(s.int64(23));
             r.dhash = uint64_t(s.int64(24));
+            const auto* v = static_cast<const unsigned char*>(sqlite3_column_blob(s.handle(), 28));
+            if (v && sqlite3_column_bytes(s.handle(), 28) == 16 * hash::kVariantCount) {
+                r.has_variants = true;
+                for (int i = 0; i < hash::kVariantCount; ++i) {
+                    uint64_t ph = 0, dh = 0;
+                    for (int b = 7; b >= 0; --b) {
+                        ph = (ph << 8) | v[16 * i + b];
+                        dh = (dh << 8) | v[16 * i + 8 + b];
+                    }
+                    r.variants.views[i] = {ph, dh};
+                }
+            }
         }
         r.has_embedding = s.int64(25) != 0; // embeddings-only items have one and no pixels
         r.derived = !s.is_null(26);

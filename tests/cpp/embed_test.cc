@@ -106,7 +106,7 @@ TEST(Similarity, NearPairsClustersAndTheIsolatedImage) {
 
 TEST(Similarity, ACheckDropsLookAlikesAndAdmitsCopiesBelowTheThreshold) {
     // A chain of 6 images: 0-1 at 0.97, 2-3 at 0.95, 4-5 at 0.85 (under the 0.90 near threshold,
-    // over the 0.80 cluster level), 1-2 at 0.5. The check calls 0-1 look-alikes, 2-3 "does not
+    // over the 0.50 copy-candidate level), 1-2 at 0.3. The check calls 0-1 look-alikes, 2-3 "does not
     // apply" and 4-5 copies.
     const int n = 6, k = 1;
     std::vector<graph::DupItem> items(n);
@@ -120,7 +120,8 @@ TEST(Similarity, ACheckDropsLookAlikesAndAdmitsCopiesBelowTheThreshold) {
     graph::Neighbours nn{n, k, ids.data(), sims.data()};
     Thresholds t;
     std::map<std::pair<size_t, size_t>, int> calls;
-    graph::PairCheck check = [&](graph::IndexPair* p) {
+    graph::PairCheck check = [&](graph::IndexPair* p, bool confirm) {
+        EXPECT_EQ(confirm, p->a == 4) << p->a; // only the pair under the threshold needs a copy
         ++calls[{p->a, p->b}];
         if (p->a == 0) return graph::Verdict::kNotCopy;
         if (p->a == 2) return graph::Verdict::kNotApplicable;
@@ -132,7 +133,7 @@ TEST(Similarity, ACheckDropsLookAlikesAndAdmitsCopiesBelowTheThreshold) {
     EXPECT_EQ(r.near.pairs[0].a + r.near.pairs[0].b, 5); // 2-3, kept without evidence of a copy
     EXPECT_EQ(r.near.pairs[1].a + r.near.pairs[1].b, 9); // 4-5, a copy under the threshold
     EXPECT_FLOAT_EQ(float(r.near.pairs[1].score), 0.85f);
-    EXPECT_DOUBLE_EQ(r.near.pairs[1].threshold, t.cluster);
+    EXPECT_DOUBLE_EQ(r.near.pairs[1].threshold, t.copy_candidate);
     EXPECT_NE(r.near.pairs[1].detail.find("0.8500 < 0.9000; copy"), std::string::npos) << r.near.pairs[1].detail;
     for (const auto& [pair, count] : calls) EXPECT_EQ(count, 1) << pair.first << "-" << pair.second;
     EXPECT_EQ(calls.size(), 3u);

@@ -71,6 +71,39 @@ TEST(Hash, PerceptualHashesSurviveMildTransformsOnly) {
     EXPECT_GT(hash::hamming(h, phash_of(flipped)), 10); // pHash is not flip-invariant
 }
 
+// The working image the scan hashes (grey, longer side <= 256).
+cv::Mat working_grey(const cv::Mat& bgr) {
+    cv::Mat g = quality::to_gray(bgr);
+    const double f = 256.0 / std::max(g.cols, g.rows);
+    if (f < 1) cv::resize(g, g, cv::Size(), f, f, cv::INTER_AREA);
+    return g;
+}
+
+TEST(VariantHashes, TransformedCopiesHashLikeAViewOfTheirOriginal) {
+    const cv::Mat img = testing::load_bgr(testing::kLizardPng);
+    const hash::VariantHashes views = hash::variant_hashes(working_grey(img));
+    auto match = [&](const cv::Mat& copy) {
+        const hash::PerceptualHashes h = hash::perceptual_hashes(working_grey(copy));
+        int d = -1;
+        return std::string(hash::variant_name(hash::variant_match(views, h, 10, 8, &d)));
+    };
+    cv::Mat mirrored, crop, rotated;
+    cv::flip(img, mirrored, 1);
+    const int cw = int(img.cols * 0.85), ch = int(img.rows * 0.85);
+    img(cv::Rect((img.cols - cw) / 2, (img.rows - ch) / 2, cw, ch)).copyTo(crop);
+    const cv::Mat m = cv::getRotationMatrix2D(cv::Point2f(img.cols / 2.0f, img.rows / 2.0f), 7, 1.0);
+    cv::warpAffine(img, rotated, m, img.size(), cv::INTER_CUBIC, cv::BORDER_CONSTANT, cv::Scalar::all(255));
+    EXPECT_EQ(match(mirrored), "mirror image");
+    EXPECT_NE(match(crop).find("centre crop"), std::string::npos) << match(crop);
+    EXPECT_NE(match(rotated).find("rotation"), std::string::npos) << match(rotated);
+    // The copies' own hashes are far from the original's (why the views are needed)...
+    const hash::PerceptualHashes orig = hash::perceptual_hashes(working_grey(img));
+    EXPECT_GT(hash::hamming(orig.phash, hash::perceptual_hashes(working_grey(mirrored)).phash), 10);
+    // ... and other pictures match no view.
+    EXPECT_EQ(hash::variant_match(views, hash::perceptual_hashes(working_grey(testing::load_bgr(testing::kTuxPng))), 10, 8, nullptr), -1);
+    EXPECT_EQ(hash::variant_match(views, hash::perceptual_hashes(working_grey(testing::load_bgr(testing::kArmadilloPng))), 10, 8, nullptr), -1);
+}
+
 // A real image as a small grey item (28 x 28, Fashion-MNIST's size).
 cv::Mat small_grey(const char* path, int side = 28) {
     cv::Mat g = quality::to_gray(testing::load_bgr(path)), out;

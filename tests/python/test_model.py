@@ -420,3 +420,25 @@ def test_near_groups_on_real_clip_art_never_chain(model_scan, tmp_path):
     across = [(a, b) for a, b in zip(near["path"], near["other_path"])
               if group_of.get(a, a) != group_of.get(b, b)]
     assert len(across) > 0
+
+
+def test_transformed_copies_under_the_threshold_pair_through_their_views(model_scan, tmp_path):
+    """A mirrored, cropped or rotated copy can sit far under the 0.90 similarity of a near
+    duplicate; a kNN edge from 0.5 up pairs it when a transformed view of one image hashes like
+    the other. Off (--copy-candidate-threshold 0.9), those pairs are gone, with no re-analysis."""
+    root, work, truth, scan = model_scan
+    planted = {frozenset((str(root / a), str(root / b))): t for a, b, t in truth["near_duplicates"]}
+    near = scan.issues("near_duplicate")
+    by_view = near[near["detail"].str.contains("hashes like the other")]
+    assert len(by_view) > 0
+    assert (by_view["score"] < 0.9).all() and (by_view["threshold"] == 0.5).all()
+    kinds = {planted.get(frozenset(p)) for p in zip(by_view["path"], by_view["other_path"])}
+    assert kinds & {"center_crop85", "rotate7", "hflip"}, kinds
+    assert None not in kinds  # every pair matched by a view is a planted copy
+    off_dir = tmp_path / "w"
+    shutil.copytree(work, off_dir)
+    off = vislint.scan(root, off_dir, copy_candidate_threshold=0.9, progress=False, report=False)
+    assert off.run["counts"]["analysed"] == 0
+    off_near = off.issues("near_duplicate")
+    assert not off_near["detail"].str.contains("hashes like the other").any()
+    assert len(off_near) == len(near) - len(by_view)

@@ -324,6 +324,9 @@ int main(int argc, char** argv) {
     scan->add_option("--dhash-radius", t.dhash_radius, "near_duplicate also needs dHash within this radius")->capture_default_str();
     scan->add_option("--small-copy-threshold", t.small_copy,
                      "near_duplicate of two images of at most 64 px also needs this pixel correlation (0 = off)")->capture_default_str();
+    scan->add_option("--copy-candidate-threshold", t.copy_candidate,
+                     "kNN edges from this similarity up are near_duplicate when a copy check (pixels of small images, "
+                     "hashes of mirrored / cropped / rotated views) confirms them")->capture_default_str();
     std::string splits = "auto";
     vislint::LabelOptions& lo = opt.labels;
     scan->add_option("--labels", lo.labels, "labels: 'folder' (parent folder name) or a CSV with path,label[,split] columns");
