@@ -318,8 +318,10 @@ class Scan:
         """Per-image table: path, status, format, size, stats, hashes (hex), label and split.
         Integers are nullable Int64 (<NA> for a broken file), reals float64, phash / dhash the
         16 hex digits `vislint stats` prints."""
-        return self._query("SELECT i.*, l.label, l.split FROM images i "
-                           "LEFT JOIN labels l ON l.image_id = i.id ORDER BY i.id")
+        df = self._query("SELECT i.*, l.label, l.split FROM images i "
+                         "LEFT JOIN labels l ON l.image_id = i.id ORDER BY i.id")
+        # The hashes of transformed views are a derivation input, not a per-image fact.
+        return df.drop(columns=["variant_hashes"], errors="ignore")
 
     def issues(self, type: Optional[str] = None) -> pd.DataFrame:
         """Issue rows: type, path, other_path, score, threshold, detail (strongest first)."""

@@ -48,13 +48,8 @@ cv::Mat thumb32(const cv::Mat& gray) {
     return small;
 }
 
-uint64_t phash_of_thumb(const cv::Mat& small) {
-    cv::Mat f, coeffs;
-    small.convertTo(f, CV_32F);
-    cv::dct(f, coeffs);
-    float low[64];
-    for (int y = 0; y < 8; ++y)
-        for (int x = 0; x < 8; ++x) low[y * 8 + x] = coeffs.at<float>(y, x);
+// Bit i (from bit 63 down) = coefficient i above the median of the 64.
+uint64_t bits_over_median(const float (&low)[64]) {
     float sorted[64];
     std::copy(low, low + 64, sorted);
     std::nth_element(sorted, sorted + 32, sorted + 64);
@@ -62,6 +57,16 @@ uint64_t phash_of_thumb(const cv::Mat& small) {
     uint64_t bits = 0;
     for (int i = 0; i < 64; ++i) bits = (bits << 1) | (low[i] > median ? 1u : 0u);
     return bits;
+}
+
+uint64_t phash_of_thumb(const cv::Mat& small) {
+    cv::Mat f, coeffs;
+    small.convertTo(f, CV_32F);
+    cv::dct(f, coeffs);
+    float low[64];
+    for (int y = 0; y < 8; ++y)
+        for (int x = 0; x < 8; ++x) low[y * 8 + x] = coeffs.at<float>(y, x);
+    return bits_over_median(low);
 }
 
 // INTER_AREA straight to 9 x 8 takes OpenCV's slow generic path (0.2 ms from 256 x 256, the
@@ -112,13 +117,7 @@ uint64_t phash_low(const cv::Mat& small) {
             for (int y = 0; y < 32; ++y) s += c[y] * rows[y][j];
             low[k * 8 + j] = s;
         }
-    float sorted[64];
-    std::copy(low, low + 64, sorted);
-    std::nth_element(sorted, sorted + 32, sorted + 64);
-    const float median = sorted[32];
-    uint64_t bits = 0;
-    for (int i = 0; i < 64; ++i) bits = (bits << 1) | (low[i] > median ? 1u : 0u);
-    return bits;
+    return bits_over_median(low);
 }
 
 struct View {

@@ -136,7 +136,7 @@ public:
     size_t view_matches() const { return view_matches_; }
 
 private:
-    static constexpr size_t kMaxCached = 1 << 18;
+    static constexpr size_t kMaxCached = 1 << 16; // <= 256 MB
 
     static bool small(const graph::DupItem& it) {
         return it.width > 0 && it.height > 0 && std::max(it.width, it.height) <= hash::kSmallImageSide;
