@@ -535,8 +535,16 @@ std::string committed_checksum(const std::string& db_path, int threads) {
 }
 
 bool checksum_matches(Db& db, const std::string& stored, int threads) {
-    if (stored.rfind(kVersion2, 0) == 0) return committed_checksum(sqlite3_db_filename(db.handle(), "main"), threads) == stored;
-    return content_checksum(db) == stored; // written by an earlier version
+    const std::string path = sqlite3_db_filename(db.handle(), "main");
+    try {
+        if (stored.rfind(kVersion2, 0) == 0) return committed_checksum(path, threads) == stored;
+        return content_checksum(db) == stored; // written by an earlier version
+    } catch (const Error& e) {
+        // A query of the checksum failing on a database that opened is damage too (a table
+        // definition in the schema page changed, a column lost its name).
+        throw_damaged(path, std::string("its rows cannot be read: ") + e.what());
+    }
+    return false;
 }
 
 } // namespace vislint::store

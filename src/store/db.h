@@ -119,6 +119,7 @@ std::string content_checksum(Db& db);
 // stores, once its results are committed.
 std::string committed_checksum(const std::string& db_path, int threads);
 // Whether the rows match a stored checksum of either kind. `db` must have no uncommitted writes.
+// Rows that cannot be read at all throw the "is damaged" error (throw_damaged).
 bool checksum_matches(Db& db, const std::string& stored, int threads);
 // The schema this version writes and reads ("5"); a read-only open of another is refused.
 std::string schema_version();
