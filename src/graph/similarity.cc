@@ -54,12 +54,9 @@ SimilarityResult analyse_similarity(const Neighbours& nn, const std::vector<DupI
         unique_pairs(&below);
         auto before = [](const IndexPair& x, const IndexPair& y) { return x.a < y.a || (x.a == y.a && x.b < y.b); };
         std::vector<IndexPair> copies;
-        size_t i = 0;
-        for (auto& p : below) {
-            while (i < pairs.size() && before(pairs[i], p)) ++i;
-            if (i < pairs.size() && pairs[i].a == p.a && pairs[i].b == p.b) continue; // checked there
-            if (check(&p, true) == Verdict::kCopy) copies.push_back(std::move(p));
-        }
+        for (auto& p : below) // an edge another rule lists already is checked with that rule's pair
+            if (!std::binary_search(pairs.begin(), pairs.end(), p, before) && check(&p, true) == Verdict::kCopy)
+                copies.push_back(std::move(p));
         std::vector<IndexPair>().swap(below);
         pairs = checked_pairs(std::move(pairs), check);
         for (auto& p : copies) pairs.push_back(std::move(p));

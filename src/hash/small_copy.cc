@@ -17,7 +17,7 @@ cv::Mat as_mat(const SmallThumb& t) {
 
 SmallThumb small_thumb(const cv::Mat& gray) {
     SmallThumb t;
-    if (gray.empty() || std::max(gray.cols, gray.rows) > kSmallImageSide) return t;
+    if (!is_small_image(gray.cols, gray.rows)) return t;
     t.width = gray.cols;
     t.height = gray.rows;
     t.pixels.reserve(gray.total());

@@ -13,6 +13,9 @@ namespace vislint::hash {
 // (at most 4 KB each). Kept at native size: resampling a 28 px item to a common 32 px blurs
 // both sides and lost 32 of 40 planted 2x upscales of Fashion-MNIST items at 0.99.
 constexpr int kSmallImageSide = 64;
+inline bool is_small_image(int64_t width, int64_t height) {
+    return width > 0 && height > 0 && width <= kSmallImageSide && height <= kSmallImageSide;
+}
 
 struct SmallThumb {
     int width = 0, height = 0;

@@ -115,9 +115,9 @@ class CopyCheck {
 public:
     CopyCheck(store::Db& db, const Thresholds& t) : reader_(db), t_(t) {}
 
-    // The image's views (kept by id; flat images, whose hashes mean nothing, are left out).
+    // The image's views, kept by id.
     void add_views(const store::ImageRecord& r) {
-        if (!r.has_pixels || !r.has_variants || r.stats.contrast < 1.0) return;
+        if (!r.has_pixels || !r.has_variants) return;
         if (size_t(r.id) >= views_.size()) {
             views_.resize(size_t(r.id) + 1);
             has_views_.resize(size_t(r.id) + 1);
@@ -133,14 +133,11 @@ public:
     }
     size_t small_checked() const { return small_checked_; }
     size_t small_dropped() const { return small_dropped_; }
-    size_t view_matches() const { return view_matches_; }
 
 private:
     static constexpr size_t kMaxCached = 1 << 16; // <= 256 MB
 
-    static bool small(const graph::DupItem& it) {
-        return it.width > 0 && it.height > 0 && std::max(it.width, it.height) <= hash::kSmallImageSide;
-    }
+    static bool small(const graph::DupItem& it) { return hash::is_small_image(it.width, it.height); }
     const hash::SmallThumb* thumb(int64_t id) {
         auto found = cache_.find(id);
         if (found != cache_.end()) return &found->second;
@@ -169,6 +166,7 @@ private:
             return graph::Verdict::kCopy;
         }
         if (!confirm) return graph::Verdict::kNotApplicable; // a near duplicate by its own rule
+        if (!a.hashable || !b.hashable) return graph::Verdict::kNotApplicable; // flat: hashes mean nothing
         const hash::VariantHashes* va = views(a.id);
         const hash::VariantHashes* vb = views(b.id);
         if (!va || !vb) return graph::Verdict::kNotApplicable;
@@ -176,7 +174,6 @@ private:
         int v = hash::variant_match(*va, {b.phash, b.dhash}, t_.hash_radius, t_.dhash_radius, &distance);
         if (v < 0) v = hash::variant_match(*vb, {a.phash, a.dhash}, t_.hash_radius, t_.dhash_radius, &distance);
         if (v < 0) return graph::Verdict::kNotApplicable;
-        ++view_matches_;
         // Which side was transformed is left out: image ids are no part of a row's content.
         std::snprintf(detail, sizeof(detail), "; the %s of one hashes like the other (pHash distance %d <= %d)",
                       hash::variant_name(v), distance, t_.hash_radius);
@@ -189,7 +186,7 @@ private:
     std::unordered_map<int64_t, hash::SmallThumb> cache_;
     std::vector<hash::VariantHashes> views_;
     std::vector<bool> has_views_;
-    size_t small_checked_ = 0, small_dropped_ = 0, view_matches_ = 0;
+    size_t small_checked_ = 0, small_dropped_ = 0;
 };
 
 } // namespace

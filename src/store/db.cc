@@ -388,8 +388,7 @@ bool SmallThumbReader::get(int64_t id, hash::SmallThumb* out) {
         const auto* data = static_cast<const uint8_t*>(sqlite3_column_blob(get_.handle(), 2));
         const size_t n = size_t(sqlite3_column_bytes(get_.handle(), 2));
         // A row whose sizes disagree with its bytes is damage: treated as no thumbnail.
-        if (w > 0 && h > 0 && w <= hash::kSmallImageSide && h <= hash::kSmallImageSide &&
-            data && n == size_t(w * h)) {
+        if (hash::is_small_image(w, h) && data && n == size_t(w * h)) {
             out->width = int(w);
             out->height = int(h);
             out->pixels.assign(data, data + n);

@@ -27,7 +27,7 @@ struct ImageRecord {
     uint64_t phash = 0, dhash = 0;
     hash::SmallThumb small_thumb; // small images only (hash/small_copy.h); its own table
     hash::VariantHashes variants; // hashes of transformed views
-    bool has_variants = false;    // set when read back: the row holds its views' hashes
+    bool has_variants = false;    // `variants` holds them (computed only in runs with embeddings)
     bool has_pixels = false; // decoded: stats and hashes are valid
     bool has_embedding = false; // its row in features.npy holds its embedding
     // Its hashes and vector are in the saved hash pairs and kNN graph (images.derived, set by the
