@@ -18,17 +18,30 @@ namespace {
 class IdIndex {
 public:
     static constexpr size_t kNone = SIZE_MAX;
-    explicit IdIndex(const std::vector<DupItem>& items) : by_id_(items.size()) {
+    // Ids are dense (rows numbered from 0, with the gaps of removed images), so a table by id is
+    // the usual case: one load per lookup instead of a binary search over 1 M entries (a re-scan
+    // looks up both ends of every saved pair). Sparse ids fall back to the search.
+    explicit IdIndex(const std::vector<DupItem>& items) {
+        int64_t lo = 0, hi = -1;
+        for (const DupItem& it : items) lo = std::min(lo, it.id), hi = std::max(hi, it.id);
+        if (lo >= 0 && hi < int64_t(2 * items.size() + 1024)) {
+            table_.assign(size_t(hi + 1), kNone);
+            for (size_t i = 0; i < items.size(); ++i) table_[size_t(items[i].id)] = i;
+            return;
+        }
+        by_id_.resize(items.size());
         for (size_t i = 0; i < items.size(); ++i) by_id_[i] = {items[i].id, i};
         if (!std::is_sorted(by_id_.begin(), by_id_.end())) std::sort(by_id_.begin(), by_id_.end());
     }
     size_t find(int64_t id) const {
+        if (by_id_.empty()) return id >= 0 && size_t(id) < table_.size() ? table_[size_t(id)] : kNone;
         auto it = std::lower_bound(by_id_.begin(), by_id_.end(), std::make_pair(id, size_t(0)));
         return it != by_id_.end() && it->first == id ? it->second : kNone;
     }
 
 private:
-    std::vector<std::pair<int64_t, size_t>> by_id_;
+    std::vector<size_t> table_;                       // by id, when ids are dense
+    std::vector<std::pair<int64_t, size_t>> by_id_;   // sorted, otherwise
 };
 
 } // namespace
@@ -183,12 +196,6 @@ namespace {
 constexpr size_t kMaxPairsPerCode = 100;
 
 // Position of image `id` in `items` (sorted by id), or -1.
-int64_t position_of(const std::vector<DupItem>& items, int64_t id) {
-    auto it = std::lower_bound(items.begin(), items.end(), id,
-                               [](const DupItem& x, int64_t v) { return x.id < v; });
-    return it != items.end() && it->id == id ? int64_t(it - items.begin()) : -1;
-}
-
 bool sorted_by_id(const std::vector<DupItem>& items) {
     return std::is_sorted(items.begin(), items.end(),
                           [](const DupItem& x, const DupItem& y) { return x.id < y.id; });
@@ -236,9 +243,10 @@ HashPairUpdate update_hash_pairs(const std::vector<DupItem>& items, int radius, 
         // item now gone or changed (their pairs may now go elsewhere: to a new representative of
         // identical codes, or to a pair the cap had left out). The search recomputes every pair
         // of every item sharing a code with those; the saved pairs of the rest are kept.
+        const IdIndex positions(items);
         auto live = [&](int64_t id) -> int64_t { // index into codes of an unchanged item, or -1
-            const int64_t p = position_of(items, id);
-            return p >= 0 && items[size_t(p)].derived ? code_of[size_t(p)] : -1;
+            const size_t p = positions.find(id);
+            return p != IdIndex::kNone && items[p].derived ? code_of[p] : -1;
         };
         std::vector<uint32_t> queries;
         for (size_t i = 0; i < items.size(); ++i)
@@ -275,15 +283,27 @@ std::vector<IndexPair> hash_index_pairs(const std::vector<DupItem>& items,
                                         const std::vector<HashPair>& pairs, int radius,
                                         int dhash_radius) {
     const IdIndex ids(items);
+    // The detail of a pair depends on its two distances only: spelled once per distance pair
+    // (up to 33 x 65), not once per pair (a re-scan of 1 M images derives ~1 M pairs again).
+    std::vector<std::string> details(size_t(radius + 1) * size_t(dhash_radius + 1));
+    auto spell = [&](int distance, int dd) {
+        return "pHash distance " + std::to_string(distance) + " <= " + std::to_string(radius) +
+               ", dHash distance " + std::to_string(dd) + " <= " + std::to_string(dhash_radius);
+    };
+    auto detail = [&](int distance, int dd) -> std::string {
+        if (distance < 0 || distance > radius) return spell(distance, dd); // not from this radius
+        std::string& d = details[size_t(distance) * size_t(dhash_radius + 1) + size_t(dd)];
+        if (d.empty()) d = spell(distance, dd);
+        return d;
+    };
     std::vector<IndexPair> out;
+    out.reserve(pairs.size());
     for (const HashPair& p : pairs) {
         const size_t a = ids.find(p.a), b = ids.find(p.b);
         if (a == IdIndex::kNone || b == IdIndex::kNone) continue;
         const int dd = hash::hamming(items[a].dhash, items[b].dhash);
         if (dd > dhash_radius) continue;
-        out.push_back({std::min(a, b), std::max(a, b), 1.0 - p.distance / 64.0,
-                       "pHash distance " + std::to_string(p.distance) + " <= " + std::to_string(radius) +
-                           ", dHash distance " + std::to_string(dd) + " <= " + std::to_string(dhash_radius),
+        out.push_back({std::min(a, b), std::max(a, b), 1.0 - p.distance / 64.0, detail(p.distance, dd),
                        1.0 - radius / 64.0});
     }
     return out;

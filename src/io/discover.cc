@@ -7,7 +7,10 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <memory>
+#include <atomic>
 #include <set>
+#include <thread>
 #include <utility>
 
 #include "common/string_index.h"
@@ -54,9 +57,9 @@ public:
         }
     }
 
-    void walk_root(const std::string& dir) {
+    void walk_root(const std::string& dir, int threads) {
         root_ = uint32_t(dir.size() + (dir.back() == '/' ? 0 : 1));
-        walk(dir);
+        if (threads < 2 || dedupe_ || !walk_parallel(dir, threads)) walk(dir);
         root_ = 0;
     }
 
@@ -75,27 +78,116 @@ public:
         // Each entry with its type from the directory itself: only symlinks (and entries of
         // unknown type) can lead out of an input. Every image file is stat'ed once, relative to
         // the open folder (no walk of the whole path per file), for the plan's size and mtime.
-        std::vector<std::pair<std::string, unsigned char>> entries;
+        walk_entries(dir, ::dirfd(d), sorted_entries(d));
+        ::closedir(d);
+    }
+
+private:
+    using Entries = std::vector<std::pair<std::string, unsigned char>>;
+
+    static Entries sorted_entries(DIR* d) {
+        Entries entries;
         while (dirent* e = ::readdir(d)) {
             std::string name = e->d_name;
             if (name == "." || name == "..") continue;
             entries.emplace_back(std::move(name), e->d_type);
         }
         std::sort(entries.begin(), entries.end());
-        walk_entries(dir, ::dirfd(d), entries);
-        ::closedir(d);
+        return entries;
     }
 
-private:
+    // The root's sub-folders walked on `threads` threads, each into a Discovery of its own, then
+    // joined in the serial walk's order, so the result is the serial walk's. That holds only when
+    // no folder can be reached twice: a walk that meets a symlink (or an entry of unknown type),
+    // or two sub-walks that entered one folder (a bind mount), returns false after all and the
+    // caller walks serially (the parallel work is thrown away). A re-scan of 1 M files spends
+    // most of its fixed cost here (issue 12), and a folder of folders is the common layout.
+    bool walk_parallel(const std::string& dir, int threads) {
+        struct stat st;
+        if (::stat(dir.c_str(), &st) != 0) return false;
+        DIR* d = ::opendir(dir.c_str());
+        if (!d) return false;
+        const Entries entries = sorted_entries(d);
+        const int dir_fd = ::dirfd(d);
+        std::vector<size_t> subdirs;
+        for (size_t i = 0; i < entries.size(); ++i) {
+            if (entries[i].second == DT_LNK || entries[i].second == DT_UNKNOWN) {
+                ::closedir(d);
+                return false;
+            }
+            if (entries[i].second == DT_DIR) subdirs.push_back(i);
+        }
+        if (subdirs.size() < 2) {
+            ::closedir(d);
+            return false;
+        }
+        struct Part {
+            Discovery found;
+            std::unique_ptr<Walker> walker;
+        };
+        std::vector<Part> parts(subdirs.size());
+        std::atomic<size_t> next{0};
+        auto work = [&] {
+            for (size_t j; (j = next.fetch_add(1)) < subdirs.size();) {
+                Part& part = parts[j];
+                part.walker = std::make_unique<Walker>(&part.found, exclude_, false);
+                part.walker->root_ = root_;
+                part.walker->visited_.insert({st.st_dev, st.st_ino});
+                part.walker->walk(join(dir, entries[subdirs[j]].first));
+            }
+        };
+        std::vector<std::thread> pool;
+        for (int t = 1; t < std::min<int>(threads, int(subdirs.size())); ++t) pool.emplace_back(work);
+        work();
+        for (auto& th : pool) th.join();
+        std::set<std::pair<dev_t, ino_t>> entered{{st.st_dev, st.st_ino}};
+        for (const Part& part : parts) {
+            if (part.walker->saw_link_) {
+                ::closedir(d);
+                return false;
+            }
+            for (const auto& v : part.walker->visited_)
+                if (v != std::pair{st.st_dev, st.st_ino} && !entered.insert(v).second) {
+                    ::closedir(d);
+                    return false;
+                }
+        }
+        // Joined in order: the root's own entries, each sub-folder's files where it sorts.
+        visited_.insert(entered.begin(), entered.end());
+        size_t j = 0;
+        for (size_t i = 0; i < entries.size(); ++i) {
+            if (j < subdirs.size() && subdirs[j] == i) {
+                append(std::move(parts[j++].found));
+                continue;
+            }
+            walk_entries(dir, dir_fd, Entries{entries[i]});
+        }
+        ::closedir(d);
+        return true;
+    }
+
+    void append(Discovery&& part) {
+        auto move_all = [](auto& to, auto& from) {
+            to.insert(to.end(), std::make_move_iterator(from.begin()), std::make_move_iterator(from.end()));
+        };
+        move_all(out_->files, part.files);
+        move_all(out_->root_length, part.root_length);
+        move_all(out_->stat, part.stat);
+        move_all(out_->warnings, part.warnings);
+        out_->skipped_files += part.skipped_files;
+        for (auto& e : part.skipped_examples)
+            if (out_->skipped_examples.size() < 5) out_->skipped_examples.push_back(std::move(e));
+    }
+
     static FileStat stat_of(const struct stat& st) {
         return {true, int64_t(st.st_size), int64_t(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec};
     }
 
-    void walk_entries(const std::string& dir, int dir_fd,
-                      const std::vector<std::pair<std::string, unsigned char>>& entries) {
+    void walk_entries(const std::string& dir, int dir_fd, const Entries& entries) {
         for (const auto& [name, type] : entries) {
             std::string path = join(dir, name);
             const bool link = type == DT_LNK || type == DT_UNKNOWN;
+            saw_link_ = saw_link_ || link;
             if (!exclude_.empty() && link && points_into_exclude(path)) {
                 out_->warnings.push_back("not scanned: " + path + " points into the work dir " + exclude_);
                 continue;
@@ -132,6 +224,7 @@ private:
     StringIndex seen_;
     std::set<std::pair<dev_t, ino_t>> visited_;
     uint32_t root_ = 0;
+    bool saw_link_ = false; // an entry that may lead to a folder reached another way
 };
 
 // Whether one path can be found twice: a file given directly or in a list (a list can name one
@@ -192,7 +285,7 @@ std::vector<std::string> read_list_file(const std::string& given) {
     return out;
 }
 
-Discovery discover(const std::vector<std::string>& inputs, const std::string& exclude_dir) {
+Discovery discover(const std::vector<std::string>& inputs, const std::string& exclude_dir, int threads) {
     Discovery out;
     std::string exclude;
     if (!exclude_dir.empty()) {
@@ -214,7 +307,7 @@ Discovery discover(const std::vector<std::string>& inputs, const std::string& ex
             throw Error("input " + given + " is another file once normalised to " + input +
                         " ('..' after a symlink is taken lexically); pass it without '..'");
         if (S_ISDIR(st.st_mode)) {
-            walker.walk_root(input);
+            walker.walk_root(input, threads);
         } else if (has_image_extension(input)) {
             walker.add(input);
         } else if (is_list_file(input)) {

@@ -36,8 +36,10 @@ struct Discovery {
 // listed path is kept, even a missing one, so it surfaces as a broken row).
 // Throws vislint::Error when an input does not exist or is not usable. A symlink inside a folder
 // that resolves into `exclude_dir` (the work dir) is left out with a warning: vislint never
-// scans its own output.
-Discovery discover(const std::vector<std::string>& inputs, const std::string& exclude_dir = "");
+// scans its own output. `threads` > 1 walks the sub-folders of a folder input in parallel, with
+// the same result as one thread.
+Discovery discover(const std::vector<std::string>& inputs, const std::string& exclude_dir = "",
+                   int threads = 1);
 
 // `path` made absolute against the current directory and lexically normalised ("." and ".."
 // components and repeated or trailing slashes removed), without resolving symlinks.

@@ -74,7 +74,7 @@ std::vector<std::string> inputs_from_labels(const LabelOptions& o, const io::Ann
     return inputs;
 }
 
-ItemPlan build_items(const LabelOptions& o, const io::Discovery& found, io::Annotations annotations) {
+ItemPlan build_items(const LabelOptions& o, io::Discovery found, io::Annotations annotations) {
     ItemPlan plan;
     if (!o.yolo.empty()) io::merge(&annotations, io::read_yolo(o.yolo, found.files));
     plan.missing_label_files = annotations.missing_files;
@@ -86,8 +86,9 @@ ItemPlan build_items(const LabelOptions& o, const io::Discovery& found, io::Anno
     const bool keyed = !annotations.by_key.empty();
     std::unordered_set<std::string> matched;
     uint64_t boxes_total = 0;
+    if (!o.objects) plan.items.reserve(found.files.size());
     for (size_t f = 0; f < found.files.size(); ++f) {
-        const std::string& file = found.files[f];
+        std::string& file = found.files[f];
         const io::ImageAnnotation* ann = nullptr;
         if (keyed) {
             std::string key = io::path_key(file);
@@ -101,11 +102,11 @@ ItemPlan build_items(const LabelOptions& o, const io::Discovery& found, io::Anno
         if (split.empty() && o.auto_splits) split = io::split_from_path(file, found.root_length[f]);
         if (!o.objects) {
             Item it;
-            it.path = file;
             it.label = by_folder ? io::folder_label(file) : (ann ? ann->label : "");
             if (by_folder && ann && !ann->label.empty()) it.label = ann->label;
             it.split = split;
             it.stat = found.stat[f];
+            it.path = std::move(found.files[f]); // last use of `file`
             plan.labelled += !it.label.empty();
             plan.items.push_back(std::move(it));
             continue;

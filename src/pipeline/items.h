@@ -40,6 +40,6 @@ std::vector<std::string> inputs_from_labels(const LabelOptions& labels, const io
 
 // Builds the items. YOLO labels are read here (they are found from the image paths).
 // Throws vislint::Error for malformed label files.
-ItemPlan build_items(const LabelOptions& labels, const io::Discovery& found, io::Annotations annotations);
+ItemPlan build_items(const LabelOptions& labels, io::Discovery found, io::Annotations annotations);
 
 } // namespace vislint::pipeline

@@ -168,7 +168,7 @@ ScanSummary scan(const ScanOptions& options, Progress* progress) {
         io::Annotations annotations = pipeline::read_annotations(lo, options.inputs);
         io::Discovery found = io::discover(options.inputs.empty() ? pipeline::inputs_from_labels(lo, annotations)
                                                                   : options.inputs,
-                                           options.work_dir);
+                                           options.work_dir, threads);
         summary.skipped_files = found.skipped_files;
         for (const auto& w : found.warnings) rep.log("warning", w);
         if (found.skipped_files > 0) {
@@ -176,7 +176,7 @@ ScanSummary scan(const ScanOptions& options, Progress* progress) {
                               " file(s) without an image extension, e.g. " + found.skipped_examples[0];
             rep.log("info", msg);
         }
-        items = pipeline::build_items(lo, found, std::move(annotations));
+        items = pipeline::build_items(lo, std::move(found), std::move(annotations));
         for (const auto& w : items.warnings) rep.log("warning", w);
         summary.labelled = items.labelled;
         summary.missing_label_files = items.missing_label_files;

@@ -182,6 +182,44 @@ TEST_F(ScanTest, NestedOrRepeatedFoldersYieldEachFileOnceWithItsStat) {
     EXPECT_EQ(d.stat[0].size, -1);
 }
 
+// Walking the sub-folders of a folder on several threads gives the one-thread walk exactly:
+// same files in the same order, stats, skipped files and warnings, also when a symlink makes a
+// folder reachable twice (the walk then falls back to one thread).
+TEST_F(ScanTest, ParallelWalkEqualsTheSerialWalk) {
+    const std::string tree = root_ + "/tree";
+    for (const char* d : {"a", "b/deep/deeper", "c", "e", "m/n"}) fs::create_directories(tree + "/" + d);
+    const std::vector<std::string> files = {"0.jpg", "a/1.png", "b/2.jpg", "b/deep/3.jpg", "b/deep/deeper/4.jpg",
+                                            "bb.jpg", "c/5.jpg", "d.jpg", "e/6.png", "m/n/7.jpg", "z.jpg"};
+    for (const auto& f : files) fs::copy_file(data_ + "/tux.jpg", tree + "/" + f);
+    for (const char* f : {"a/notes.txt", "c/readme.md", "top.csv"}) std::ofstream(tree + "/" + f) << "x";
+    auto same = [](const io::Discovery& x, const io::Discovery& y, const std::string& what) {
+        ASSERT_EQ(x.files, y.files) << what;
+        ASSERT_EQ(x.root_length, y.root_length) << what;
+        ASSERT_EQ(x.stat.size(), y.stat.size()) << what;
+        for (size_t i = 0; i < x.stat.size(); ++i) {
+            EXPECT_EQ(x.stat[i].known, y.stat[i].known) << x.files[i];
+            EXPECT_EQ(x.stat[i].size, y.stat[i].size) << x.files[i];
+            EXPECT_EQ(x.stat[i].mtime_ns, y.stat[i].mtime_ns) << x.files[i];
+        }
+        EXPECT_EQ(x.skipped_files, y.skipped_files) << what;
+        EXPECT_EQ(x.skipped_examples, y.skipped_examples) << what;
+        EXPECT_EQ(x.warnings, y.warnings) << what;
+    };
+    const io::Discovery serial = io::discover({tree}, "", 1);
+    ASSERT_EQ(serial.files.size(), files.size());
+    for (size_t i = 0; i < files.size(); ++i) EXPECT_EQ(serial.files[i], tree + "/" + files[i]);
+    EXPECT_EQ(serial.skipped_files, 3u);
+    for (int threads : {2, 3, 8}) same(io::discover({tree}, "", threads), serial, "plain tree");
+
+    // A symlink into a sibling folder and a loop back to the root: one thread's rules decide
+    // (the sibling is walked twice under two spellings only where the serial walk does so too).
+    fs::create_directory_symlink(tree + "/a", tree + "/m/link_to_a");
+    fs::create_directory_symlink(tree, tree + "/e/loop");
+    const io::Discovery serial_links = io::discover({tree}, "", 1);
+    EXPECT_FALSE(serial_links.warnings.empty()); // the loop is reported
+    for (int threads : {2, 8}) same(io::discover({tree}, "", threads), serial_links, "with symlinks");
+}
+
 TEST_F(ScanTest, WorkDirInsideInputIsRefused) {
     opt_.work_dir = data_ + "/results";
     EXPECT_THROW(scan(opt_, nullptr), Error);
