@@ -253,7 +253,9 @@ void derive_issues(store::Db& db, const ScanOptions& o, int threads, Reporter& r
     std::string unusable_example;
     CopyCheck copies(db, t); // the transformed views matter only for kNN candidates
     const bool keep_views = has_vectors(o) && !embeddings_only(o);
-    store::for_each_image(db, [&](store::ImageRecord&& r) {
+    // Rows decoded on the scan's threads (read connections: the images table has no uncommitted
+    // change here), handled in id order on this one.
+    store::for_each_image(sqlite3_db_filename(db.handle(), "main"), threads, [&](store::ImageRecord&& r) {
         overview.add(r);
         if (keep_views) copies.add_views(r);
         if (!r.status.ok()) {

@@ -1,6 +1,8 @@
 #include "store/db.h"
 
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <cstring>
 #include <exception>
 #include <filesystem>
@@ -293,63 +295,154 @@ void bind_image(Stmt& s, const ImageRecord& r) {
     sqlite3_bind_blob(s.handle(), 30, blob, int(sizeof(blob)), SQLITE_TRANSIENT);
 }
 
-void for_each_image(Db& db, const std::function<void(ImageRecord&&)>& f) {
-    Stmt s(db.handle(),
-           "SELECT id, path, file_size, mtime_ns, status, error, format, ext_format, width, height, "
-           "channels, bit_depth, orientation, brightness, brightness_p01, brightness_p99, contrast, "
-           "blur, entropy, saturation, colour_fraction, file_hash, pixel_hash, phash, dhash, "
-           "has_embedding, derived, is_grayscale, variant_hashes FROM images ORDER BY id");
-    while (s.step()) {
-        ImageRecord r;
-        r.id = s.int64(0);
-        r.path = s.text(1);
-        r.file_size = s.is_null(2) ? -1 : s.int64(2);
-        r.mtime_ns = s.int64(3);
-        r.status.code = parse_status(s.text(4));
-        if (!r.status.ok()) {
-            std::string e = s.text(5);
-            size_t colon = e.find(": ");
-            r.status.message = colon == std::string::npos ? "" : e.substr(colon + 2);
-        }
-        r.format = s.text(6);
-        r.ext_format = s.text(7);
-        r.has_pixels = r.status.ok() && !s.is_null(8);
-        r.file_hash = parse_hash(s.view(21));
-        if (r.has_pixels) {
-            r.width = int(s.int64(8));
-            r.height = int(s.int64(9));
-            r.channels = int(s.int64(10));
-            r.bit_depth = int(s.int64(11));
-            r.orientation = int(s.int64(12));
-            r.stats.brightness = s.real(13);
-            r.stats.brightness_p01 = s.real(14);
-            r.stats.brightness_p99 = s.real(15);
-            r.stats.contrast = s.real(16);
-            r.stats.blur = s.real(17);
-            r.stats.entropy = s.real(18);
-            r.stats.saturation = s.real(19);
-            r.stats.colour_fraction = s.real(20);
-            r.pixel_hash = parse_hash(s.view(22));
-            r.phash = uint64_t(s.int64(23));
-            r.dhash = uint64_t(s.int64(24));
-            const auto* v = static_cast<const unsigned char*>(sqlite3_column_blob(s.handle(), 28));
-            if (v && sqlite3_column_bytes(s.handle(), 28) == 16 * hash::kVariantCount) {
-                r.has_variants = true;
-                for (int i = 0; i < hash::kVariantCount; ++i) {
-                    uint64_t ph = 0, dh = 0;
-                    for (int b = 7; b >= 0; --b) {
-                        ph = (ph << 8) | v[16 * i + b];
-                        dh = (dh << 8) | v[16 * i + 8 + b];
-                    }
-                    r.variants.views[i] = {ph, dh};
+namespace {
+
+constexpr const char* kImageColumns =
+    "SELECT id, path, file_size, mtime_ns, status, error, format, ext_format, width, height, "
+    "channels, bit_depth, orientation, brightness, brightness_p01, brightness_p99, contrast, "
+    "blur, entropy, saturation, colour_fraction, file_hash, pixel_hash, phash, dhash, "
+    "has_embedding, derived, is_grayscale, variant_hashes FROM images";
+
+ImageRecord image_of_row(const Stmt& s) {
+    ImageRecord r;
+    r.id = s.int64(0);
+    r.path = s.text(1);
+    r.file_size = s.is_null(2) ? -1 : s.int64(2);
+    r.mtime_ns = s.int64(3);
+    r.status.code = parse_status(s.text(4));
+    if (!r.status.ok()) {
+        std::string e = s.text(5);
+        size_t colon = e.find(": ");
+        r.status.message = colon == std::string::npos ? "" : e.substr(colon + 2);
+    }
+    r.format = s.text(6);
+    r.ext_format = s.text(7);
+    r.has_pixels = r.status.ok() && !s.is_null(8);
+    r.file_hash = parse_hash(s.view(21));
+    if (r.has_pixels) {
+        r.width = int(s.int64(8));
+        r.height = int(s.int64(9));
+        r.channels = int(s.int64(10));
+        r.bit_depth = int(s.int64(11));
+        r.orientation = int(s.int64(12));
+        r.stats.brightness = s.real(13);
+        r.stats.brightness_p01 = s.real(14);
+        r.stats.brightness_p99 = s.real(15);
+        r.stats.contrast = s.real(16);
+        r.stats.blur = s.real(17);
+        r.stats.entropy = s.real(18);
+        r.stats.saturation = s.real(19);
+        r.stats.colour_fraction = s.real(20);
+        r.pixel_hash = parse_hash(s.view(22));
+        r.phash = uint64_t(s.int64(23));
+        r.dhash = uint64_t(s.int64(24));
+        const auto* v = static_cast<const unsigned char*>(sqlite3_column_blob(s.handle(), 28));
+        if (v && sqlite3_column_bytes(s.handle(), 28) == 16 * hash::kVariantCount) {
+            r.has_variants = true;
+            for (int i = 0; i < hash::kVariantCount; ++i) {
+                uint64_t ph = 0, dh = 0;
+                for (int b = 7; b >= 0; --b) {
+                    ph = (ph << 8) | v[16 * i + b];
+                    dh = (dh << 8) | v[16 * i + 8 + b];
                 }
+                r.variants.views[i] = {ph, dh};
             }
         }
-        r.has_embedding = s.int64(25) != 0; // embeddings-only items have one and no pixels
-        r.derived = !s.is_null(26);
-        r.stored_grayscale = s.is_null(27) ? -1 : int(s.int64(27));
-        f(std::move(r));
     }
+    r.has_embedding = s.int64(25) != 0; // embeddings-only items have one and no pixels
+    r.derived = !s.is_null(26);
+    r.stored_grayscale = s.is_null(27) ? -1 : int(s.int64(27));
+    return r;
+}
+
+} // namespace
+
+void for_each_image(Db& db, const std::function<void(ImageRecord&&)>& f) {
+    Stmt s(db.handle(), std::string(kImageColumns) + " ORDER BY id");
+    while (s.step()) f(image_of_row(s));
+}
+
+void for_each_image(const std::string& db_path, int threads, const std::function<void(ImageRecord&&)>& f,
+                    int64_t batch_ids) {
+    int64_t max_id;
+    {
+        Db db(db_path, true, false);
+        Stmt m(db.handle(), "SELECT coalesce(max(id), -1) FROM images");
+        m.step();
+        max_id = m.int64(0);
+    }
+    // Batches of ids, decoded round-robin by the readers (batch b by reader b % readers), handed
+    // to `f` in order on the calling thread. A reader stays at most kAhead batches ahead of the
+    // caller, so memory is bounded by the batches in flight.
+    const int64_t kBatchIds = std::max<int64_t>(1, batch_ids);
+    const int readers = std::max(1, threads);
+    const int64_t batches = (max_id + kBatchIds) / kBatchIds;
+    const int64_t ahead = 2 * int64_t(readers);
+    std::vector<std::vector<ImageRecord>> slot(static_cast<size_t>(ahead));
+    std::vector<int64_t> slot_batch(static_cast<size_t>(ahead), -1); // the batch a slot holds, -1 = empty
+    int64_t consumed = 0; // batches handed to f
+    bool stop = false;
+    std::exception_ptr error;
+    std::mutex mu;
+    std::condition_variable cv;
+    auto read = [&](int reader) {
+        try {
+            Db db(db_path, true, false);
+            db.exec("BEGIN"); // one snapshot for every batch of this reader
+            Stmt s(db.handle(), std::string(kImageColumns) + " WHERE id >= ? AND id < ? ORDER BY id");
+            for (int64_t b = reader; b < batches; b += readers) {
+                {
+                    std::unique_lock<std::mutex> lock(mu);
+                    cv.wait(lock, [&] { return stop || b < consumed + ahead; });
+                    if (stop) return;
+                }
+                std::vector<ImageRecord> rows;
+                s.bind(1, b * kBatchIds).bind(2, (b + 1) * kBatchIds);
+                while (s.step()) rows.push_back(image_of_row(s));
+                s.reset();
+                std::lock_guard<std::mutex> lock(mu);
+                slot[size_t(b % ahead)] = std::move(rows);
+                slot_batch[size_t(b % ahead)] = b;
+                cv.notify_all();
+            }
+            db.exec("COMMIT");
+        } catch (...) {
+            std::lock_guard<std::mutex> lock(mu);
+            if (!error) error = std::current_exception();
+            stop = true;
+            cv.notify_all();
+        }
+    };
+    std::vector<std::thread> pool;
+    for (int t = 0; t < readers; ++t) pool.emplace_back(read, t);
+    auto finish = [&] {
+        {
+            std::lock_guard<std::mutex> lock(mu);
+            stop = true;
+            cv.notify_all();
+        }
+        for (auto& th : pool) th.join();
+    };
+    try {
+        for (int64_t b = 0; b < batches; ++b) {
+            std::vector<ImageRecord> rows;
+            {
+                std::unique_lock<std::mutex> lock(mu);
+                cv.wait(lock, [&] { return stop || slot_batch[size_t(b % ahead)] == b; });
+                if (slot_batch[size_t(b % ahead)] != b) break; // a reader failed
+                rows = std::move(slot[size_t(b % ahead)]);
+                slot_batch[size_t(b % ahead)] = -1;
+                consumed = b + 1;
+                cv.notify_all();
+            }
+            for (ImageRecord& r : rows) f(std::move(r));
+        }
+    } catch (...) {
+        finish();
+        throw;
+    }
+    finish();
+    if (error) std::rethrow_exception(error);
 }
 
 std::vector<ImageRecord> read_images(Db& db) {

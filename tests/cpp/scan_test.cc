@@ -220,6 +220,36 @@ TEST_F(ScanTest, ParallelWalkEqualsTheSerialWalk) {
     for (int threads : {2, 8}) same(io::discover({tree}, "", threads), serial_links, "with symlinks");
 }
 
+// The rows decoded on several read connections reach the caller as the serial read gives them:
+// every row once, in id order, also across batches and the gap a removed image leaves.
+TEST_F(ScanTest, ParallelRowReadEqualsTheSerialRead) {
+    scan(opt_, nullptr);
+    fs::remove(data_ + "/sub/tux_small.jpg");
+    fs::copy_file(data_ + "/tux.jpg", data_ + "/tux_again.jpg");
+    scan(opt_, nullptr);
+    const std::string path = opt_.work_dir + "/vislint.db";
+    auto key = [](const store::ImageRecord& r) {
+        return std::to_string(r.id) + " " + r.path + " " + r.status.to_string() + " " + std::to_string(r.phash) + " " +
+               std::to_string(r.stats.brightness) + " " + std::to_string(r.width) + " " + r.file_hash.hex() + " " +
+               std::to_string(r.derived) + std::to_string(r.has_variants);
+    };
+    std::vector<std::string> serial;
+    {
+        store::Db db(path, true);
+        store::for_each_image(db, [&](store::ImageRecord&& r) { serial.push_back(key(r)); });
+    }
+    ASSERT_EQ(serial.size(), 5u);
+    for (int threads : {1, 2, 3})
+        for (int64_t batch : {1, 2, 4096}) {
+            std::vector<std::string> got;
+            store::for_each_image(path, threads, [&](store::ImageRecord&& r) { got.push_back(key(r)); }, batch);
+            EXPECT_EQ(got, serial) << threads << " threads, batches of " << batch << " ids";
+        }
+    // An exception from the caller's function stops the readers and reaches the caller.
+    EXPECT_THROW(store::for_each_image(path, 2, [](store::ImageRecord&&) { throw std::runtime_error("stop"); }, 1),
+                 std::runtime_error);
+}
+
 TEST_F(ScanTest, WorkDirInsideInputIsRefused) {
     opt_.work_dir = data_ + "/results";
     EXPECT_THROW(scan(opt_, nullptr), Error);
