@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include <opencv2/core.hpp>
 #include <xxhash.h>
 
 #include "common/fault.h"
@@ -21,6 +22,7 @@
 #include "io/labels.h"
 #include "io/npy.h"
 #include "pipeline/scan_steps.h"
+#include "store/features.h"
 #include "vislint/status.h"
 
 namespace fs = std::filesystem;
@@ -118,6 +120,104 @@ template <typename NameOf> void check_rows(const io::NpyMatrix& emb, NameOf&& na
 
 } // namespace
 
+namespace {
+
+// Whether the work dir holds a complete embeddings-only import that this one can update row by
+// row: the same dimension, rows numbered 0..m-1, and the names of the rows both files share
+// unchanged (names renamed or reordered make a fresh import: a row's name is its identity).
+bool updatable(store::Db& db, const ScanOptions& o, const std::string& features_path, int64_t n, int d) {
+    const std::string previous = db.meta("analysis_signature");
+    if (db.meta("model") != "embeddings" ||
+        previous.rfind(std::string("vislint ") + VISLINT_VERSION + "; embeddings ", 0) != 0)
+        return false; // none, of another version, or cut short (its signature is cleared)
+    const auto [rows, dim] = store::feature_file_shape(features_path);
+    if (dim != d || rows <= 0) return false;
+    {
+        store::Stmt c(db.handle(), "SELECT count(*), coalesce(max(id), -1), min(has_embedding) FROM images");
+        c.step();
+        if (c.int64(0) != rows || c.int64(1) != rows - 1 || c.int64(2) != 1) return false;
+    }
+    store::Stmt s(db.handle(), "SELECT path FROM images ORDER BY id");
+    std::ifstream in(o.names, std::ios::binary);
+    std::string name;
+    for (int64_t i = 0; i < std::min(n, rows); ++i) {
+        if (!s.step() || !std::getline(in, name)) return false;
+        if (!name.empty() && name.back() == '\r') name.pop_back();
+        if (s.view(0) != name) return false;
+    }
+    return true;
+}
+
+// The update of an import: rows whose vector (as stored, float16 of the unit vector) and name
+// are unchanged keep their image row, so the saved kNN index and graph keep them too; changed
+// and new rows are written again and their image rows replaced (no longer derived: the kNN step
+// adds them), rows past the new end are removed. A changed row's image row is committed before
+// its vector is overwritten, so a crash in between leaves a row that is re-checked (and added to
+// the index) by the next scan, never a stale index entry behind a row that looks derived.
+uint64_t update_import(store::Db& db, const ScanOptions& o, const io::NpyMatrix& emb, int64_t n,
+                       const std::string& features_path, Reporter& rep) {
+    const int64_t stored = store::feature_file_shape(features_path).first;
+    if (n < stored) {
+        db.exec("BEGIN");
+        store::Stmt del(db.handle(), "DELETE FROM images WHERE id >= ?");
+        del.bind(1, n).run();
+        db.exec("COMMIT");
+    }
+    const store::FeatureReader old_rows(features_path);
+    store::FeatureFile features(features_path, emb.cols(), false);
+    store::Stmt upsert(db.handle(), store::image_upsert_sql());
+    const int d = emb.cols();
+    std::vector<float> buf(size_t(kImportBatch) * d), old(size_t(kImportBatch) * d);
+    std::vector<int64_t> ids(static_cast<size_t>(kImportBatch), 0);
+    std::ifstream names(o.names, std::ios::binary);
+    std::string name;
+    uint64_t changed = 0;
+    for (int64_t i0 = 0; i0 < n; i0 += kImportBatch) {
+        const int64_t m = std::min(kImportBatch, n - i0);
+        emb.read(i0, m, buf.data());
+        normalise_rows(buf.data(), m, d);
+        // Rounded as the features file stores them, so that equal means "the stored vector".
+        cv::Mat now(1, int(m * d), CV_32F, buf.data()), half;
+        now.convertTo(half, CV_16F);
+        half.convertTo(now, CV_32F);
+        const int64_t have = std::clamp<int64_t>(std::min(stored, old_rows.rows()) - i0, 0, m);
+        for (int64_t r = 0; r < have; ++r) ids[size_t(r)] = i0 + r;
+        if (have > 0) old_rows.read(ids.data(), have, old.data());
+        std::vector<int64_t> rows;
+        db.exec("BEGIN");
+        for (int64_t r = 0; r < m; ++r) {
+            if (!std::getline(names, name)) throw Error("cannot read names file " + o.names);
+            if (!name.empty() && name.back() == '\r') name.pop_back();
+            if (r < have && std::equal(buf.begin() + r * d, buf.begin() + (r + 1) * d, old.begin() + r * d))
+                continue;
+            store::ImageRecord rec;
+            rec.id = i0 + r;
+            rec.path = name;
+            rec.format = "embedding";
+            rec.ext_format = "embedding";
+            rec.has_embedding = true;
+            store::bind_image(upsert, rec);
+            upsert.run();
+            rows.push_back(r);
+        }
+        fault_point("commit");
+        db.exec("COMMIT");
+        for (int64_t r : rows) features.write_row(i0 + r, buf.data() + r * d);
+        if (!rows.empty()) features.sync();
+        changed += rows.size();
+        old_rows.release_pages();
+        if (!rep.report("import", uint64_t(i0 + m), uint64_t(n)))
+            throw Cancelled("scan cancelled while importing embeddings; a re-run goes on from there");
+    }
+    features.close(n);
+    rep.log("info", "embeddings: " + std::to_string(changed) + " of " + std::to_string(n) +
+                        " row(s) new or changed since the last import" +
+                        (n < stored ? ", " + std::to_string(stored - n) + " removed" : std::string()));
+    return changed;
+}
+
+} // namespace
+
 std::string embeddings_signature(const ScanOptions& o) {
     return std::string("vislint ") + VISLINT_VERSION + "; embeddings " + file_identity(o.embeddings) +
            "; names " + file_identity(o.names);
@@ -139,6 +239,8 @@ uint64_t import_embeddings(store::Db& db, const ScanOptions& o, bool reuse, Repo
         });
         return name;
     }, rep);
+    if (updatable(db, o, features_path, n, emb.cols()))
+        return update_import(db, o, emb, n, features_path, rep);
 
     // A fresh import: no row of an earlier scan survives it.
     db.exec("BEGIN");

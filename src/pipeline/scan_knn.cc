@@ -126,7 +126,11 @@ Embedded knn_graph(store::Db& db, const ScanOptions& o, const std::vector<graph:
         return e;
     }
     const int k_want = std::min<int>(o.k, int(item_of.size()) - 1);
-    const std::string signature = db.meta("analysis_signature");
+    // What the vectors are: in the embeddings-only mode the analysis signature names the input
+    // files, which change when rows are added; the import keeps the rows it did not change
+    // (their image rows stay derived), so the saved index stays valid for those.
+    const std::string signature = embeddings_only(o) ? std::string("vislint ") + VISLINT_VERSION + "; embeddings"
+                                                     : db.meta("analysis_signature");
     const store::FeatureReader features((fs::path(o.work_dir) / store::kFeaturesName).string());
     // Between batches the mapped rows read so far are let go (features.release_pages()), so the
     // scan's RSS counts what it holds, not the whole file it streamed through.

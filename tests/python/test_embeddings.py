@@ -120,11 +120,74 @@ def test_rescan_reuses_and_a_changed_file_reimports(emb_files, tmp_path):
     np.save(tmp_path / "emb2.npy", y)
     run_cli("scan", "--embeddings", tmp_path / "emb2.npy", "--names", root / "names.txt", "-o", work, "-q")
     third = json.loads((work / "run.json").read_text())["counts"]
-    assert third["analysed"] == len(names)
+    assert third["analysed"] == 1  # the changed row alone (the import is updated row by row)
     feats = np.load(work / "features.npy")
     with sqlite3.connect(work / "vislint.db") as db:
         row = db.execute("SELECT id FROM images WHERE path = ?", (names[0],)).fetchone()[0]
     assert np.dot(feats[row].astype(np.float32), unit(y[0])) > 0.999
+
+
+def issue_rows(work):
+    with sqlite3.connect(work / "vislint.db") as db:
+        rows = db.execute("SELECT i.type, a.path, b.path, i.score, i.detail FROM issues i "
+                          "JOIN images a ON a.id = i.image_id LEFT JOIN images b ON b.id = i.other_id").fetchall()
+    out = []
+    for t, a, b, s, d in rows:
+        if t in ("near_duplicate", "exact_duplicate", "leak"):  # a pair is unordered (as in test_incremental)
+            a, b = sorted((a, b))
+        out.append((t, a, b or "", round(s, 4), d))
+    return sorted(out)
+
+
+def test_appended_changed_and_removed_rows_update_the_import_and_the_index(emb_files, tmp_path):
+    """Adding rows to EMB.npy and NAMES.txt re-imports only the new rows and adds them to the
+    saved kNN index; the issue rows are those of a fresh scan of the same files. Rows cut from the
+    end leave the index; a renamed row makes a fresh import."""
+    root, x, names, copies, flipped = emb_files
+    labels = root / "labels.csv"
+
+    def files(tag, vecs, nms):
+        np.save(tmp_path / f"{tag}.npy", vecs.astype(np.float16))
+        (tmp_path / f"{tag}.txt").write_text("".join(n + "\n" for n in nms))
+        return ["--embeddings", tmp_path / f"{tag}.npy", "--names", tmp_path / f"{tag}.txt", "--labels", labels]
+
+    def scan_into(work, args):
+        run_cli("scan", *args, "-o", work, "-q", "--no-report")
+        return json.loads((work / "run.json").read_text())
+
+    n = len(names)
+    work = tmp_path / "w"
+    # The first scan leaves out the last 12 rows: two planted copies and the outlier among them.
+    first = scan_into(work, files("part", x[: n - 12], names[: n - 12]))
+    assert first["counts"]["analysed"] == n - 12
+    full_args = files("full", x, names)
+    grown = scan_into(work, full_args)
+    assert grown["counts"]["analysed"] == 12 and grown["counts"]["images"] == n
+    assert "updated: 12 added, 0 retired" in grown["index"], grown["index"]
+    fresh = scan_into(tmp_path / "fresh", full_args)
+    assert fresh["counts"]["analysed"] == n
+    assert issue_rows(work) == issue_rows(tmp_path / "fresh")
+    assert "https://example.org/odd one.png" in {r[1] for r in issue_rows(work) if r[0] == "outlier"}
+
+    # One vector changed in place, and the last 5 rows cut: 1 row re-imported, 5 + 1 retired.
+    y = x[: n - 5].copy()
+    y[3] = x[200]  # now a copy of row 200
+    cut_args = files("cut", y, names[: n - 5])
+    cut = scan_into(work, cut_args)
+    assert cut["counts"]["analysed"] == 1 and cut["counts"]["images"] == n - 5
+    assert "updated: 1 added, 6 retired" in cut["index"], cut["index"]
+    scan_into(tmp_path / "fresh2", cut_args)
+    assert issue_rows(work) == issue_rows(tmp_path / "fresh2")
+    pair = {frozenset((r[1], r[2])) for r in issue_rows(work) if r[0] == "near_duplicate"}
+    assert frozenset((names[3], names[200])) in pair
+    assert np.load(work / "features.npy").shape == (n - 5, x.shape[1])
+
+    # A renamed row is another item: the import starts again.
+    renamed = list(names[: n - 5])
+    renamed[10] = "renamed.jpg"
+    again = scan_into(work, files("renamed", y, renamed))
+    assert again["counts"]["analysed"] == n - 5
+    assert "renamed.jpg" in set(vislint.load(work).images()["path"])
 
 
 def test_python_arrays_names_and_dataframe_labels(emb_files, tmp_path):
