@@ -202,6 +202,7 @@ uint64_t update_import(store::Db& db, const ScanOptions& o, const io::NpyMatrix&
         }
         fault_point("commit");
         db.exec("COMMIT");
+        fault_point("import_rows"); // rows committed, their vectors not yet written
         for (int64_t r : rows) features.write_row(i0 + r, buf.data() + r * d);
         if (!rows.empty()) features.sync();
         changed += rows.size();

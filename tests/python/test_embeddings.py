@@ -190,6 +190,40 @@ def test_appended_changed_and_removed_rows_update_the_import_and_the_index(emb_f
     assert "renamed.jpg" in set(vislint.load(work).images()["path"])
 
 
+@pytest.mark.parametrize("fault", ["import_rows:1", "knn_saved:1"])
+def test_an_update_killed_midway_resumes_to_a_fresh_scans_rows(emb_files, tmp_path, fault):
+    """Killed after a changed row's image row is committed but before its vector is written, or
+    after the updated index is saved but before the database commits: the next scan ends with
+    the rows of a fresh scan of the same files."""
+    import os
+    import signal
+    import subprocess
+    from conftest import VISLINT
+
+    root, x, names, copies, flipped = emb_files
+    n = len(names)
+
+    def files(tag, vecs, nms):
+        np.save(tmp_path / f"{tag}.npy", vecs.astype(np.float16))
+        (tmp_path / f"{tag}.txt").write_text("".join(s + "\n" for s in nms))
+        return ["--embeddings", tmp_path / f"{tag}.npy", "--names", tmp_path / f"{tag}.txt",
+                "--labels", root / "labels.csv", "--no-report", "-q"]
+
+    work = tmp_path / "w"
+    run_cli("scan", *files("part", x[: n - 6], names[: n - 6]), "-o", work)
+    y = x.copy()
+    y[3] = x[200]  # changed in place (now a copy of row 200), and 6 rows appended
+    args = files("full", y, names)
+    killed = subprocess.run([VISLINT, "scan", *map(str, args), "-o", str(work)], capture_output=True, text=True,
+                            env={**os.environ, "VISLINT_FAULT": fault}, timeout=300)
+    assert killed.returncode == -signal.SIGABRT, killed.stderr
+    run_cli("scan", *args, "-o", work)
+    run_cli("scan", *args, "-o", tmp_path / "fresh")
+    assert issue_rows(work) == issue_rows(tmp_path / "fresh")
+    feats = np.load(work / "features.npy").astype(np.float32)
+    assert feats.shape[0] == n and np.dot(feats[3], unit(y[3].astype(np.float16).astype(np.float32))) > 0.999
+
+
 def test_python_arrays_names_and_dataframe_labels(emb_files, tmp_path):
     root, x, names, copies, flipped = emb_files
     labels = pd.read_csv(root / "labels.csv")
