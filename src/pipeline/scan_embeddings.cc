@@ -50,6 +50,24 @@ void normalise_rows(float* v, int64_t count, int d) {
     }
 }
 
+// The next name of a names file (its line without LF or CRLF). Throws vislint::Error at its end.
+void next_name(std::istream& in, const std::string& path, std::string* name) {
+    if (!std::getline(in, *name)) throw Error("cannot read names file " + path);
+    if (!name->empty() && name->back() == '\r') name->pop_back();
+}
+
+// Row `id` of the images table for item `name` (an embeddings-only item: a vector, no pixels).
+void write_item(store::Stmt& upsert, int64_t id, const std::string& name) {
+    store::ImageRecord rec;
+    rec.id = id;
+    rec.path = name;
+    rec.format = "embedding";
+    rec.ext_format = "embedding";
+    rec.has_embedding = true;
+    store::bind_image(upsert, rec);
+    upsert.run();
+}
+
 // Reads the names file line by line (LF or CRLF); calls f(line_number, name) for each line.
 template <typename F> void for_each_name(const std::string& path, F&& f) {
     std::ifstream in(path, std::ios::binary);
@@ -141,8 +159,8 @@ bool updatable(store::Db& db, const ScanOptions& o, const std::string& features_
     std::ifstream in(o.names, std::ios::binary);
     std::string name;
     for (int64_t i = 0; i < std::min(n, rows); ++i) {
-        if (!s.step() || !std::getline(in, name)) return false;
-        if (!name.empty() && name.back() == '\r') name.pop_back();
+        if (!s.step()) return false;
+        next_name(in, o.names, &name); // check_names() counted n lines
         if (s.view(0) != name) return false;
     }
     return true;
@@ -186,18 +204,10 @@ uint64_t update_import(store::Db& db, const ScanOptions& o, const io::NpyMatrix&
         std::vector<int64_t> rows;
         db.exec("BEGIN");
         for (int64_t r = 0; r < m; ++r) {
-            if (!std::getline(names, name)) throw Error("cannot read names file " + o.names);
-            if (!name.empty() && name.back() == '\r') name.pop_back();
+            next_name(names, o.names, &name);
             if (r < have && std::equal(buf.begin() + r * d, buf.begin() + (r + 1) * d, old.begin() + r * d))
                 continue;
-            store::ImageRecord rec;
-            rec.id = i0 + r;
-            rec.path = name;
-            rec.format = "embedding";
-            rec.ext_format = "embedding";
-            rec.has_embedding = true;
-            store::bind_image(upsert, rec);
-            upsert.run();
+            write_item(upsert, i0 + r, name);
             rows.push_back(r);
         }
         fault_point("commit");
@@ -264,16 +274,8 @@ uint64_t import_embeddings(store::Db& db, const ScanOptions& o, bool reuse, Repo
         features.sync(); // the vectors are on disk before their rows say so
         db.exec("BEGIN");
         for (int64_t r = 0; r < m; ++r) {
-            if (!std::getline(names, name)) throw Error("cannot read names file " + o.names);
-            if (!name.empty() && name.back() == '\r') name.pop_back();
-            store::ImageRecord rec;
-            rec.id = i0 + r;
-            rec.path = name;
-            rec.format = "embedding";
-            rec.ext_format = "embedding";
-            rec.has_embedding = true;
-            store::bind_image(upsert, rec);
-            upsert.run();
+            next_name(names, o.names, &name);
+            write_item(upsert, i0 + r, name);
         }
         fault_point("commit");
         db.exec("COMMIT");
