@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <thread>
 #include <unordered_map>
 
 #include "common/fault.h"
@@ -222,8 +223,33 @@ void derive_issues(store::Db& db, const ScanOptions& o, int threads, Reporter& r
 
     db.exec("BEGIN");
     db.exec("DELETE FROM duplicate_groups");
+    // The histograms' ranges (a pass over the decoded rows, on a read connection: the images
+    // table has no uncommitted change) are read while the issue writer loads the stored rows.
+    store::OverviewBuilder overview;
+    std::vector<double> areas;
+    std::exception_ptr range_error;
+    std::thread range_pass([&] {
+        try {
+            store::Db reader(sqlite3_db_filename(db.handle(), "main"), true, false);
+            store::Stmt a(reader.handle(), store::OverviewBuilder::kRangeQuery);
+            while (a.step()) {
+                areas.push_back(double(a.int64(0)) * double(a.int64(1))); // width x height
+                overview.range(a);
+            }
+        } catch (...) {
+            range_error = std::current_exception();
+        }
+    });
+    struct Join {
+        std::thread& t;
+        ~Join() {
+            if (t.joinable()) t.join();
+        }
+    } join_range_pass{range_pass};
     // Every row is derived again; only the difference from the stored rows is written.
     store::IssueWriter issues(db);
+    range_pass.join();
+    if (range_error) std::rethrow_exception(range_error);
     auto add = [&](const std::string& type, int64_t id, const int64_t* other, double score,
                    const double* threshold, const std::string& detail) {
         issues.add(type, id, other, score, threshold, detail);
@@ -234,15 +260,6 @@ void derive_issues(store::Db& db, const ScanOptions& o, int threads, Reporter& r
     // size: ~80 bytes), its area (8), whether it has an embedding and its grey flag (1 bit each),
     // and with a model the hashes of its transformed views (128 bytes, CopyCheck).
     // The report's overview is gathered on the way (store/overview.h).
-    store::OverviewBuilder overview;
-    std::vector<double> areas;
-    {
-        store::Stmt a(db.handle(), store::OverviewBuilder::kRangeQuery);
-        while (a.step()) {
-            areas.push_back(double(a.int64(0)) * double(a.int64(1))); // width x height
-            overview.range(a);
-        }
-    }
     const double median_area = median(areas);
     std::vector<double>().swap(areas);
 
