@@ -195,7 +195,6 @@ namespace {
 
 constexpr size_t kMaxPairsPerCode = 100;
 
-// Position of image `id` in `items` (sorted by id), or -1.
 bool sorted_by_id(const std::vector<DupItem>& items) {
     return std::is_sorted(items.begin(), items.end(),
                           [](const DupItem& x, const DupItem& y) { return x.id < y.id; });

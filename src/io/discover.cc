@@ -4,11 +4,11 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <memory>
-#include <atomic>
 #include <set>
 #include <thread>
 #include <utility>
@@ -105,22 +105,15 @@ private:
     bool walk_parallel(const std::string& dir, int threads) {
         struct stat st;
         if (::stat(dir.c_str(), &st) != 0) return false;
-        DIR* d = ::opendir(dir.c_str());
+        const std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(dir.c_str()), ::closedir);
         if (!d) return false;
-        const Entries entries = sorted_entries(d);
-        const int dir_fd = ::dirfd(d);
+        const Entries entries = sorted_entries(d.get());
         std::vector<size_t> subdirs;
         for (size_t i = 0; i < entries.size(); ++i) {
-            if (entries[i].second == DT_LNK || entries[i].second == DT_UNKNOWN) {
-                ::closedir(d);
-                return false;
-            }
+            if (entries[i].second == DT_LNK || entries[i].second == DT_UNKNOWN) return false;
             if (entries[i].second == DT_DIR) subdirs.push_back(i);
         }
-        if (subdirs.size() < 2) {
-            ::closedir(d);
-            return false;
-        }
+        if (subdirs.size() < 2) return false;
         struct Part {
             Discovery found;
             std::unique_ptr<Walker> walker;
@@ -142,15 +135,9 @@ private:
         for (auto& th : pool) th.join();
         std::set<std::pair<dev_t, ino_t>> entered{{st.st_dev, st.st_ino}};
         for (const Part& part : parts) {
-            if (part.walker->saw_link_) {
-                ::closedir(d);
-                return false;
-            }
+            if (part.walker->saw_link_) return false;
             for (const auto& v : part.walker->visited_)
-                if (v != std::pair{st.st_dev, st.st_ino} && !entered.insert(v).second) {
-                    ::closedir(d);
-                    return false;
-                }
+                if (v != std::pair{st.st_dev, st.st_ino} && !entered.insert(v).second) return false;
         }
         // Joined in order: the root's own entries, each sub-folder's files where it sorts.
         visited_.insert(entered.begin(), entered.end());
@@ -160,9 +147,8 @@ private:
                 append(std::move(parts[j++].found));
                 continue;
             }
-            walk_entries(dir, dir_fd, Entries{entries[i]});
+            walk_entries(dir, ::dirfd(d.get()), Entries{entries[i]});
         }
-        ::closedir(d);
         return true;
     }
 

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
-#include <thread>
+#include <future>
 #include <unordered_map>
 
 #include "common/fault.h"
@@ -225,31 +225,20 @@ void derive_issues(store::Db& db, const ScanOptions& o, int threads, Reporter& r
     db.exec("DELETE FROM duplicate_groups");
     // The histograms' ranges (a pass over the decoded rows, on a read connection: the images
     // table has no uncommitted change) are read while the issue writer loads the stored rows.
+    // (std::async: its future joins the thread when destroyed and get() rethrows its error.)
     store::OverviewBuilder overview;
     std::vector<double> areas;
-    std::exception_ptr range_error;
-    std::thread range_pass([&] {
-        try {
-            store::Db reader(sqlite3_db_filename(db.handle(), "main"), true, false);
-            store::Stmt a(reader.handle(), store::OverviewBuilder::kRangeQuery);
-            while (a.step()) {
-                areas.push_back(double(a.int64(0)) * double(a.int64(1))); // width x height
-                overview.range(a);
-            }
-        } catch (...) {
-            range_error = std::current_exception();
+    std::future<void> range_pass = std::async(std::launch::async, [&] {
+        store::Db reader(sqlite3_db_filename(db.handle(), "main"), true, false);
+        store::Stmt a(reader.handle(), store::OverviewBuilder::kRangeQuery);
+        while (a.step()) {
+            areas.push_back(double(a.int64(0)) * double(a.int64(1))); // width x height
+            overview.range(a);
         }
     });
-    struct Join {
-        std::thread& t;
-        ~Join() {
-            if (t.joinable()) t.join();
-        }
-    } join_range_pass{range_pass};
     // Every row is derived again; only the difference from the stored rows is written.
     store::IssueWriter issues(db);
-    range_pass.join();
-    if (range_error) std::rethrow_exception(range_error);
+    range_pass.get();
     auto add = [&](const std::string& type, int64_t id, const int64_t* other, double score,
                    const double* threshold, const std::string& detail) {
         issues.add(type, id, other, score, threshold, detail);

@@ -136,10 +136,6 @@ template <typename NameOf> void check_rows(const io::NpyMatrix& emb, NameOf&& na
     }
 }
 
-} // namespace
-
-namespace {
-
 // Whether the work dir holds a complete embeddings-only import that this one can update row by
 // row: the same dimension, rows numbered 0..m-1, and the names of the rows both files share
 // unchanged (names renamed or reordered make a fresh import: a row's name is its identity).
@@ -198,7 +194,7 @@ uint64_t update_import(store::Db& db, const ScanOptions& o, const io::NpyMatrix&
         cv::Mat now(1, int(m * d), CV_32F, buf.data()), half;
         now.convertTo(half, CV_16F);
         half.convertTo(now, CV_32F);
-        const int64_t have = std::clamp<int64_t>(std::min(stored, old_rows.rows()) - i0, 0, m);
+        const int64_t have = std::clamp<int64_t>(stored - i0, 0, m); // rows the stored file has
         for (int64_t r = 0; r < have; ++r) ids[size_t(r)] = i0 + r;
         if (have > 0) old_rows.read(ids.data(), have, old.data());
         std::vector<int64_t> rows;

@@ -2,11 +2,11 @@
 
 #include <atomic>
 #include <condition_variable>
-#include <mutex>
 #include <cstring>
 #include <exception>
 #include <filesystem>
 #include <memory>
+#include <mutex>
 #include <thread>
 
 #include "common/text.h"
