@@ -219,12 +219,12 @@ ScanSummary scan(const ScanOptions& options, Progress* progress) {
         db.set_meta("model", "embeddings");
         db.set_meta("model_options", nlohmann::json{{"model", "embeddings"}}.dump());
         db.exec("COMMIT");
-        summary.analysed = import_embeddings(db, options, reuse, rep);
+        summary.analysed = import_embeddings(db, options, reuse, rep, &summary.removed);
         db.set_meta("analysis_signature", signature); // last: the import is complete
         summary.labelled = write_name_labels(db, options, rep);
         store::Stmt c(db.handle(), "SELECT count(*) FROM images");
         c.step();
-        summary.reused = summary.analysed ? 0 : uint64_t(c.int64(0));
+        summary.reused = uint64_t(c.int64(0)) - summary.analysed; // an update keeps the rows it did not change
         summary.timings["import"] = seconds_since(t1);
         return finish_scan(db, options, rep, threads, started, t0, run_state, nullptr, &summary);
     }

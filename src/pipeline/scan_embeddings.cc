@@ -169,8 +169,9 @@ bool updatable(store::Db& db, const ScanOptions& o, const std::string& features_
 // its vector is overwritten, so a crash in between leaves a row that is re-checked (and added to
 // the index) by the next scan, never a stale index entry behind a row that looks derived.
 uint64_t update_import(store::Db& db, const ScanOptions& o, const io::NpyMatrix& emb, int64_t n,
-                       const std::string& features_path, Reporter& rep) {
+                       const std::string& features_path, Reporter& rep, uint64_t* removed) {
     const int64_t stored = store::feature_file_shape(features_path).first;
+    *removed = uint64_t(std::max<int64_t>(0, stored - n));
     if (n < stored) {
         db.exec("BEGIN");
         store::Stmt del(db.handle(), "DELETE FROM images WHERE id >= ?");
@@ -219,7 +220,7 @@ uint64_t update_import(store::Db& db, const ScanOptions& o, const io::NpyMatrix&
     features.close(n);
     rep.log("info", "embeddings: " + std::to_string(changed) + " of " + std::to_string(n) +
                         " row(s) new or changed since the last import" +
-                        (n < stored ? ", " + std::to_string(stored - n) + " removed" : std::string()));
+                        (*removed ? ", " + std::to_string(*removed) + " removed" : std::string()));
     return changed;
 }
 
@@ -230,7 +231,7 @@ std::string embeddings_signature(const ScanOptions& o) {
            "; names " + file_identity(o.names);
 }
 
-uint64_t import_embeddings(store::Db& db, const ScanOptions& o, bool reuse, Reporter& rep) {
+uint64_t import_embeddings(store::Db& db, const ScanOptions& o, bool reuse, Reporter& rep, uint64_t* removed) {
     const io::NpyMatrix emb(o.embeddings);
     const int64_t n = check_names(o.names);
     if (n != emb.rows())
@@ -247,7 +248,7 @@ uint64_t import_embeddings(store::Db& db, const ScanOptions& o, bool reuse, Repo
         return name;
     }, rep);
     if (updatable(db, o, features_path, n, emb.cols()))
-        return update_import(db, o, emb, n, features_path, rep);
+        return update_import(db, o, emb, n, features_path, rep, removed);
 
     // A fresh import: no row of an earlier scan survives it.
     db.exec("BEGIN");

@@ -122,8 +122,10 @@ std::string embeddings_signature(const ScanOptions& o);
 // Checks the names file and the .npy whole (counts, empty or repeated names, dtype, shape,
 // non-finite or zero rows: vislint::Error naming the file, line or row), then writes one images
 // row and one features.npy row per item. `reuse` (same signature): nothing is re-read when
-// features.npy already has every row. Returns the number of items imported (0 when reused).
-uint64_t import_embeddings(store::Db& db, const ScanOptions& o, bool reuse, Reporter& rep);
+// features.npy already has every row. When the work dir holds an earlier import of the same
+// names, only new and changed rows are written and rows past the end removed (`*removed`).
+// Returns the number of items imported (0 when reused).
+uint64_t import_embeddings(store::Db& db, const ScanOptions& o, bool reuse, Reporter& rep, uint64_t* removed);
 
 // Precomputed vectors for images (`scan LIST.txt --embeddings EMB.npy`): row i of the .npy is
 // the i-th entry of the list file. The images are still decoded for stats, hashes and broken

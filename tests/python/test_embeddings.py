@@ -163,6 +163,7 @@ def test_appended_changed_and_removed_rows_update_the_import_and_the_index(emb_f
     full_args = files("full", x, names)
     grown = scan_into(work, full_args)
     assert grown["counts"]["analysed"] == 12 and grown["counts"]["images"] == n
+    assert grown["counts"]["reused"] == n - 12 and grown["counts"]["removed"] == 0
     assert "updated: 12 added, 0 retired" in grown["index"], grown["index"]
     fresh = scan_into(tmp_path / "fresh", full_args)
     assert fresh["counts"]["analysed"] == n
@@ -175,6 +176,7 @@ def test_appended_changed_and_removed_rows_update_the_import_and_the_index(emb_f
     cut_args = files("cut", y, names[: n - 5])
     cut = scan_into(work, cut_args)
     assert cut["counts"]["analysed"] == 1 and cut["counts"]["images"] == n - 5
+    assert cut["counts"]["reused"] == n - 6 and cut["counts"]["removed"] == 5
     assert "updated: 1 added, 6 retired" in cut["index"], cut["index"]
     scan_into(tmp_path / "fresh2", cut_args)
     assert issue_rows(work) == issue_rows(tmp_path / "fresh2")
